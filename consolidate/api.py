@@ -1,0 +1,79 @@
+"""The public Python API; the CLI is a thin layer over it.
+
+    import consolidate
+    sc = consolidate.load_scenario("scenarios/default.yaml")   # or a dict, or None for the default
+    res = consolidate.run(sc)
+    res.summary, res.vm_intervals, res.host_intervals
+    res.write("reports/mine")
+"""
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version as _pkg_version
+from pathlib import Path
+from typing import Any
+
+from consolidate.engine.datacenter import Datacenter, HostTable, Progress, initial_placement
+from consolidate.results.frames import Results, build_results
+from consolidate.scenario.loader import default_scenario_path, load_scenario as _load
+from consolidate.scenario.model import Scenario
+from consolidate.workload.build import build_workload
+
+
+def version() -> str:
+    """The installed package version (or 'dev' when run from a source tree without installing)."""
+    try:
+        return _pkg_version("consolidate")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def load_scenario(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
+                  base_dir: str | Path | None = None) -> Scenario:
+    """A validated Scenario from a YAML path, a dict, or None (the embedded default).
+
+    `seed` overrides the scenario's seed. Raises ScenarioError listing every problem.
+    """
+    if isinstance(source, Scenario):
+        return source if seed is None else _with_seed(source, seed)
+    return _load(default_scenario_path() if source is None else source, base_dir=base_dir,
+                 overrides={"seed": seed} if seed is not None else None)
+
+
+def _with_seed(sc: Scenario, seed: int) -> Scenario:
+    new = sc.model_copy(update={"seed": seed})
+    new._file, new._base_dir = sc.file, sc.base_dir
+    return new
+
+
+def validate(source: str | Path | dict | None = None) -> Scenario:
+    """Load a scenario and read every trace it points to; raises ScenarioError on any problem."""
+    sc = load_scenario(source)
+    build_workload(sc)
+    return sc
+
+
+def make_run_id(sc: Scenario) -> str:
+    """A run id that sorts by start time and names the seed, e.g. 20261122-104500-seed42."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{sc.seed}"
+
+
+def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
+        progress: Progress | None = None, run_id: str | None = None) -> Results:
+    """Run a scenario (a Scenario, a path, a dict, or None for the default) and return its Results.
+
+    `progress(done, total)` is called after every accounting interval. Raises ScenarioError for a bad
+    scenario or trace and PlacementError for a VM that fits no host (unless the scenario records rejections).
+    """
+    t0 = time.perf_counter()
+    sc = load_scenario(source, seed=seed)
+    wl = build_workload(sc)
+    hosts = HostTable.from_scenario(sc)
+    vm_host = initial_placement(sc, wl, hosts)
+    rec = Datacenter(sc, wl, hosts, vm_host, progress=progress).run()
+    return build_results(sc, wl, hosts, rec, run_id or make_run_id(sc), time.perf_counter() - t0, version())
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the scenario format (for editors and validators)."""
+    return Scenario.model_json_schema()

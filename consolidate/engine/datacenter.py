@@ -1,0 +1,153 @@
+"""The datacenter as SimPy processes.
+
+SimPy orders time; it never steps per VM. One accounting process ticks every `interval_s` and hands
+the whole interval to array arithmetic (demand, CPU sharing, power, energy). Later capabilities
+(consolidation rounds, migrations, host power transitions) join as further processes on the same
+environment and change the placement arrays between ticks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from consolidate.engine.sharing import share_cpu
+from consolidate.errors import PlacementError, Problem
+from consolidate.hardware.power import power_w
+from consolidate.policies.placement import place
+from consolidate.scenario.loader import host_types_of
+from consolidate.scenario.model import Scenario
+from consolidate.workload.build import Workload
+
+Progress = Callable[[int, int], None]  # (intervals done, intervals total)
+
+
+@dataclass
+class HostTable:
+    """The scenario's hosts, flattened: one entry per host, in the order the scenario lists its groups."""
+
+    type_names: list[str]  # per host type index
+    host_type: np.ndarray  # int per host
+    cores: np.ndarray
+    mips_per_core: np.ndarray
+    capacity_mips: np.ndarray
+    memory_mb: np.ndarray
+    curves_w: np.ndarray  # (types, 11)
+
+    @classmethod
+    def from_scenario(cls, sc: Scenario) -> "HostTable":
+        known = host_types_of(sc)
+        names = list(dict.fromkeys(g.type for g in sc.hosts))
+        types_ = [known[n] for n in names]
+        ht = np.concatenate([np.full(g.count, names.index(g.type), dtype=np.int32) for g in sc.hosts])
+        col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
+        return cls(type_names=names, host_type=ht, cores=col(lambda t: t.cores),
+                   mips_per_core=col(lambda t: t.mips_per_core), capacity_mips=col(lambda t: t.capacity_mips),
+                   memory_mb=col(lambda t: t.memory_mb),
+                   curves_w=np.array([t.power_curve_w() for t in types_], dtype=float))
+
+    def __len__(self) -> int:
+        return len(self.host_type)
+
+
+@dataclass
+class RunRecord:
+    """Raw per-interval arrays of one run, time-major; results.frames turns them into tables."""
+
+    vm_host: np.ndarray  # (VMs,) host index, -1 = rejected
+    cpu_demand_mips: np.ndarray  # (intervals, VMs) float32
+    cpu_served_mips: np.ndarray  # (intervals, VMs) float32
+    host_demand_mips: np.ndarray  # (intervals, hosts)
+    host_served_mips: np.ndarray  # (intervals, hosts)
+    host_on: np.ndarray  # (intervals, hosts) bool
+    host_power_w: np.ndarray  # (intervals, hosts)
+    host_vms: np.ndarray  # (intervals, hosts) int
+
+
+def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable) -> np.ndarray:
+    """Place every VM by the scenario's policy; returns host index per VM (-1 = rejected).
+
+    Raises PlacementError naming every VM that fits no host unless the scenario asks to record rejections.
+    """
+    nominal = wl.nominal_mips
+    basis = sc.placement.cpu_basis
+    if basis == "nominal" or wl.cpu_util.shape[0] == 0:
+        size = nominal
+    elif basis == "initial_demand":
+        size = wl.cpu_util[0].astype(np.float64) * nominal
+    else:
+        size = wl.cpu_util.max(axis=0).astype(np.float64) * nominal
+    mem = wl.vms["memory_mb"].to_numpy(np.float64)
+    vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
+                    host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type)
+    if sc.on_unplaceable == "error" and (vm_host < 0).any():
+        lost = np.flatnonzero(vm_host < 0)
+        free_mem = hosts.memory_mb.max()
+        problems = []
+        for v in lost[:20]:
+            row = wl.vms.iloc[v]
+            why = (f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB" if row.memory_mb > free_mem
+                   else f"needs {size[v]:.0f} MIPS and {row.memory_mb} MB; no host has that much left")
+            problems.append(Problem(sc.file, f"vms.{row.group_index}",
+                                    f"VM {row['name']!r} (type {row.vm_type}) fits no host: {why} "
+                                    "(expected more or larger hosts, or on_unplaceable: reject)"))
+        if len(lost) > 20:
+            problems.append(Problem(sc.file, "vms", f"... and {len(lost) - 20} more VMs fit no host "
+                                    f"({len(lost)} of {len(vm_host)} in all)"))
+        raise PlacementError(problems)
+    return vm_host
+
+
+class Datacenter:
+    """Hosts, VMs and the accounting process of one run on a SimPy environment."""
+
+    def __init__(self, sc: Scenario, wl: Workload, hosts: HostTable, vm_host: np.ndarray,
+                 progress: Progress | None = None):
+        self.sc, self.wl, self.hosts, self.vm_host = sc, wl, hosts, vm_host
+        self.progress = progress
+        self.env = simpy.Environment()
+        n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
+        self.nominal_mips = wl.nominal_mips
+        vcpus = wl.vms["vcpus"].to_numpy(np.float64)
+        h = np.where(vm_host >= 0, vm_host, 0)
+        # a vCPU runs on one core at a time: a VM can never use more than min(vCPUs, cores) cores
+        self.vm_cap_mips = np.minimum(vcpus, hosts.cores[h]) * hosts.mips_per_core[h]
+        self.rec = RunRecord(
+            vm_host=vm_host,
+            cpu_demand_mips=np.empty((n_int, n_vm), np.float32),
+            cpu_served_mips=np.empty((n_int, n_vm), np.float32),
+            host_demand_mips=np.empty((n_int, n_h)),
+            host_served_mips=np.empty((n_int, n_h)),
+            host_on=np.empty((n_int, n_h), bool),
+            host_power_w=np.empty((n_int, n_h)),
+            host_vms=np.empty((n_int, n_h), np.int32),
+        )
+        self.env.process(self._accounting())
+
+    def _accounting(self):
+        sc, hosts, rec = self.sc, self.hosts, self.rec
+        for k in range(sc.n_intervals):
+            demand = self.wl.cpu_util[k].astype(np.float64) * self.nominal_mips
+            served, host_req, host_served = share_cpu(demand, self.vm_host, self.vm_cap_mips, hosts.capacity_mips)
+            placed = self.vm_host >= 0
+            vms_on = np.bincount(self.vm_host[placed], minlength=len(hosts))
+            on = vms_on > 0 if sc.power_off_idle_hosts else np.ones(len(hosts), bool)
+            power = np.where(on, power_w(host_served / hosts.capacity_mips, hosts.curves_w, hosts.host_type), 0.0)
+            rec.cpu_demand_mips[k] = demand
+            rec.cpu_served_mips[k] = served
+            rec.host_demand_mips[k] = host_req
+            rec.host_served_mips[k] = host_served
+            rec.host_on[k] = on
+            rec.host_power_w[k] = power
+            rec.host_vms[k] = vms_on
+            if self.progress is not None:
+                self.progress(k + 1, sc.n_intervals)
+            yield self.env.timeout(sc.interval_s)
+
+    def run(self) -> RunRecord:
+        """Run to duration_s and return the raw record."""
+        self.env.run(until=self.sc.duration_s)
+        return self.rec
+

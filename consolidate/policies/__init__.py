@@ -1,0 +1,1 @@
+"""Placement and consolidation policies: pure functions of state snapshots, no SimPy."""

@@ -1,0 +1,64 @@
+"""PNG plots of a run, from its result frames (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def active_hosts(host_intervals: pd.DataFrame, path: Path) -> Path:
+    """Hosts powered on per interval, over time (hours)."""
+    on = host_intervals[host_intervals["state"] == "on"].groupby("time_s", observed=True).size()
+    on = on.reindex(np.unique(host_intervals["time_s"]), fill_value=0)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.step(on.index / 3600, on.to_numpy(), where="post")
+    ax.set(xlabel="time (h)", ylabel="active hosts", title="Active hosts", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
+    """5th/25th/50th/75th/95th percentile of CPU utilisation over active hosts, over time."""
+    on = host_intervals[host_intervals["state"] == "on"]
+    q = on.groupby("time_s")["cpu_util"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if not q.empty:
+        h = q.index / 3600
+        ax.fill_between(h, q[0.05] * 100, q[0.95] * 100, alpha=0.2, step="post", label="p5-p95")
+        ax.fill_between(h, q[0.25] * 100, q[0.75] * 100, alpha=0.4, step="post", label="p25-p75")
+        ax.step(h, q[0.5] * 100, where="post", label="median")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set(xlabel="time (h)", ylabel="CPU utilisation (%)", title="Utilisation of active hosts", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def power(host_intervals: pd.DataFrame, path: Path) -> Path:
+    """Total power draw of the datacenter (kW) over time."""
+    p = host_intervals.groupby("time_s")["power_w"].sum() / 1000
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.step(p.index / 3600, p.to_numpy(), where="post")
+    ax.set(xlabel="time (h)", ylabel="power (kW)", title="Datacenter power", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def run_plots(host_intervals: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """All plots of a run, written under out_dir/plots/; returns their paths."""
+    d = out_dir / "plots"
+    d.mkdir(parents=True, exist_ok=True)
+    return [active_hosts(host_intervals, d / "active_hosts.png"),
+            utilisation_percentiles(host_intervals, d / "host_utilisation.png"),
+            power(host_intervals, d / "power.png")]

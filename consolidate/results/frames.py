@@ -1,0 +1,152 @@
+"""Turn a run's raw arrays into the documented result frames.
+
+Columns carry their units. Per-interval values hold for the whole interval [time_s, time_s + interval_s).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from consolidate.engine.datacenter import HostTable, RunRecord
+from consolidate.scenario.model import Scenario
+from consolidate.workload.build import Workload
+
+SUMMARY_COLUMNS = (
+    "scenario", "run_id", "seed", "scenario_sha256", "consolidate_version", "duration_s", "interval_s",
+    "hosts", "vms", "vms_placed", "vms_rejected", "hosts_active_mean", "hosts_active_max", "energy_kwh",
+    "power_w_mean", "power_w_max", "host_cpu_util_mean", "cpu_demand_mips_h", "cpu_served_mips_h",
+    "cpu_unserved_mips_h", "cpu_rejected_mips_h", "sla_unserved_fraction", "wall_s",
+)
+
+
+def scenario_sha256(sc: Scenario) -> str:
+    """Hash of the validated scenario (after defaults), so equal inputs give equal hashes."""
+    blob = json.dumps(sc.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class Results:
+    """Everything one run produced, as pandas frames.
+
+    - `summary`: one row, the run's headline figures (SUMMARY_COLUMNS).
+    - `vm_intervals`: per VM per interval: time_s, vm, host, cpu_demand_mips, cpu_served_mips, cpu_unserved_mips.
+    - `host_intervals`: per host per interval: time_s, host, host_type, state, vms, cpu_capacity_mips,
+      cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh.
+    - `vms`: per VM: identity, type, size, trace and the host it was placed on (-1 = rejected).
+    - `hosts`: per host: type, size, and the VMs and memory placed on it.
+    """
+
+    scenario: Scenario
+    run_id: str
+    summary: pd.DataFrame
+    vm_intervals: pd.DataFrame
+    host_intervals: pd.DataFrame
+    vms: pd.DataFrame
+    hosts: pd.DataFrame
+    out_dir: Path | None = field(default=None)
+
+    @property
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The result tables by the file stem they are written under."""
+        return {"summary": self.summary, "vm_intervals": self.vm_intervals, "host_intervals": self.host_intervals,
+                "vms": self.vms, "hosts": self.hosts}
+
+    def write(self, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
+        """Write every frame as Parquet (and CSV), the scenario and, if `report`, plots and index.html."""
+        from consolidate.results.writer import write_results
+
+        self.out_dir = write_results(self, Path(out_dir), csv=csv, report=report)
+        return self.out_dir
+
+
+def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, run_id: str,
+                  wall_s: float, version: str) -> Results:
+    """Assemble the frames and the summary of one run from its raw record."""
+    n_int, n_vm = rec.cpu_demand_mips.shape
+    n_h = len(hosts)
+    dt_h = sc.interval_s / 3600.0
+    t = (np.arange(n_int) * sc.interval_s).astype(np.float64)
+
+    demand = rec.cpu_demand_mips
+    served = rec.cpu_served_mips
+    vm_intervals = pd.DataFrame({
+        "time_s": np.repeat(t, n_vm),
+        "vm": np.tile(np.arange(n_vm, dtype=np.int32), n_int),
+        "host": np.tile(rec.vm_host.astype(np.int32), n_int),
+        "cpu_demand_mips": demand.ravel(),
+        "cpu_served_mips": served.ravel(),
+        "cpu_unserved_mips": (demand - served).ravel(),
+    })
+
+    type_names = np.array(hosts.type_names)
+    energy_kwh = rec.host_power_w * sc.interval_s / 3.6e6
+    cap = hosts.capacity_mips
+    host_intervals = pd.DataFrame({
+        "time_s": np.repeat(t, n_h),
+        "host": np.tile(np.arange(n_h, dtype=np.int32), n_int),
+        "host_type": pd.Categorical(np.tile(type_names[hosts.host_type], n_int), categories=hosts.type_names),
+        "state": pd.Categorical(np.where(rec.host_on.ravel(), "on", "off"), categories=["off", "on"]),
+        "vms": rec.host_vms.ravel(),
+        "cpu_capacity_mips": np.tile(cap, n_int),
+        "cpu_demand_mips": rec.host_demand_mips.ravel(),
+        "cpu_served_mips": rec.host_served_mips.ravel(),
+        "cpu_util": (rec.host_served_mips / cap).ravel(),
+        "power_w": rec.host_power_w.ravel(),
+        "energy_kwh": energy_kwh.ravel(),
+    })
+
+    vms = wl.vms.copy()
+    vms["host"] = rec.vm_host.astype(np.int32)
+    vms["placed"] = rec.vm_host >= 0
+    placed = rec.vm_host >= 0
+    hosts_df = pd.DataFrame({
+        "host": np.arange(n_h, dtype=np.int32),
+        "host_type": type_names[hosts.host_type],
+        "cores": hosts.cores.astype(np.int32),
+        "mips_per_core": hosts.mips_per_core,
+        "cpu_capacity_mips": cap,
+        "memory_mb": hosts.memory_mb,
+        "vms": np.bincount(rec.vm_host[placed], minlength=n_h),
+        "memory_used_mb": np.bincount(rec.vm_host[placed], weights=vms["memory_mb"].to_numpy(float)[placed],
+                                      minlength=n_h),
+    })
+
+    active = rec.host_on.sum(axis=1)
+    total_power = rec.host_power_w.sum(axis=1)
+    demand_h = float(demand.sum(dtype=np.float64) * dt_h)
+    served_h = float(served.sum(dtype=np.float64) * dt_h)
+    rejected_h = float(demand[:, ~placed].sum(dtype=np.float64) * dt_h)
+    on_util = (rec.host_served_mips / cap)[rec.host_on]
+    summary = pd.DataFrame([{
+        "scenario": sc.name,
+        "run_id": run_id,
+        "seed": sc.seed,
+        "scenario_sha256": scenario_sha256(sc),
+        "consolidate_version": version,
+        "duration_s": sc.duration_s,
+        "interval_s": sc.interval_s,
+        "hosts": n_h,
+        "vms": n_vm,
+        "vms_placed": int(placed.sum()),
+        "vms_rejected": int((~placed).sum()),
+        "hosts_active_mean": float(active.mean()) if n_int else 0.0,
+        "hosts_active_max": int(active.max()) if n_int else 0,
+        "energy_kwh": float(energy_kwh.sum()),
+        "power_w_mean": float(total_power.mean()) if n_int else 0.0,
+        "power_w_max": float(total_power.max()) if n_int else 0.0,
+        "host_cpu_util_mean": float(on_util.mean()) if on_util.size else 0.0,
+        "cpu_demand_mips_h": demand_h,
+        "cpu_served_mips_h": served_h,
+        "cpu_unserved_mips_h": demand_h - served_h,
+        "cpu_rejected_mips_h": rejected_h,
+        "sla_unserved_fraction": (demand_h - served_h) / demand_h if demand_h > 0 else 0.0,
+        "wall_s": wall_s,
+    }], columns=list(SUMMARY_COLUMNS))
+    return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
+                   host_intervals=host_intervals, vms=vms, hosts=hosts_df)

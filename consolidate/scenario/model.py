@@ -1,0 +1,206 @@
+"""Scenario schema v1 as pydantic models.
+
+Every model forbids unknown keys: a typo in a capacity plan must be an error, not a silently
+ignored field. Shorthands (`placement: pabfd`, `type: small`) are normalised before validation so
+that the error paths of the long form are the paths users see.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("consolidate", message)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class HostType(Model):
+    """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
+
+    name: Name
+    cores: Annotated[int, Field(gt=0)]
+    mips_per_core: PosFloat
+    memory_mb: Annotated[int, Field(gt=0)]
+    network_bps: PosFloat = 1e9
+    power_w: list[NonNegFloat] | None = Field(default=None, description="11 points: watts at 0%, 10%, ..., 100% CPU")
+    power_idle_w: NonNegFloat | None = None
+    power_max_w: NonNegFloat | None = None
+    source: str | None = Field(default=None, description="where the figures come from")
+
+    @model_validator(mode="after")
+    def _power_given_once(self) -> "HostType":
+        table = self.power_w is not None
+        pair = self.power_idle_w is not None or self.power_max_w is not None
+        if table == pair:
+            raise _fail("give either power_w (11 points) or power_idle_w and power_max_w "
+                        f"(got {'both' if table else 'neither'})")
+        if table and len(self.power_w) != 11:
+            raise _fail(f"power_w needs 11 points for 0%, 10%, ..., 100% CPU (got {len(self.power_w)})")
+        if pair and (self.power_idle_w is None or self.power_max_w is None):
+            raise _fail("power_idle_w and power_max_w go together (got only one)")
+        if pair and self.power_max_w < self.power_idle_w:
+            raise _fail(f"power_max_w below power_idle_w (got {self.power_max_w} < {self.power_idle_w})")
+        return self
+
+    @property
+    def capacity_mips(self) -> float:
+        """CPU capacity of one host, MIPS."""
+        return self.cores * self.mips_per_core
+
+    def power_curve_w(self) -> list[float]:
+        """Watts at 0%, 10%, ..., 100% CPU utilisation (11 points), linear between points."""
+        if self.power_w is not None:
+            return list(self.power_w)
+        return [self.power_idle_w + (self.power_max_w - self.power_idle_w) * i / 10 for i in range(11)]
+
+
+class HostGroup(Model):
+    type: Name
+    count: Annotated[int, Field(ge=0)]
+
+
+class VmType(Model):
+    name: Name
+    vcpus: Annotated[int, Field(gt=0)] = 1
+    mips_per_vcpu: PosFloat
+    memory_mb: Annotated[int, Field(gt=0)]
+
+
+class TypeAssignment(Model):
+    """How VMs of a group get their type: `fixed` (one type), `blocks` (equal consecutive blocks, as
+    CloudSim's PlanetLab study does: VM i gets type i // ceil(n/k)), `cycle` (i % k), `random` (by weights)."""
+
+    rule: Literal["fixed", "blocks", "cycle", "random"]
+    types: Annotated[list[Name], Field(min_length=1)]
+    weights: list[PosFloat] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "TypeAssignment":
+        if self.rule == "fixed" and len(self.types) != 1:
+            raise _fail(f"rule 'fixed' takes one type (got {len(self.types)})")
+        if self.weights is not None:
+            if self.rule != "random":
+                raise _fail(f"weights apply only to rule 'random' (got rule {self.rule!r})")
+            if len(self.weights) != len(self.types):
+                raise _fail(f"one weight per type (got {len(self.weights)} weights for {len(self.types)} types)")
+        return self
+
+
+class Synthetic(Model):
+    """A synthetic CPU profile: util(t) = mean + amplitude*sin(2*pi*t/period_s + phase) + N(0, noise_std), clipped to 0..1."""
+
+    mean: Fraction
+    amplitude: Fraction = 0.0
+    period_s: PosFloat = 86400.0
+    noise_std: NonNegFloat = 0.0
+    random_phase: bool = Field(default=True, description="draw each VM's phase uniformly (from the scenario seed)")
+
+
+class TraceSource(Model):
+    """Exactly one of: a PlanetLab day (`builtin:20110303` or a folder), a native CSV/Parquet file or folder,
+    or a synthetic profile."""
+
+    planetlab: str | None = None
+    native: str | None = None
+    synthetic: Synthetic | None = None
+    repeat: bool = Field(default=False, description="loop a trace shorter than duration_s instead of failing")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "TraceSource":
+        given = [k for k in ("planetlab", "native", "synthetic") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise _fail(f"give exactly one trace source (got {', '.join(given) if given else 'none'}, "
+                        "expected one of planetlab, native, synthetic)")
+        return self
+
+
+class VmGroup(Model):
+    name: Name | None = None
+    count: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="number of VMs; for file traces, defaults to one VM per trace")
+    type: TypeAssignment
+    trace: TraceSource
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_shorthand(cls, v: Any) -> Any:
+        return {"rule": "fixed", "types": [v]} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _count_for_synthetic(self) -> "VmGroup":
+        if self.trace.synthetic is not None and self.count is None:
+            raise _fail("a synthetic group needs count (got none)")
+        return self
+
+
+PLACEMENT_POLICIES = ("first-fit", "best-fit-decreasing", "power-aware-best-fit-decreasing")
+_PLACEMENT_ALIASES = {"ff": "first-fit", "bfd": "best-fit-decreasing", "pabfd": "power-aware-best-fit-decreasing"}
+
+
+class Placement(Model):
+    """Initial placement. `cpu_basis` is the CPU size a VM is packed by: its demand in the first interval
+    (what CloudSim's PABFD sees), its peak over the run, or its nominal vCPUs x MIPS."""
+
+    policy: Literal["first-fit", "best-fit-decreasing", "power-aware-best-fit-decreasing"] = \
+        "power-aware-best-fit-decreasing"
+    cpu_basis: Literal["initial_demand", "peak_demand", "nominal"] = "initial_demand"
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _alias(cls, v: Any) -> Any:
+        return _PLACEMENT_ALIASES.get(v, v) if isinstance(v, str) else v
+
+
+class Scenario(Model):
+    """A whole scenario file (schema v1)."""
+
+    schema_version: Literal[1] = 1
+    name: Name
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    duration_s: PosFloat
+    interval_s: PosFloat
+    host_types: list[HostType] = Field(default_factory=list, description="in addition to the catalog's")
+    hosts: Annotated[list[HostGroup], Field(min_length=1)]
+    vm_types: Annotated[list[VmType], Field(min_length=1)]
+    vms: Annotated[list[VmGroup], Field(min_length=1)]
+    placement: Placement = Field(default_factory=Placement)
+    cpu_overcommit: PosFloat = Field(default=1.0, description="packable CPU = capacity x this ratio")
+    power_off_idle_hosts: bool = Field(default=True, description="hosts without VMs draw 0 W")
+    on_unplaceable: Literal["error", "reject"] = Field(
+        default="error", description="a VM that fits no host: stop with an error, or record a rejection")
+
+    _file: str = PrivateAttr(default="<dict>")
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("placement", mode="before")
+    @classmethod
+    def _placement_shorthand(cls, v: Any) -> Any:
+        return {"policy": v} if isinstance(v, str) else v
+
+    @property
+    def file(self) -> str:
+        """The file this scenario came from (or '<dict>'), for error messages."""
+        return self._file
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the scenario are resolved against."""
+        return self._base_dir
+
+    @property
+    def n_intervals(self) -> int:
+        """Number of accounting intervals in the run."""
+        return int(round(self.duration_s / self.interval_s))

@@ -1,0 +1,1 @@
+"""Workload traces: readers (native, PlanetLab), synthetic generators, resampling to the scenario grid."""

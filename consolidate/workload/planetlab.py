@@ -1,0 +1,94 @@
+"""CloudSim's PlanetLab trace format: one file per VM, one integer CPU percent per line, 300 s apart.
+
+The day shipped inside the package (`builtin:20110303`) is the same data packed as a uint8 matrix,
+so the default scenario loads in milliseconds and runs where `../shared` does not exist.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from consolidate.errors import TraceError
+
+INTERVAL_S = 300.0
+BUILTIN_PREFIX = "builtin:"
+
+
+def builtin_days() -> list[str]:
+    """Names of the PlanetLab days packed inside the package (e.g. ['20110303'])."""
+    root = resources.files("consolidate.data")
+    return sorted(p.name[len("planetlab-"):-len(".npz")] for p in root.iterdir()
+                  if p.name.startswith("planetlab-") and p.name.endswith(".npz"))
+
+
+def read_planetlab_file(path: Path) -> np.ndarray:
+    """One VM's trace as int16 CPU percents (one per 300 s); rejects non-integers, blanks and values outside 0..100."""
+    text = path.read_text()
+    lines = text.splitlines()
+    try:
+        values = np.array(lines, dtype=np.int16)
+    except ValueError:
+        values = None
+    if values is None or len(lines) == 0:
+        if not lines:
+            raise TraceError(str(path), "file is empty (expected one integer CPU percent per line)")
+        for i, line in enumerate(lines, start=1):
+            try:
+                int(line)
+            except ValueError:
+                raise TraceError(str(path), f"not an integer percent (got {line!r}, expected 0..100)", row=i) from None
+    bad = np.flatnonzero((values < 0) | (values > 100))
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(str(path), f"CPU percent out of range (got {int(values[i])}, expected 0..100)", row=i + 1)
+    return values
+
+
+def read_planetlab_folder(folder: Path) -> tuple[list[str], np.ndarray]:
+    """All traces of a PlanetLab day folder, sorted by file name.
+
+    Returns (names, percents) with percents an int16 matrix of shape (VMs, samples); every file must
+    have the same number of samples.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TraceError(str(folder), "PlanetLab folder does not exist (expected a directory of trace files)")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise TraceError(str(folder), "PlanetLab folder holds no trace files")
+    rows = [read_planetlab_file(p) for p in files]
+    n = len(rows[0])
+    for p, r in zip(files, rows):
+        if len(r) != n:
+            raise TraceError(str(p), f"has {len(r)} samples (expected {n}, like {files[0].name})")
+    return [p.name for p in files], np.vstack(rows)
+
+
+@lru_cache(maxsize=4)
+def _load_builtin(day: str) -> tuple[tuple[str, ...], np.ndarray]:
+    ref = resources.files("consolidate.data") / f"planetlab-{day}.npz"
+    with resources.as_file(ref) as path, np.load(path) as z:
+        names = tuple(str(z["names"]).split("\n"))
+        pct = z["util_pct"]
+    pct.setflags(write=False)  # shared through the cache: nobody may modify it
+    return names, pct
+
+
+def load_planetlab(source: str, base_dir: Path | None = None) -> tuple[list[str], np.ndarray]:
+    """Load a PlanetLab day from `builtin:DAY` or a folder path (relative to `base_dir`).
+
+    Returns (names, percents) as `read_planetlab_folder` does.
+    """
+    if source.startswith(BUILTIN_PREFIX):
+        day = source[len(BUILTIN_PREFIX):]
+        if day not in builtin_days():
+            raise TraceError(source, f"no such built-in PlanetLab day (expected one of: {', '.join(builtin_days())})")
+        names, pct = _load_builtin(day)
+        return list(names), pct
+    path = Path(source)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return read_planetlab_folder(path)
