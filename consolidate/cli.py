@@ -51,9 +51,14 @@ class _DelayedProgress:
             self.bar.stop()
 
 
+def _plain(console: Console, text: str) -> None:
+    """Print text as is: no markup, no colouring, no wrapping (paths and messages must stay greppable)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(exc: ConsolidateError) -> None:
     for p in exc.problems:
-        err.print(str(p), markup=False, highlight=False, soft_wrap=True)
+        _plain(err, str(p))
     raise typer.Exit(code=exc.exit_code)
 
 
@@ -85,13 +90,13 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
     try:
         path = res.write(target, csv=csv)
     except OSError as exc:
-        err.print(f"{target}: cannot write results ({exc.strerror or exc})", markup=False)
+        _plain(err, f"{target}: cannot write results ({exc.strerror or exc})")
         raise typer.Exit(code=2)
     if not quiet:
         out.print(_summary_table(res.summary))
-        out.print(f"report: {path / 'index.html'}", markup=False, highlight=False, soft_wrap=True)
+        _plain(out, f"report: {path / 'index.html'}")
     else:
-        out.print(str(path), markup=False, highlight=False, soft_wrap=True)
+        _plain(out, str(path))
 
 
 @app.command()
@@ -102,8 +107,8 @@ def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")
     except ConsolidateError as exc:
         _fail(exc)
     n_hosts = sum(g.count for g in sc.hosts)
-    out.print(f"{scenario}: ok ({sc.name}: {n_hosts} hosts, {len(sc.vms)} VM groups, {sc.n_intervals} intervals "
-              f"of {sc.interval_s:g} s)", markup=False, highlight=False, soft_wrap=True)
+    _plain(out, f"{scenario}: ok ({sc.name}: {n_hosts} hosts, {len(sc.vms)} VM groups, {sc.n_intervals} intervals "
+                f"of {sc.interval_s:g} s)")
 
 
 class CatalogKind(str, Enum):

@@ -65,39 +65,75 @@ def _problem_from_pydantic(file: str, err: dict) -> Problem:
         return Problem(file, path, "required field is missing")
     if kind == "consolidate":  # our own validators already say got/expected
         return Problem(file, path, err["msg"])
+    ctx = err.get("ctx") or {}
     msg = err["msg"]
-    expected = msg[len("Input should be "):] if msg.startswith("Input should be ") else msg
+    expected = {
+        "greater_than": f"a number > {ctx.get('gt', 0):g}",
+        "greater_than_equal": f"a number >= {ctx.get('ge', 0):g}",
+        "less_than": f"a number < {ctx.get('lt', 0):g}",
+        "less_than_equal": f"a number <= {ctx.get('le', 0):g}",
+        "too_short": f"at least {ctx.get('min_length')} item(s)",
+        "too_long": f"at most {ctx.get('max_length')} item(s)",
+        "string_pattern_mismatch": "a name of letters, digits and _ . + - (no spaces, not starting with a symbol)",
+        "string_too_short": "a non-empty string",
+    }.get(kind)
+    if expected is None:
+        expected = msg[len("Input should be "):] if msg.startswith("Input should be ") else msg
     return Problem(file, path, f"invalid value (got {_short(err.get('input'))}, expected {expected})")
 
 
-def _cross_checks(sc: Scenario, file: str) -> list[Problem]:
-    """Checks that span fields: names unique, references resolvable, the time grid consistent."""
+def _cross_checks(data: dict, file: str) -> list[Problem]:
+    """Checks that span fields: names unique, references resolvable, the time grid consistent.
+
+    They read the raw mapping defensively, so they run (and report) even when field validation failed:
+    the user sees every problem in one pass.
+    """
     from consolidate.hardware.catalog import host_catalog
 
+    def items(key: str) -> list[tuple[int, dict]]:
+        v = data.get(key)
+        return [(i, x) for i, x in enumerate(v) if isinstance(x, dict)] if isinstance(v, list) else []
+
+    def num(key: str) -> float | None:
+        v = data.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
     problems: list[Problem] = []
-    ratio = sc.duration_s / sc.interval_s
-    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        problems.append(Problem(file, "duration_s", f"not a whole number of intervals (got {sc.duration_s:g} s with "
-                                f"interval_s {sc.interval_s:g}, expected a multiple of interval_s)"))
-    for kind, items in (("host_types", sc.host_types), ("vm_types", sc.vm_types)):
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.name in seen:
-                problems.append(Problem(file, f"{kind}.{i}.name", f"duplicate name (got {item.name!r} twice)"))
-            seen.add(item.name)
-    known_hosts = sorted({*host_catalog(), *(h.name for h in sc.host_types)})
-    for i, group in enumerate(sc.hosts):
-        if group.type not in known_hosts:
-            problems.append(Problem(file, f"hosts.{i}.type", f"unknown host type (got {group.type!r}, expected one "
+    duration, interval = num("duration_s"), num("interval_s")
+    if duration and interval:
+        ratio = duration / interval
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            problems.append(Problem(file, "duration_s", f"not a whole number of intervals (got {duration:g} s with "
+                                    f"interval_s {interval:g}, expected a multiple of interval_s)"))
+    names: dict[str, list[str]] = {}
+    for kind in ("host_types", "vm_types"):
+        seen: list[str] = []
+        for i, item in items(kind):
+            name = item.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    problems.append(Problem(file, f"{kind}.{i}.name", f"duplicate name (got {name!r} twice)"))
+                seen.append(name)
+        names[kind] = seen
+    known_hosts = sorted({*host_catalog(), *names["host_types"]})
+    for i, group in items("hosts"):
+        t = group.get("type")
+        if isinstance(t, str) and t not in known_hosts:
+            problems.append(Problem(file, f"hosts.{i}.type", f"unknown host type (got {t!r}, expected one "
                                     f"of: {', '.join(known_hosts)})"))
-    if sum(g.count for g in sc.hosts) == 0:
+    counts = [g.get("count") for _, g in items("hosts")]
+    if counts and all(isinstance(c, int) for c in counts) and sum(counts) == 0:
         problems.append(Problem(file, "hosts", "no hosts (got a total count of 0, expected at least 1)"))
-    known_vms = [v.name for v in sc.vm_types]
-    for i, group in enumerate(sc.vms):
-        for j, t in enumerate(group.type.types):
-            if t not in known_vms:
-                problems.append(Problem(file, f"vms.{i}.type.types.{j}" if group.type.rule != "fixed" else f"vms.{i}.type",
-                                        f"unknown VM type (got {t!r}, expected one of: {', '.join(known_vms)})"))
+    known_vms = names["vm_types"]
+    for i, group in items("vms"):
+        t = group.get("type")
+        refs = [(f"vms.{i}.type", t)] if isinstance(t, str) else []
+        if isinstance(t, dict) and isinstance(t.get("types"), list):
+            refs = [(f"vms.{i}.type.types.{j}", x) for j, x in enumerate(t["types"])]
+        for path, ref in refs:
+            if isinstance(ref, str) and ref not in known_vms:
+                problems.append(Problem(file, path, f"unknown VM type (got {ref!r}, expected one of: "
+                                        f"{', '.join(known_vms) or '(no vm_types defined)'})"))
     return problems
 
 
@@ -141,11 +177,12 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
                                      f"(got {type(data).__name__})")])
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})
+    problems = []
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError([_problem_from_pydantic(file, e) for e in exc.errors()]) from None
-    problems = _cross_checks(sc, file)
+        problems = [_problem_from_pydantic(file, e) for e in exc.errors()]
+    problems += _cross_checks(data, file)
     if problems:
         raise ScenarioError(problems)
     sc._file = file

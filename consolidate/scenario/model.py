@@ -34,7 +34,8 @@ class HostType(Model):
     mips_per_core: PosFloat
     memory_mb: Annotated[int, Field(gt=0)]
     network_bps: PosFloat = 1e9
-    power_w: list[NonNegFloat] | None = Field(default=None, description="11 points: watts at 0%, 10%, ..., 100% CPU")
+    power_w: Annotated[list[NonNegFloat], Field(min_length=11, max_length=11)] | None = Field(
+        default=None, description="11 points: watts at 0%, 10%, ..., 100% CPU")
     power_idle_w: NonNegFloat | None = None
     power_max_w: NonNegFloat | None = None
     source: str | None = Field(default=None, description="where the figures come from")
@@ -46,8 +47,6 @@ class HostType(Model):
         if table == pair:
             raise _fail("give either power_w (11 points) or power_idle_w and power_max_w "
                         f"(got {'both' if table else 'neither'})")
-        if table and len(self.power_w) != 11:
-            raise _fail(f"power_w needs 11 points for 0%, 10%, ..., 100% CPU (got {len(self.power_w)})")
         if pair and (self.power_idle_w is None or self.power_max_w is None):
             raise _fail("power_idle_w and power_max_w go together (got only one)")
         if pair and self.power_max_w < self.power_idle_w:

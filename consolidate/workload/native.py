@@ -51,7 +51,9 @@ def _check_one(path: Path, df: pd.DataFrame, rows: np.ndarray, name: str) -> Tra
         v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
-            raise TraceError(str(path), f"{col} is missing, NaN or not a number (got {df[col].iloc[bad[0]]!r})",
+            raw = df[col].iloc[bad[0]]
+            got = repr(raw) if isinstance(raw, str) else "an empty cell or NaN"
+            raise TraceError(str(path), f"{col} is missing, NaN or not a number (got {got}, expected a number)",
                              row=int(rows[bad[0]]))
         lo, hi = (0.0, 1.0) if col == C.CPU else (0.0, np.inf)
         if col == C.TIME:
