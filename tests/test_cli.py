@@ -100,3 +100,28 @@ def test_schema_is_json_schema_of_the_scenario():
     assert {"name", "duration_s", "interval_s", "hosts", "vm_types", "vms"} <= set(schema["required"])
     assert "seed" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_progress_bar_appears_only_after_its_delay(tiny):
+    import io
+
+    from rich.console import Console
+
+    import consolidate
+    from consolidate import cli
+
+    buf = io.StringIO()
+    cli.err = Console(file=buf, force_terminal=True, width=100)
+    try:
+        quick = cli._DelayedProgress("quick", delay_s=3600)
+        consolidate.run(tiny, progress=quick)
+        quick.close()
+        assert quick.bar is None and buf.getvalue() == ""
+        slow = cli._DelayedProgress("slow", delay_s=0)
+        consolidate.run(tiny, progress=slow)
+        assert slow.bar is not None
+        assert slow.bar.tasks[0].completed == slow.bar.tasks[0].total == 12  # 3600 s / 300 s
+        slow.close()
+        assert "slow" in buf.getvalue()
+    finally:
+        cli.err = Console(stderr=True)
