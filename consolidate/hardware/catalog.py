@@ -1,13 +1,24 @@
-"""Load the hardware catalog shipped inside the package (`consolidate/hardware/data/*.yaml`)."""
+"""Load the hardware catalog shipped inside the package (`consolidate/hardware/data/*.yaml`).
+
+Every figure in the catalog carries a source and a confidence (`published` or `derived`);
+`missing_sources()` lists any that do not, and a test keeps it empty.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
 from consolidate.scenario.model import HostType
+
+CONFIDENCE = ("measured", "published", "derived")
+
+
+def _data(name: str) -> Any:
+    return yaml.safe_load((resources.files("consolidate.hardware.data") / name).read_text())
 
 
 @dataclass(frozen=True)
@@ -19,15 +30,192 @@ class CatalogHost:
     sources: dict[str, dict[str, str]]  # "field, field" -> {source, confidence}
 
 
+@dataclass(frozen=True)
+class Cpu:
+    """A CPU microarchitecture (one representative part). Cycle figures are core clock cycles."""
+
+    name: str
+    vendor: str
+    family: str
+    part: str
+    year: int
+    frequency_ghz: float
+    cores: int
+    threads: int
+    roundtrip_cycles: float  # hardware VM exit + VM entry
+    pause_cycles: float
+    features: dict[str, bool]  # vpid (ASID on AMD), ept (NPT on AMD), apicv, posted_interrupts, ...
+    tlb: dict[str, int]  # l1d_4k, l1d_2m, stlb_4k, stlb_2m entries
+    walk: dict[str, float]  # l1/l2/llc/mem_cycles per reference, pte_* location shares, pwc_hit
+    sources: dict[str, dict[str, str]] = field(repr=False)
+
+    def has(self, feature: str) -> bool:
+        """Whether the CPU offers a virtualization feature."""
+        return bool(self.features.get(feature, False))
+
+
+@dataclass(frozen=True)
+class Hypervisor:
+    """A hypervisor's software costs (cycles) and which hardware features it uses."""
+
+    name: str
+    description: str
+    type: int
+    modes: tuple[str, ...]
+    exit_overhead_cycles: float
+    handler_scale: float
+    emulate_cycles: float
+    user_exit_cycles: float
+    world_switch_cycles: float
+    type2_switch_cycles: float
+    timer_arm_cycles: float
+    inject_cycles: float
+    hrtimer_callback_cycles: float
+    halt_wakeup_cycles: float
+    shadow: dict[str, float] | None
+    bt: dict[str, float] | None
+    pv: dict[str, float] | None
+    uses: dict[str, bool]
+    user_space_reasons: tuple[str, ...]
+    type2_reasons: tuple[str, ...] = ()
+    io_device_cycles: float = 0.0  # in-monitor device emulation behind a port access (VMware)
+    pio_in_emulated: bool = False  # IN goes through the instruction emulator (KVM before fast PIO-in)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Nic:
+    name: str
+    kind: str
+    line_rate_bps: float
+    ports: int
+    vfs_per_port: int
+    sources: dict[str, dict[str, str]] = field(repr=False)
+
+    @property
+    def vfs_total(self) -> int:
+        """SR-IOV virtual functions over all ports."""
+        return self.ports * self.vfs_per_port
+
+
+@dataclass(frozen=True)
+class IoPath:
+    """Per-packet (or per-I/O) figures of one I/O path; see devices.yaml."""
+
+    name: str
+    description: str
+    exits_per_batch: dict[str, float]
+    batch: float
+    user_space: bool
+    interrupts_per_packet: float
+    guest_cycles_per_packet: float
+    backend_cycles_per_packet: float
+    iotlb_miss_rate: float = 0.0
+    iotlb_miss_ns: float = 0.0
+    device_max_iops: float | None = None
+    sources: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+
 @lru_cache(maxsize=1)
 def host_catalog() -> dict[str, CatalogHost]:
     """Host types known to the package, by name."""
-    text = (resources.files("consolidate.hardware.data") / "hosts.yaml").read_text()
     out: dict[str, CatalogHost] = {}
-    for entry in yaml.safe_load(text):
+    for entry in _data("hosts.yaml"):
         entry = dict(entry)
         cpu, sources = entry.pop("cpu"), entry.pop("sources")
         summary = "; ".join(f"{k}: {v['source']} ({v['confidence']})" for k, v in sources.items())
         ht = HostType(**entry, source=summary)
         out[ht.name] = CatalogHost(host_type=ht, cpu=cpu, sources=sources)
     return out
+
+
+@lru_cache(maxsize=1)
+def cpus() -> dict[str, Cpu]:
+    """CPU microarchitectures by name (e.g. 'intel-haswell', 'amd-zen3')."""
+    return {e["name"]: Cpu(**e) for e in _data("cpus.yaml")}
+
+
+@lru_cache(maxsize=1)
+def _hv_data() -> dict:
+    return _data("hypervisors.yaml")
+
+
+@lru_cache(maxsize=1)
+def hypervisors() -> dict[str, Hypervisor]:
+    """Hypervisors by name (e.g. 'kvm-qemu', 'xen-pv', 'vmware-esx-bt')."""
+    out = {}
+    for e in _hv_data()["hypervisors"]:
+        e = dict(e)
+        for k in ("modes", "user_space_reasons", "type2_reasons"):
+            e[k] = tuple(e.get(k) or ())
+        out[e["name"]] = Hypervisor(**e)
+    return out
+
+
+@lru_cache(maxsize=1)
+def exit_reasons() -> dict[str, dict[str, Any]]:
+    """VT-x exit reasons with their default handler cycles and AMD-V counterpart."""
+    return dict(_hv_data()["exit_reasons"])
+
+
+@lru_cache(maxsize=1)
+def nics() -> dict[str, Nic]:
+    """NICs by name, with SR-IOV VF pools."""
+    return {e["name"]: Nic(**e) for e in _data("devices.yaml")["nics"]}
+
+
+@lru_cache(maxsize=1)
+def io_paths() -> dict[str, IoPath]:
+    """Network I/O paths (`emulated`, `virtio`, `vhost`, `passthrough`, `sriov`) and disk paths, by name."""
+    d = _data("devices.yaml")
+    return {name: IoPath(name=name, **spec) for name, spec in {**d["io_paths"], **d["disk_paths"]}.items()}
+
+
+def _numeric_keys(obj: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the numeric leaves of a catalog entry (bools and names excluded)."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("sources", "features", "uses"):
+                continue
+            out += _numeric_keys(v, f"{prefix}{k}.")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and obj != 0:
+        out.append(prefix[:-1])  # a zero is structural (no such cost on this path) and needs no source
+    return out
+
+
+def missing_sources() -> list[str]:
+    """Catalog figures without a source or with an unknown confidence, as 'file:entry:field' strings."""
+    problems = []
+
+    def check(file: str, name: str, entry: dict, skip: tuple[str, ...] = ()) -> None:
+        sources = entry.get("sources") or {}
+        covered = set()
+        for key, src in sources.items():
+            if not src.get("source") or src.get("confidence") not in CONFIDENCE:
+                problems.append(f"{file}:{name}:{key}: needs a source and a confidence in {CONFIDENCE}")
+            covered.update(k.strip() for k in key.split(","))
+        for leaf in _numeric_keys(entry):
+            if leaf in skip:
+                continue
+            parts = leaf.split(".")
+            if not any(".".join(parts[:i]) in covered for i in range(1, len(parts) + 1)):
+                problems.append(f"{file}:{name}:{leaf}: no source")
+
+    for e in _data("cpus.yaml"):
+        check("cpus.yaml", e["name"], e, skip=("year", "cores", "threads", "frequency_ghz"))
+        if not {"part, year, frequency_ghz, cores, threads"} & set(e.get("sources", {})):
+            problems.append(f"cpus.yaml:{e['name']}: no source for the part's specification")
+    for e in _hv_data()["hypervisors"]:
+        check("hypervisors.yaml", e["name"], e, skip=("type", "handler_scale"))
+    for name, e in _hv_data()["exit_reasons"].items():
+        if not e.get("why"):
+            problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")
+    d = _data("devices.yaml")
+    for e in d["nics"]:
+        check("devices.yaml", e["name"], e)
+    for name, e in {**d["io_paths"], **d["disk_paths"]}.items():
+        check("devices.yaml", name, e)
+    for e in _data("hosts.yaml"):
+        check("hosts.yaml", e["name"], e)
+    return problems
