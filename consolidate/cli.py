@@ -112,6 +112,9 @@ def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")
 
 
 class CatalogKind(str, Enum):
+    cpus = "cpus"
+    hypervisors = "hypervisors"
+    devices = "devices"
     hosts = "hosts"
 
 
@@ -120,30 +123,153 @@ class Format(str, Enum):
     csv = "csv"
 
 
+def _sources(sources: dict) -> str:
+    return "; ".join(f"{k}: {v['source']} ({v['confidence']})" for k, v in sources.items())
+
+
+def _catalog_rows(kind: CatalogKind) -> tuple[str, list[dict]]:
+    from consolidate.hardware import catalog as cat
+
+    if kind is CatalogKind.hosts:
+        return "host types (power_w at 0%, 10%, ..., 100% CPU)", [
+            {"name": n, "cpu": e.cpu, "cores": e.host_type.cores, "mips_per_core": e.host_type.mips_per_core,
+             "memory_mb": e.host_type.memory_mb, "network_bps": e.host_type.network_bps,
+             "power_w": " ".join(f"{w:g}" for w in e.host_type.power_curve_w()), "source": _sources(e.sources)}
+            for n, e in cat.host_catalog().items()]
+    if kind is CatalogKind.cpus:
+        return "CPU microarchitectures (cycles are core clock cycles)", [
+            {"name": c.name, "family": c.family, "part": c.part, "year": c.year, "frequency_ghz": c.frequency_ghz,
+             "cores": c.cores, "threads": c.threads, "roundtrip_cycles": c.roundtrip_cycles,
+             "features": " ".join(f for f, on in c.features.items() if on),
+             "tlb": " ".join(f"{k}={v}" for k, v in c.tlb.items()), "source": _sources(c.sources)}
+            for c in cat.cpus().values()]
+    if kind is CatalogKind.hypervisors:
+        return "hypervisors (software cycles per exit)", [
+            {"name": h.name, "type": h.type, "modes": " ".join(h.modes), "exit_overhead_cycles": h.exit_overhead_cycles,
+             "emulate_cycles": h.emulate_cycles, "user_exit_cycles": h.user_exit_cycles,
+             "world_switch_cycles": h.world_switch_cycles,
+             "uses": " ".join(f for f, on in h.uses.items() if on), "source": _sources(h.sources)}
+            for h in cat.hypervisors().values()]
+    rows = [{"name": n.name, "kind": n.kind, "line_rate_bps": n.line_rate_bps, "ports": n.ports,
+             "vfs_per_port": n.vfs_per_port, "source": _sources(n.sources)} for n in cat.nics().values()]
+    rows += [{"name": p.name, "kind": "io-path", "line_rate_bps": "", "ports": "", "vfs_per_port": "",
+              "source": f"{p.description}. {_sources(p.sources)}"} for p in cat.io_paths().values()]
+    return "devices: NICs with SR-IOV VF pools, and I/O paths", rows
+
+
 @app.command()
 def catalog(kind: CatalogKind = typer.Argument(CatalogKind.hosts, help="what to list"),
             fmt: Format = typer.Option(Format.table, "--format", help="table or csv")) -> None:
-    """List the hardware catalog shipped with the package, with sources."""
-    from consolidate.hardware.catalog import host_catalog
-
-    rows = []
-    for name, entry in host_catalog().items():
-        ht = entry.host_type
-        rows.append({"name": name, "cpu": entry.cpu, "cores": ht.cores, "mips_per_core": ht.mips_per_core,
-                     "memory_mb": ht.memory_mb, "network_bps": ht.network_bps,
-                     "power_w": " ".join(f"{w:g}" for w in ht.power_curve_w()), "source": ht.source})
+    """List the hardware catalog shipped with the package, every figure with its source."""
+    title, rows = _catalog_rows(kind)
     if fmt is Format.csv:
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(sys.stdout, index=False)
         return
-    table = Table(title="host types (power_w at 0%, 10%, ..., 100% CPU)", show_lines=True)
-    for col in ("name", "cpu", "cores", "mips_per_core", "memory_mb", "power_w", "source"):
+    table = Table(title=title, show_lines=True)
+    for col in rows[0]:
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(*(f"{r[c]:g}" if isinstance(r[c], float) else str(r[c])
-                        for c in ("name", "cpu", "cores", "mips_per_core", "memory_mb", "power_w", "source")))
+        table.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in r.values()))
     out.print(table)
+
+
+class MbFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def microbench(cpu: str = typer.Option(..., "--cpu", help="CPU name (consolidate catalog cpus)"),
+               hypervisor: Optional[str] = typer.Option(None, "--hypervisor", help="hypervisor name (consolidate catalog hypervisors); not needed for --mode native"),
+               mode: str = typer.Option("hw", "--mode", help="hw, bt, pv or native"),
+               paging: Optional[str] = typer.Option(None, "--paging", help="ept, npt or shadow (default: the best available)"),
+               disable: list[str] = typer.Option([], "--disable", help="turn a feature off: vpid, apicv, posted_interrupts, tpr_shadow, ple, preemption_timer, vmcs_shadowing"),
+               timer_fastpath: bool = typer.Option(True, "--timer-fastpath/--no-timer-fastpath", help="inject expired TSC deadlines without a preemption-timer exit"),
+               suite: Optional[str] = typer.Option(None, "--suite", help="kvm-unit-tests or adams-agesen (default both)"),
+               event_mode: bool = typer.Option(False, "--event-mode", help="step each iteration exit by exit instead of the closed form"),
+               fmt: MbFormat = typer.Option(MbFormat.table, "--format", help="table, csv or json")) -> None:
+    """Predict kvm-unit-tests x86/vmexit and Adams & Agesen nanobenchmark cycles with the core model."""
+    from consolidate.hardware import catalog as cat, coremodel as cm, microbench as mb
+
+    problems = []
+    cpus, hvs = cat.cpus(), cat.hypervisors()
+    if cpu not in cpus:
+        problems.append(f"--cpu: unknown CPU (got {cpu!r}, expected one of: {', '.join(cpus)})")
+    if mode not in ("hw", "bt", "pv", "native"):
+        problems.append(f"--mode: unknown mode (got {mode!r}, expected hw, bt, pv or native)")
+    if mode != "native" and hypervisor is None:
+        problems.append(f"--hypervisor: required for mode {mode!r} (expected one of: {', '.join(hvs)})")
+    if hypervisor is not None and hypervisor not in hvs:
+        problems.append(f"--hypervisor: unknown hypervisor (got {hypervisor!r}, expected one of: {', '.join(hvs)})")
+    if paging not in (None, "ept", "npt", "shadow"):
+        problems.append(f"--paging: unknown paging (got {paging!r}, expected ept, npt or shadow)")
+    bad = [f for f in disable if f not in cm.FEATURES or f == "ept"]
+    if bad:
+        problems.append(f"--disable: unknown feature (got {bad[0]!r}, expected one of: "
+                        f"{', '.join(f for f in cm.FEATURES if f != 'ept')})")
+    suites = {"kvm-unit-tests", "adams-agesen"}
+    if suite is not None and suite not in suites:
+        problems.append(f"--suite: unknown suite (got {suite!r}, expected kvm-unit-tests or adams-agesen)")
+    if problems:
+        for p in problems:
+            _plain(err, f"microbench: {p}")
+        raise typer.Exit(code=2)
+    cfg = cm.VirtConfig(mode=mode, paging=paging, timer_fastpath=timer_fastpath,
+                        working_set_pages=mb.constants()["working_set_pages"], **{f: False for f in disable})
+    c, h = cpus[cpu], (hvs[hypervisor] if hypervisor else None)
+    fn = mb.step_through if event_mode else mb.predict
+    try:
+        preds = [fn(name, c, h, cfg) for name, spec in mb.benchmarks().items() if suite in (None, spec["suite"])]
+    except cm.ConfigError as exc:
+        _plain(err, f"microbench: {exc}")
+        raise typer.Exit(code=2)
+    rows = [{"benchmark": p.benchmark, "mode": p.mode, "paging": p.paging, "cycles": round(p.cycles, 1),
+             "exits": p.exits} for p in preds]
+    if fmt is MbFormat.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=["benchmark", "mode", "paging", "cycles", "exits"]).to_csv(sys.stdout, index=False)
+        return
+    if fmt is MbFormat.json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table(title=f"{cpu} / {hypervisor or 'bare metal'} / mode {mode} "
+                        f"({'event-by-event' if event_mode else 'rate'} mode; cycles per iteration)")
+    for col, just in (("benchmark", "left"), ("suite", "left"), ("paging", "left"), ("cycles", "right"),
+                      ("exits", "right"), ("us", "right")):
+        table.add_column(col, justify=just)
+    for p in preds:
+        table.add_row(p.benchmark, p.suite, p.paging, f"{p.cycles:,.0f}", str(p.exits),
+                      f"{cm.cycles_to_s(p.cycles, c) * 1e6:.3f}")
+    out.print(table)
+
+
+@app.command()
+def calibration(fmt: Format = typer.Option(Format.table, "--format", help="table or csv")) -> None:
+    """Compare the core model with every published calibration figure; exit 1 if any is out of tolerance."""
+    from consolidate.hardware.calibration import checks
+
+    rows = [{"id": c.id, "published": c.published,
+             "predicted": c.predicted if isinstance(c.predicted, str) else round(c.predicted, 1),
+             "error": "" if c.error is None else f"{c.error:+.1%}",
+             "tolerance": "exact" if c.tolerance is None else f"{c.tolerance:.0%}", "ok": c.ok,
+             "fitted": c.fitted, "setup": c.setup, "source": c.source} for c in checks()]
+    if fmt is Format.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(sys.stdout, index=False)
+    else:
+        table = Table(title="core model against the published calibration set (fitted = a parameter was solved from this row)")
+        for col in ("id", "published", "predicted", "error", "tolerance", "ok", "fitted", "setup"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(*(str(r[c]) for c in ("id", "published", "predicted", "error", "tolerance", "ok", "fitted", "setup")))
+        out.print(table)
+    if not all(r["ok"] for r in rows):
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -45,7 +45,7 @@ class Cpu:
     roundtrip_cycles: float  # hardware VM exit + VM entry
     pause_cycles: float
     features: dict[str, bool]  # vpid (ASID on AMD), ept (NPT on AMD), apicv, posted_interrupts, ...
-    tlb: dict[str, int]  # l1d_4k, l1d_2m, stlb_4k, stlb_2m entries
+    tlb: dict[str, int]  # l1d_4k, l1d_2m, l1d_1g, stlb_4k, stlb_2m entries
     walk: dict[str, float]  # l1/l2/llc/mem_cycles per reference, pte_* location shares, pwc_hit
     sources: dict[str, dict[str, str]] = field(repr=False)
 
@@ -78,6 +78,8 @@ class Hypervisor:
     uses: dict[str, bool]
     user_space_reasons: tuple[str, ...]
     type2_reasons: tuple[str, ...] = ()
+    ple_window_cycles: float = 0.0  # PAUSE-loop exiting window
+    lock_holder_wait_cycles: float = 0.0  # spin of a vCPU whose lock holder is descheduled, without PLE
     io_device_cycles: float = 0.0  # in-monitor device emulation behind a port access (VMware)
     pio_in_emulated: bool = False  # IN goes through the instruction emulator (KVM before fast PIO-in)
     sources: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)

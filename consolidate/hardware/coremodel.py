@@ -301,7 +301,11 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     if event == "cr8_write":
         return [] if eff.on("tpr_shadow") else [_x("cr_access")]
     if event == "pause_spin":
-        return [_x("pause")] if eff.on("ple") else []
+        # a vCPU spinning on a lock whose holder was descheduled: PLE cuts the spin at the window and yields;
+        # without it the vCPU spins until its own time slice ends
+        if eff.on("ple"):
+            return [_c(hv.ple_window_cycles, "spin until the PLE window"), _x("pause")]
+        return [_c(hv.lock_holder_wait_cycles, "spin until descheduled")]
     raise AssertionError(event)
 
 
@@ -321,7 +325,7 @@ def _bt_steps(event: str, hv: Hypervisor, eff: Effective) -> list[Step]:
         "msr_access": [_c(call, "callout")],
         "io_port": [_c(bt.get("io_cycles", 0), "emulated port access")],
         "cr8_write": [_c(bt.get("cr8_cycles", 0), "translated cr8 write")],
-        "pause_spin": [],
+        "pause_spin": [_c(hv.lock_holder_wait_cycles, "spin until descheduled")],
     }
     return [s for s in table[event] if s.cycles]
 
@@ -342,7 +346,7 @@ def _pv_steps(event: str, hv: Hypervisor) -> list[Step]:
         "msr_access": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "io_port": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "cr8_write": [_c(hc, "hypercall")],
-        "pause_spin": [],
+        "pause_spin": [_c(hv.lock_holder_wait_cycles, "spin until descheduled")],
     }
     return [s for s in table[event] if s.cycles]
 
