@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 from typing import Any
 
+from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter, HostTable, Progress, initial_placement
 from consolidate.results.frames import Results, build_results
 from consolidate.scenario.loader import default_scenario_path, load_scenario as _load
@@ -69,8 +70,9 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
     sc = load_scenario(source, seed=seed)
     wl = build_workload(sc)
     hosts = HostTable.from_scenario(sc)
-    vm_host = initial_placement(sc, wl, hosts)
-    rec = Datacenter(sc, wl, hosts, vm_host, progress=progress).run()
+    om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
+    vm_host = initial_placement(sc, wl, hosts, om)
+    rec = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om).run()
     return build_results(sc, wl, hosts, rec, run_id or make_run_id(sc), time.perf_counter() - t0, version())
 
 

@@ -132,7 +132,7 @@ def _catalog_rows(kind: CatalogKind) -> tuple[str, list[dict]]:
 
     if kind is CatalogKind.hosts:
         return "host types (power_w at 0%, 10%, ..., 100% CPU)", [
-            {"name": n, "cpu": e.cpu, "cores": e.host_type.cores, "mips_per_core": e.host_type.mips_per_core,
+            {"name": n, "processor": e.processor, "cpu": e.host_type.cpu, "cores": e.host_type.cores, "mips_per_core": e.host_type.mips_per_core,
              "memory_mb": e.host_type.memory_mb, "network_bps": e.host_type.network_bps,
              "power_w": " ".join(f"{w:g}" for w in e.host_type.power_curve_w()), "source": _sources(e.sources)}
             for n, e in cat.host_catalog().items()]

@@ -7,7 +7,7 @@ environment and change the placement arrays between ticks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -18,7 +18,9 @@ from consolidate.errors import PlacementError, Problem
 from consolidate.hardware.power import power_w
 from consolidate.policies.placement import place
 from consolidate.scenario.loader import host_types_of
-from consolidate.scenario.model import Scenario
+from consolidate.costmodel.interval import COMPONENTS
+from consolidate.costmodel.model import OverheadModel
+from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
 
 Progress = Callable[[int, int], None]  # (intervals done, intervals total)
@@ -29,6 +31,7 @@ class HostTable:
     """The scenario's hosts, flattened: one entry per host, in the order the scenario lists its groups."""
 
     type_names: list[str]  # per host type index
+    types: list[HostType]  # per host type index
     host_type: np.ndarray  # int per host
     cores: np.ndarray
     mips_per_core: np.ndarray
@@ -43,7 +46,7 @@ class HostTable:
         types_ = [known[n] for n in names]
         ht = np.concatenate([np.full(g.count, names.index(g.type), dtype=np.int32) for g in sc.hosts])
         col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
-        return cls(type_names=names, host_type=ht, cores=col(lambda t: t.cores),
+        return cls(type_names=names, types=types_, host_type=ht, cores=col(lambda t: t.cores),
                    mips_per_core=col(lambda t: t.mips_per_core), capacity_mips=col(lambda t: t.capacity_mips),
                    memory_mb=col(lambda t: t.memory_mb),
                    curves_w=np.array([t.power_curve_w() for t in types_], dtype=float))
@@ -64,21 +67,55 @@ class RunRecord:
     host_on: np.ndarray  # (intervals, hosts) bool
     host_power_w: np.ndarray  # (intervals, hosts)
     host_vms: np.ndarray  # (intervals, hosts) int
+    overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
 
 
-def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable) -> np.ndarray:
+@dataclass
+class OverheadRecord:
+    """Per-interval overhead arrays, time-major (intervals, VMs) float32 unless noted."""
+
+    reasons: list[str]  # exit reasons that occur in this scenario
+    overhead_mips: np.ndarray
+    backend_mips: np.ndarray
+    components_mips: dict[str, np.ndarray]
+    exits_per_s: np.ndarray  # (intervals, VMs, reasons)
+    tlb_flushes_per_s: np.ndarray
+    world_switches_per_s: np.ndarray
+    net_pps_demand: np.ndarray
+    net_pps_served: np.ndarray
+    disk_iops_demand: np.ndarray
+    disk_iops_served: np.ndarray
+    reason_mips: np.ndarray  # (intervals, all reasons + 'software'), summed over VMs
+    cfg_net_path: list[str] = field(default_factory=list)  # I/O path of each VM (at its initial host)
+
+    @classmethod
+    def empty(cls, n_int: int, n_vm: int, reasons: list[str], n_reason_labels: int) -> "OverheadRecord":
+        f = lambda: np.zeros((n_int, n_vm), np.float32)  # noqa: E731
+        return cls(reasons=reasons, overhead_mips=f(), backend_mips=f(), components_mips={c: f() for c in COMPONENTS},
+                   exits_per_s=np.zeros((n_int, n_vm, len(reasons)), np.float32), tlb_flushes_per_s=f(),
+                   world_switches_per_s=f(), net_pps_demand=f(), net_pps_served=f(), disk_iops_demand=f(),
+                   disk_iops_served=f(), reason_mips=np.zeros((n_int, n_reason_labels)))
+
+
+def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: OverheadModel | None = None) -> np.ndarray:
     """Place every VM by the scenario's policy; returns host index per VM (-1 = rejected).
 
-    Raises PlacementError naming every VM that fits no host unless the scenario asks to record rejections.
+    With the overhead model, a VM's size on each host type is its demand plus the overhead and backend
+    cycles it would cost there. Raises PlacementError naming every VM that fits no host unless the scenario
+    asks to record rejections.
     """
     nominal = wl.nominal_mips
     basis = sc.placement.cpu_basis
+    k: int | None = None
     if basis == "nominal" or wl.cpu_util.shape[0] == 0:
-        size = nominal
+        util = np.ones(len(nominal))
     elif basis == "initial_demand":
-        size = wl.cpu_util[0].astype(np.float64) * nominal
+        util, k = wl.cpu_util[0].astype(np.float64), 0
     else:
-        size = wl.cpu_util.max(axis=0).astype(np.float64) * nominal
+        util = wl.cpu_util.max(axis=0).astype(np.float64)
+    size = util * nominal
+    if om is not None:
+        size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
     mem = wl.vms["memory_mb"].to_numpy(np.float64)
     vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
                     host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type)
@@ -88,8 +125,9 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable) -> np.ndarra
         problems = []
         for v in lost[:20]:
             row = wl.vms.iloc[v]
+            need = size[v].min() if size.ndim == 2 else size[v]
             why = (f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB" if row.memory_mb > free_mem
-                   else f"needs {size[v]:.0f} MIPS and {row.memory_mb} MB; no host has that much left")
+                   else f"needs {need:.0f} MIPS and {row.memory_mb} MB; no host has that much left")
             problems.append(Problem(sc.file, f"vms.{row.group_index}",
                                     f"VM {row['name']!r} (type {row.vm_type}) fits no host: {why} "
                                     "(expected more or larger hosts, or on_unplaceable: reject)"))
@@ -104,8 +142,8 @@ class Datacenter:
     """Hosts, VMs and the accounting process of one run on a SimPy environment."""
 
     def __init__(self, sc: Scenario, wl: Workload, hosts: HostTable, vm_host: np.ndarray,
-                 progress: Progress | None = None):
-        self.sc, self.wl, self.hosts, self.vm_host = sc, wl, hosts, vm_host
+                 progress: Progress | None = None, om: OverheadModel | None = None):
+        self.sc, self.wl, self.hosts, self.vm_host, self.om = sc, wl, hosts, vm_host, om
         self.progress = progress
         self.env = simpy.Environment()
         n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
@@ -124,13 +162,26 @@ class Datacenter:
             host_power_w=np.empty((n_int, n_h)),
             host_vms=np.empty((n_int, n_h), np.int32),
         )
+        if om is not None:
+            from consolidate.costmodel.tables import REASON_LABELS
+
+            self.rec.overhead = OverheadRecord.empty(n_int, n_vm, om.reasons, len(REASON_LABELS))
+            cfg = om.configs_for(vm_host, hosts.host_type)
+            self.rec.overhead.cfg_net_path = [om.tables.net.path[c] if c >= 0 else "" for c in cfg]
         self.env.process(self._accounting())
 
     def _accounting(self):
         sc, hosts, rec = self.sc, self.hosts, self.rec
         for k in range(sc.n_intervals):
-            demand = self.wl.cpu_util[k].astype(np.float64) * self.nominal_mips
-            served, host_req, host_served = share_cpu(demand, self.vm_host, self.vm_cap_mips, hosts.capacity_mips)
+            util = self.wl.cpu_util[k].astype(np.float64)
+            demand = util * self.nominal_mips
+            if self.om is None:
+                served, host_req, host_served = share_cpu(demand, self.vm_host, self.vm_cap_mips, hosts.capacity_mips)
+            else:
+                ov = self.om.at(k, util, self.vm_host, hosts.host_type, hosts.cores)
+                served, host_req, host_served = share_cpu(demand + ov.overhead_mips, self.vm_host, self.vm_cap_mips,
+                                                          hosts.capacity_mips, ov.backend_mips)
+                self._record_overhead(k, ov)
             placed = self.vm_host >= 0
             vms_on = np.bincount(self.vm_host[placed], minlength=len(hosts))
             on = vms_on > 0 if sc.power_off_idle_hosts else np.ones(len(hosts), bool)
@@ -145,6 +196,21 @@ class Datacenter:
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
             yield self.env.timeout(sc.interval_s)
+
+    def _record_overhead(self, k: int, ov) -> None:
+        r = self.rec.overhead
+        r.overhead_mips[k] = ov.overhead_mips
+        r.backend_mips[k] = ov.backend_mips
+        for c, arr in ov.components_mips.items():
+            r.components_mips[c][k] = arr
+        r.exits_per_s[k] = ov.exits_per_s[:, self.om.active_reasons]
+        r.tlb_flushes_per_s[k] = ov.tlb_flushes_per_s
+        r.world_switches_per_s[k] = ov.world_switches_per_s
+        r.net_pps_demand[k] = ov.net_pps_demand
+        r.net_pps_served[k] = ov.net_pps_served
+        r.disk_iops_demand[k] = ov.disk_iops_demand
+        r.disk_iops_served[k] = ov.disk_iops_served
+        r.reason_mips[k] = ov.reason_mips
 
     def run(self) -> RunRecord:
         """Run to duration_s and return the raw record."""

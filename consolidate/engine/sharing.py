@@ -5,18 +5,22 @@ import numpy as np
 
 
 def share_cpu(demand_mips: np.ndarray, vm_host: np.ndarray, vm_cap_mips: np.ndarray,
-              host_capacity_mips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              host_capacity_mips: np.ndarray, backend_mips: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Serve each VM's CPU demand from its host's capacity.
 
-    A VM can use at most `vm_cap_mips` (its vCPUs, each at most one of the host's cores); a host whose
-    VMs ask for more than its capacity serves each of them the same fraction of its request
-    (proportional share). Unplaced VMs (vm_host == -1) get nothing.
+    A VM can use at most `vm_cap_mips` in its own context (its vCPUs, each at most one of the host's cores);
+    `backend_mips` is work host threads do for it (I/O backends), outside that cap. A host asked for more
+    than its capacity serves every request the same fraction (proportional share). Unplaced VMs
+    (vm_host == -1) get nothing.
 
-    Returns (served_mips per VM, requested_mips per host, served_mips per host).
+    Returns (served_mips per VM including its backend, requested_mips per host, served_mips per host).
     """
     n_hosts = len(host_capacity_mips)
     placed = vm_host >= 0
     request = np.where(placed, np.minimum(demand_mips, vm_cap_mips), 0.0)
+    if backend_mips is not None:
+        request = request + np.where(placed, backend_mips, 0.0)
     h = np.where(placed, vm_host, 0)
     host_request = np.bincount(h, weights=request, minlength=n_hosts)
     with np.errstate(divide="ignore", invalid="ignore"):

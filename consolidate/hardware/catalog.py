@@ -26,7 +26,7 @@ class CatalogHost:
     """A catalog host type, with the provenance of each group of its figures."""
 
     host_type: HostType
-    cpu: str
+    processor: str
     sources: dict[str, dict[str, str]]  # "field, field" -> {source, confidence}
 
 
@@ -124,10 +124,10 @@ def host_catalog() -> dict[str, CatalogHost]:
     out: dict[str, CatalogHost] = {}
     for entry in _data("hosts.yaml"):
         entry = dict(entry)
-        cpu, sources = entry.pop("cpu"), entry.pop("sources")
+        processor, sources = entry.pop("processor"), entry.pop("sources")
         summary = "; ".join(f"{k}: {v['source']} ({v['confidence']})" for k, v in sources.items())
         ht = HostType(**entry, source=summary)
-        out[ht.name] = CatalogHost(host_type=ht, cpu=cpu, sources=sources)
+        out[ht.name] = CatalogHost(host_type=ht, processor=processor, sources=sources)
     return out
 
 

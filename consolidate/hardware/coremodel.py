@@ -358,26 +358,49 @@ def step_cycles(step: Step, cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, eff: Effe
     return exit_cost_cycles(step.reason, cpu, hv, cfg, user_space=step.user_space, emulate=step.emulate, eff=eff)
 
 
+def exit_runs(steps: list[Step]) -> int:
+    """Maximal runs of back-to-back exits in `steps`. Without VPID/ASID each run flushes the TLB once; the
+    guest work after it pays one refill (what the event-by-event stepper does as state)."""
+    runs, prev = 0, False
+    for s in steps:
+        is_exit = s.kind == "exit"
+        runs += is_exit and not prev
+        prev = is_exit
+    return runs
+
+
 @dataclass(frozen=True)
 class EventCost:
-    """Virtualization cost of one guest event: cycles and exits by reason."""
+    """Virtualization cost of one guest event.
+
+    cycles: all of it, TLB refills included; refill_cycles: the part spent refilling a flushed TLB;
+    flushes: full TLB flushes it causes; exits: exits by reason."""
 
     cycles: float
     exits: dict[str, float]
+    flushes: float = 0.0
+    refill_cycles: float = 0.0
+
+
+def steps_cost(steps: list[Step], cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, eff: Effective) -> EventCost:
+    """Closed-form cost of a step list: step costs with one TLB refill per run of back-to-back exits."""
+    exits: dict[str, float] = {}
+    for s in steps:
+        if s.kind == "exit":
+            exits[s.reason] = exits.get(s.reason, 0.0) + 1.0
+    total = sum(step_cycles(s, cpu, hv, cfg, eff) for s in steps)
+    if not flushes_on_transition(eff) or not exits:
+        return EventCost(cycles=total, exits=exits)
+    refill = tlb_refill_cycles(cpu, eff, cfg)
+    runs = exit_runs(steps)
+    total -= refill * (sum(exits.values()) - runs)  # exit costs each carried a refill; keep one per run
+    return EventCost(cycles=total, exits=exits, flushes=float(runs), refill_cycles=refill * runs)
 
 
 def event_costs(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig) -> dict[str, EventCost]:
     """Cost of every guest event (GUEST_EVENTS) for one CPU, hypervisor and configuration."""
     eff = effective(cpu, hv, cfg)
-    out = {}
-    for ev in GUEST_EVENTS:
-        steps = event_steps(ev, cpu, hv, cfg, eff)
-        exits: dict[str, float] = {}
-        for s in steps:
-            if s.kind == "exit":
-                exits[s.reason] = exits.get(s.reason, 0.0) + 1.0
-        out[ev] = EventCost(cycles=sum(step_cycles(s, cpu, hv, cfg, eff) for s in steps), exits=exits)
-    return out
+    return {ev: steps_cost(event_steps(ev, cpu, hv, cfg, eff), cpu, hv, cfg, eff) for ev in GUEST_EVENTS}
 
 
 # --- I/O paths -----------------------------------------------------------------------------------------------
@@ -394,7 +417,9 @@ class IoCost:
     backend_cycles: float
     exits: dict[str, float]
     cap_pps: float
-
+    flushes: float = 0.0  # full TLB flushes per packet (exits without VPID/ASID)
+    refill_cycles: float = 0.0  # the part of guest_cycles spent refilling the TLB
+    exit_cycles: float = 0.0  # the part of guest_cycles spent in exits and interrupt delivery
 
 ETHERNET_OVERHEAD_BYTES = 38  # preamble, start delimiter, header, FCS and inter-frame gap around a payload
 
@@ -412,6 +437,7 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
     exits: dict[str, float] = {}
     guest = path.guest_cycles_per_packet
     backend = path.backend_cycles_per_packet
+    flushes = 0.0
     hz = cpu.frequency_ghz * 1e9
     if eff.mode == "hw":
         for reason, n in path.exits_per_batch.items():
@@ -421,11 +447,12 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
             # own thread, so the whole exit is guest-side time
             guest += per * exit_cost_cycles(reason, cpu, hv, cfg, user_space=path.user_space,
                                             emulate=path.user_space, eff=eff)
-        irq = event_steps("device_irq", cpu, hv, cfg, eff)
-        for s in irq:
-            if s.kind == "exit":
-                exits[s.reason] = exits.get(s.reason, 0.0) + path.interrupts_per_packet
-            guest += path.interrupts_per_packet * step_cycles(s, cpu, hv, cfg, eff)
+            flushes += per
+        irq = steps_cost(event_steps("device_irq", cpu, hv, cfg, eff), cpu, hv, cfg, eff)
+        for r, n in irq.exits.items():
+            exits[r] = exits.get(r, 0.0) + n * path.interrupts_per_packet
+        guest += path.interrupts_per_packet * irq.cycles
+        flushes += path.interrupts_per_packet * irq.flushes
     elif eff.mode in ("bt", "pv"):
         for s in event_steps("io_port", cpu, hv, cfg, eff):
             guest += sum(path.exits_per_batch.values()) / path.batch * s.cycles
@@ -437,7 +464,11 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
     if path.device_max_iops:
         wire_pps = path.device_max_iops
     cap = min(wire_pps, hz / backend) if backend > 0 else wire_pps
-    return IoCost(guest_cycles=guest, backend_cycles=backend, exits=exits, cap_pps=cap)
+    if not flushes_on_transition(eff):
+        flushes = 0.0
+    return IoCost(guest_cycles=guest, backend_cycles=backend, exits=exits, cap_pps=cap, flushes=flushes,
+                  refill_cycles=flushes * tlb_refill_cycles(cpu, eff, cfg) if flushes else 0.0,
+                  exit_cycles=guest - path.guest_cycles_per_packet)
 
 
 def with_config(cfg: VirtConfig, **changes) -> VirtConfig:

@@ -141,16 +141,6 @@ def _paging_label(eff: cm.Effective, cpu: Cpu) -> str:
     return "shadow"
 
 
-def _exit_runs(steps: list[cm.Step]) -> int:
-    """Maximal runs of consecutive exits: each run flushes an untagged TLB once before guest work resumes."""
-    runs, prev = 0, False
-    for s in steps:
-        is_exit = s.kind == "exit"
-        runs += is_exit and not prev
-        prev = is_exit
-    return runs
-
-
 def predict(name: str, cpu: Cpu, hv: Hypervisor | None, cfg: cm.VirtConfig) -> Prediction:
     """Rate-mode prediction of one iteration of `name`: cycles and exits.
 
@@ -158,11 +148,9 @@ def predict(name: str, cpu: Cpu, hv: Hypervisor | None, cfg: cm.VirtConfig) -> P
     back-to-back exits (the guest work after the run pays it), and a deadline as max(work, deadline)."""
     eff = cm.effective(cpu, hv, cfg)
     p = plan(name, cpu, hv, cfg)
-    refill = cm.tlb_refill_cycles(cpu, eff, cfg) if cm.flushes_on_transition(eff) else 0.0
 
     def cost(steps) -> float:
-        n_exits = sum(1 for s in steps if s.kind == "exit")
-        return sum(cm.step_cycles(s, cpu, hv, cfg, eff) for s in steps) - refill * (n_exits - _exit_runs(steps))
+        return cm.steps_cost(list(steps), cpu, hv, cfg, eff).cycles
 
     before = cost(p.before)
     total = (max(before, p.deadline_cycles) if p.deadline_cycles is not None else before) + cost(p.after)

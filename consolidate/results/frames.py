@@ -20,8 +20,36 @@ SUMMARY_COLUMNS = (
     "scenario", "run_id", "seed", "scenario_sha256", "consolidate_version", "duration_s", "interval_s",
     "hosts", "vms", "vms_placed", "vms_rejected", "hosts_active_mean", "hosts_active_max", "energy_kwh",
     "power_w_mean", "power_w_max", "host_cpu_util_mean", "cpu_demand_mips_h", "cpu_served_mips_h",
-    "cpu_unserved_mips_h", "cpu_rejected_mips_h", "sla_unserved_fraction", "wall_s",
+    "cpu_effective_mips_h", "cpu_unserved_mips_h", "cpu_rejected_mips_h", "sla_unserved_fraction", "wall_s",
 )
+
+
+def _overhead_summary(ov, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
+    """Summary columns of the overhead model: means, components, exit reasons, I/O paths."""
+    guest_h = float(guest.sum(dtype=np.float64) * dt_h)
+    over_h = float(ov.overhead_mips.sum(dtype=np.float64) * dt_h)
+    row: dict[str, float] = {
+        "overhead_mips_h": over_h,
+        "backend_mips_h": float(ov.backend_mips.sum(dtype=np.float64) * dt_h),
+        # demand-weighted: total overhead over total guest work, so idle VMs do not dominate
+        "overhead_pct_mean": over_h / guest_h * 100 if guest_h > 0 else 0.0,
+    }
+    for c, arr in ov.components_mips.items():
+        row[f"overhead_{c}_mips_h"] = float(arr.sum(dtype=np.float64) * dt_h)
+    n = ov.exits_per_s.shape[0]
+    for j, reason in enumerate(ov.reasons):
+        row[f"exits_per_s_{reason}"] = float(ov.exits_per_s[:, :, j].sum(dtype=np.float64) / n)
+    row["tlb_flushes_per_s"] = float(ov.tlb_flushes_per_s.sum(dtype=np.float64) / n)
+    paths = np.array(ov.cfg_net_path)
+    for path in sorted(set(paths) - {""}):
+        m = paths == path
+        g = float(guest[:, m].sum(dtype=np.float64) * dt_h)
+        o = float((ov.overhead_mips[:, m] + ov.backend_mips[:, m]).sum(dtype=np.float64) * dt_h)
+        row[f"overhead_pct_net_{path}"] = o / g * 100 if g > 0 else 0.0
+        row[f"net_pps_served_mean_{path}"] = float(ov.net_pps_served[:, m].sum(dtype=np.float64) / n)
+    row["net_pps_unserved_fraction"] = float((ov.net_pps_demand - ov.net_pps_served).sum(dtype=np.float64)
+                                             / max(ov.net_pps_demand.sum(dtype=np.float64), 1e-12))
+    return pd.DataFrame([row])
 
 
 def scenario_sha256(sc: Scenario) -> str:
@@ -73,16 +101,41 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     dt_h = sc.interval_s / 3600.0
     t = (np.arange(n_int) * sc.interval_s).astype(np.float64)
 
-    demand = rec.cpu_demand_mips
+    guest = rec.cpu_demand_mips
     served = rec.cpu_served_mips
-    vm_intervals = pd.DataFrame({
+    ov = rec.overhead
+    demand = guest if ov is None else guest + ov.overhead_mips + ov.backend_mips  # what the host must carry
+    cols = {
         "time_s": np.repeat(t, n_vm),
         "vm": np.tile(np.arange(n_vm, dtype=np.int32), n_int),
         "host": np.tile(rec.vm_host.astype(np.int32), n_int),
-        "cpu_demand_mips": demand.ravel(),
-        "cpu_served_mips": served.ravel(),
-        "cpu_unserved_mips": (demand - served).ravel(),
-    })
+        "cpu_demand_mips": guest.ravel(),
+    }
+    if ov is not None:
+        cols["cpu_overhead_mips"] = ov.overhead_mips.ravel()
+        cols["cpu_backend_mips"] = ov.backend_mips.ravel()
+        cols["cpu_effective_mips"] = demand.ravel()
+    cols["cpu_served_mips"] = served.ravel()
+    # served never exceeds demand; clip the float32 rounding of the two sums
+    cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
+    if ov is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # undefined (NaN) for an idle VM: overhead relative to no guest work
+            cols["overhead_pct"] = np.where(guest > 0, ov.overhead_mips / guest * 100, np.nan).astype(np.float32).ravel()
+        for c, arr in ov.components_mips.items():
+            cols[f"overhead_{c}_mips"] = arr.ravel()
+        cols["exits_per_s"] = ov.exits_per_s.sum(axis=2).ravel()
+        for j, reason in enumerate(ov.reasons):
+            cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
+        cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
+        cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
+        cols["net_pps_demand"] = ov.net_pps_demand.ravel()
+        cols["net_pps_served"] = ov.net_pps_served.ravel()
+        cols["net_pps_unserved"] = (ov.net_pps_demand - ov.net_pps_served).ravel()
+        cols["disk_iops_demand"] = ov.disk_iops_demand.ravel()
+        cols["disk_iops_served"] = ov.disk_iops_served.ravel()
+        cols["disk_iops_unserved"] = (ov.disk_iops_demand - ov.disk_iops_served).ravel()
+    vm_intervals = pd.DataFrame(cols)
 
     type_names = np.array(hosts.type_names)
     energy_kwh = rec.host_power_w * sc.interval_s / 3.6e6
@@ -100,6 +153,13 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "power_w": rec.host_power_w.ravel(),
         "energy_kwh": energy_kwh.ravel(),
     })
+    if ov is not None:
+        placed_ = rec.vm_host >= 0
+        hv = np.where(placed_, rec.vm_host, 0)
+        per_host = lambda a: np.stack([np.bincount(hv[placed_], weights=row[placed_], minlength=n_h)  # noqa: E731
+                                       for row in a]).ravel()
+        host_intervals["cpu_overhead_mips"] = per_host(ov.overhead_mips)
+        host_intervals["cpu_backend_mips"] = per_host(ov.backend_mips)
 
     vms = wl.vms.copy()
     vms["host"] = rec.vm_host.astype(np.int32)
@@ -122,6 +182,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     demand_h = float(demand.sum(dtype=np.float64) * dt_h)
     served_h = float(served.sum(dtype=np.float64) * dt_h)
     rejected_h = float(demand[:, ~placed].sum(dtype=np.float64) * dt_h)
+    guest_h = float(guest.sum(dtype=np.float64) * dt_h)
     on_util = (rec.host_served_mips / cap)[rec.host_on]
     summary = pd.DataFrame([{
         "scenario": sc.name,
@@ -141,12 +202,16 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "power_w_mean": float(total_power.mean()) if n_int else 0.0,
         "power_w_max": float(total_power.max()) if n_int else 0.0,
         "host_cpu_util_mean": float(on_util.mean()) if on_util.size else 0.0,
-        "cpu_demand_mips_h": demand_h,
+        "cpu_demand_mips_h": guest_h,
+        "cpu_effective_mips_h": demand_h,
         "cpu_served_mips_h": served_h,
         "cpu_unserved_mips_h": demand_h - served_h,
         "cpu_rejected_mips_h": rejected_h,
         "sla_unserved_fraction": (demand_h - served_h) / demand_h if demand_h > 0 else 0.0,
         "wall_s": wall_s,
     }], columns=list(SUMMARY_COLUMNS))
+    if ov is not None:
+        summary = pd.concat([summary.drop(columns="wall_s"), _overhead_summary(ov, guest, dt_h), summary[["wall_s"]]],
+                            axis=1)
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df)

@@ -137,6 +137,58 @@ def _cross_checks(data: dict, file: str) -> list[Problem]:
     return problems
 
 
+def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Checks of the overhead model's inputs: catalog names, and every VM group against every host type it
+    may land on (a feature its CPU lacks is an error naming both)."""
+    from consolidate.costmodel.config import resolve
+    from consolidate.hardware import catalog as cat
+    from consolidate.hardware.coremodel import ConfigError
+    from consolidate.workload.profiles import profile_table
+
+    problems: list[Problem] = []
+    profiles = profile_table().names
+    for i, g in enumerate(sc.vms):
+        if g.profile not in profiles:
+            problems.append(Problem(file, f"vms.{i}.profile", f"unknown profile (got {g.profile!r}, expected one of: "
+                                    f"{', '.join(profiles)})"))
+    specs = [(f"host_types.{i}.virtualization", h.virtualization) for i, h in enumerate(sc.host_types)] + \
+        [(f"vms.{i}.virtualization", g.virtualization) for i, g in enumerate(sc.vms)]
+    for path, spec in specs:
+        if spec is not None and spec.hypervisor is not None and spec.hypervisor not in cat.hypervisors():
+            problems.append(Problem(file, f"{path}.hypervisor", f"unknown hypervisor (got {spec.hypervisor!r}, "
+                                    f"expected one of: {', '.join(cat.hypervisors())})"))
+    for i, h in enumerate(sc.host_types):
+        if h.cpu is not None and h.cpu not in cat.cpus():
+            problems.append(Problem(file, f"host_types.{i}.cpu", f"unknown CPU (got {h.cpu!r}, expected one of: "
+                                    f"{', '.join(cat.cpus())})"))
+    if not sc.overhead_enabled:
+        given = [p for p, spec in specs if spec is not None]
+        for p in given:
+            problems.append(Problem(file, p, "virtualization settings without the overhead model (expected "
+                                    "overhead: {enabled: true} at the top level, or remove them)"))
+        return problems
+    if problems:
+        return problems
+    types_ = host_types_of(sc)
+    used = list(dict.fromkeys(g.type for g in sc.hosts))
+    for name in used:
+        if types_[name].cpu is None:
+            idx = next((i for i, h in enumerate(sc.host_types) if h.name == name), None)
+            problems.append(Problem(file, f"host_types.{idx}.cpu" if idx is not None else "hosts",
+                                    f"host type {name!r} names no cpu, which the overhead model needs "
+                                    f"(expected one of: {', '.join(cat.cpus())})"))
+    if problems:
+        return problems
+    for i, g in enumerate(sc.vms):
+        for name in used:
+            try:
+                resolve(g, types_[name])
+            except ConfigError as exc:
+                problems.append(Problem(file, f"vms.{i}.virtualization", f"VM group {g.name or f'group{i}'!r} on "
+                                        f"host type {name!r} (cpu {types_[name].cpu}): {exc}"))
+    return problems
+
+
 def host_types_of(sc: Scenario) -> dict[str, HostType]:
     """Host types a scenario can use: the catalog's, overridden by the scenario's own of the same name."""
     from consolidate.hardware.catalog import host_catalog
@@ -183,6 +235,9 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     except ValidationError as exc:
         problems = [_problem_from_pydantic(file, e) for e in exc.errors()]
     problems += _cross_checks(data, file)
+    if problems:
+        raise ScenarioError(problems)
+    problems = _virt_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
     sc._file = file

@@ -26,6 +26,43 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+NET_PATHS = ("emulated", "virtio", "vhost", "passthrough", "sriov")
+DISK_PATHS = ("virtio-blk", "nvme-passthrough")
+FEATURE_NAMES = ("vpid", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple", "preemption_timer")
+
+
+class IoSpec(Model):
+    """The I/O path of each device of a VM."""
+
+    net: Literal["emulated", "virtio", "vhost", "passthrough", "sriov"] | None = None
+    disk: Literal["virtio-blk", "nvme-passthrough"] | None = None
+
+
+class VirtSpec(Model):
+    """How VMs are virtualized. On a host type it sets the defaults of the VMs placed there; on a VM group it
+    overrides them. Unset fields inherit (built-in defaults: kvm-qemu, hw, the best paging the CPU offers,
+    every feature the CPU has, net virtio, disk virtio-blk)."""
+
+    hypervisor: Name | None = Field(default=None, description="catalog hypervisor (consolidate catalog hypervisors)")
+    mode: Literal["hw", "bt", "pv", "native"] | None = None
+    paging: Literal["ept", "npt", "shadow"] | None = None
+    features: dict[Literal["vpid", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple",
+                           "preemption_timer"], bool] = Field(
+        default_factory=dict, description="force a feature on (an error if the CPU lacks it) or off")
+    io: IoSpec = Field(default_factory=IoSpec)
+    host_page: Literal["4k", "2m", "1g"] | None = Field(default=None, description="page size backing guest memory")
+    working_set_pages: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="pages a guest touches between transitions (TLB refill after a flush)")
+
+
+class Overhead(Model):
+    """The virtualization overhead model: exits, TLB flushes, page walks, world switches and I/O paths priced
+    by the core model and added to each VM's demand."""
+
+    enabled: bool = True
+    timeslice_s: PosFloat = Field(default=0.003, description="scheduler slice when vCPUs share a core")
+
+
 class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
@@ -38,6 +75,8 @@ class HostType(Model):
         default=None, description="11 points: watts at 0%, 10%, ..., 100% CPU")
     power_idle_w: NonNegFloat | None = None
     power_max_w: NonNegFloat | None = None
+    cpu: Name | None = Field(default=None, description="catalog CPU microarchitecture (consolidate catalog cpus)")
+    virtualization: VirtSpec | None = Field(default=None, description="defaults for VMs on this host type")
     source: str | None = Field(default=None, description="where the figures come from")
 
     @model_validator(mode="after")
@@ -131,6 +170,9 @@ class VmGroup(Model):
         default=None, description="number of VMs; for file traces, defaults to one VM per trace")
     type: TypeAssignment
     trace: TraceSource
+    profile: Name = Field(default="generic", description="fills event and I/O columns the trace lacks "
+                          "(generic, web, database, batch, hpc, idle_desktop, network_appliance)")
+    virtualization: VirtSpec | None = None
 
     @field_validator("type", mode="before")
     @classmethod
@@ -180,6 +222,7 @@ class Scenario(Model):
     power_off_idle_hosts: bool = Field(default=True, description="hosts without VMs draw 0 W")
     on_unplaceable: Literal["error", "reject"] = Field(
         default="error", description="a VM that fits no host: stop with an error, or record a rejection")
+    overhead: Overhead | None = Field(default=None, description="virtualization overhead model (off when absent)")
 
     _file: str = PrivateAttr(default="<dict>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -198,6 +241,11 @@ class Scenario(Model):
     def base_dir(self) -> Path:
         """Folder that relative paths in the scenario are resolved against."""
         return self._base_dir
+
+    @property
+    def overhead_enabled(self) -> bool:
+        """Whether the virtualization overhead model is on."""
+        return self.overhead is not None and self.overhead.enabled
 
     @property
     def n_intervals(self) -> int:

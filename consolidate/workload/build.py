@@ -1,7 +1,7 @@
 """Turn a scenario's VM groups into one workload: a VM table and a time-major CPU-utilisation matrix."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,16 @@ from consolidate.workload.resample import resample, samples_needed
 class Workload:
     """All VMs of a scenario.
 
-    `vms` has one row per VM: vm (0..n-1), name, group, group_index, vm_type, vcpus, mips_per_vcpu, memory_mb, trace.
+    `vms` has one row per VM: vm (0..n-1), name, group, group_index, vm_type, vcpus, mips_per_vcpu, memory_mb, trace,
+    profile.
     `cpu_util` is float32 of shape (intervals, VMs): fraction 0..1 of each VM's vCPUs per interval.
     """
 
     vms: pd.DataFrame
     cpu_util: np.ndarray
+    # optional trace columns (columns.OPTIONAL) that some trace supplied: float32 (intervals, VMs), NaN where a
+    # VM's trace lacks the column (the VM's profile fills it)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def nominal_mips(self) -> np.ndarray:
@@ -70,13 +74,16 @@ def _synthetic(p: Synthetic, n: int, sc: Scenario, gen: np.random.Generator) -> 
     return np.clip(util, 0.0, 1.0)
 
 
-def _group_traces(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> tuple[list[str], list[str], np.ndarray]:
-    """(names, trace labels, util (n, intervals)) for one group; raises TraceError on a bad trace."""
+def _group_traces(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator
+                  ) -> tuple[list[str], list[str], np.ndarray, dict[str, np.ndarray]]:
+    """(names, trace labels, util (n, intervals), extra columns {name: (n, intervals)}) for one group;
+    raises TraceError on a bad trace."""
     src = g.trace
+    extras: dict[str, np.ndarray] = {}
     if src.synthetic is not None:
         n = g.count
         names = [f"{g.name or f'group{i}'}-{j}" for j in range(n)]
-        return names, ["synthetic"] * n, _synthetic(src.synthetic, n, sc, gen)
+        return names, ["synthetic"] * n, _synthetic(src.synthetic, n, sc, gen), extras
     if src.planetlab is not None:
         names, pct = planetlab.load_planetlab(src.planetlab, sc.base_dir)
         labels = [f"{src.planetlab}/{nm}" for nm in names]
@@ -89,14 +96,19 @@ def _group_traces(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) ->
         names = [t.name for t in traces]
         labels = [str(path)] * len(traces)
         out = []
-        for t in traces:
+        cols = sorted({c for t in traces for c in t.extra})
+        extras = {c: np.full((len(traces), sc.n_intervals), np.nan) for c in cols}
+        for j, t in enumerate(traces):
             step = t.interval_s if np.isfinite(t.interval_s) else sc.duration_s - t.start_s
-            out.append(_fit_to_grid(t.cpu_util[None, :], step, t.start_s, sc, src.repeat, f"{path} (VM {t.name!r})"))
+            where = f"{path} (VM {t.name!r})"
+            out.append(_fit_to_grid(t.cpu_util[None, :], step, t.start_s, sc, src.repeat, where))
+            for c, v in t.extra.items():
+                extras[c][j] = _fit_to_grid(v[None, :], step, t.start_s, sc, src.repeat, where)[0]
         rows = np.vstack(out)
     n = g.count if g.count is not None else len(names)
     pick = np.arange(n) % len(names)  # more VMs than traces: replay them in order
     return [names[j] if n <= len(names) else f"{names[j]}#{k}" for k, j in enumerate(pick)], \
-        [labels[j] for j in pick], rows[pick]
+        [labels[j] for j in pick], rows[pick], {c: v[pick] for c, v in extras.items()}
 
 
 def build_workload(sc: Scenario) -> Workload:
@@ -105,12 +117,12 @@ def build_workload(sc: Scenario) -> Workload:
     Raises ScenarioError naming the group's field path and the trace file and row for every bad trace.
     """
     vm_types = {v.name: v for v in sc.vm_types}
-    frames, utils, problems = [], [], []
+    frames, utils, problems, group_extras = [], [], [], []
     for i, g in enumerate(sc.vms):
         gen = rng.stream(sc.seed, rng.WORKLOAD, i)
         kind = "synthetic" if g.trace.synthetic is not None else ("planetlab" if g.trace.planetlab else "native")
         try:
-            names, labels, util = _group_traces(i, g, sc, gen)
+            names, labels, util, extras = _group_traces(i, g, sc, gen)
         except TraceError as exc:
             problems.append(Problem(sc.file, f"vms.{i}.trace.{kind}", str(exc)))
             continue
@@ -124,12 +136,18 @@ def build_workload(sc: Scenario) -> Workload:
             "mips_per_vcpu": [vm_types[t].mips_per_vcpu for t in types_],
             "memory_mb": [vm_types[t].memory_mb for t in types_],
             "trace": labels,
+            "profile": g.profile,
         }))
         utils.append(util)
+        group_extras.append(extras)
     if problems:
         raise ScenarioError(problems)
     vms = pd.concat(frames, ignore_index=True)
     vms.insert(0, "vm", np.arange(len(vms), dtype=np.int32))
     cpu_util = np.ascontiguousarray(np.vstack(utils).T, dtype=np.float32) if utils else \
         np.zeros((sc.n_intervals, 0), np.float32)
-    return Workload(vms=vms, cpu_util=cpu_util)
+    extra = {}
+    for col in sorted({c for e in group_extras for c in e}):
+        parts = [e.get(col, np.full(u.shape, np.nan)) for e, u in zip(group_extras, utils)]
+        extra[col] = np.ascontiguousarray(np.vstack(parts).T, dtype=np.float32)
+    return Workload(vms=vms, cpu_util=cpu_util, extra=extra)

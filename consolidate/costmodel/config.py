@@ -1,0 +1,57 @@
+"""Resolve each (VM group, host type) pair to a concrete virtualization configuration.
+
+Precedence: built-in defaults < the host type's `virtualization` < the VM group's `virtualization`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consolidate.hardware import catalog as cat
+from consolidate.hardware import coremodel as cm
+from consolidate.scenario.model import HostType, VirtSpec, VmGroup
+
+DEFAULT_HYPERVISOR = "kvm-qemu"
+DEFAULT_NET = "virtio"
+DEFAULT_DISK = "virtio-blk"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What one VM group runs with on one host type."""
+
+    cpu: cat.Cpu
+    hypervisor: cat.Hypervisor | None
+    config: cm.VirtConfig
+    net: str
+    disk: str
+    host_type: HostType
+
+
+def _merge(*specs: VirtSpec | None) -> dict:
+    out: dict = {"features": {}, "io": {}}
+    for spec in specs:
+        if spec is None:
+            continue
+        for k in ("hypervisor", "mode", "paging", "host_page", "working_set_pages"):
+            v = getattr(spec, k)
+            if v is not None:
+                out[k] = v
+        out["features"].update(spec.features)
+        out["io"].update({k: v for k, v in spec.io.model_dump().items() if v is not None})
+    return out
+
+
+def resolve(group: VmGroup, host_type: HostType) -> Resolved:
+    """The configuration of `group` on `host_type`; raises cm.ConfigError when the host's CPU (or the
+    hypervisor) cannot provide what the group or host type asks for."""
+    if host_type.cpu is None:
+        raise cm.ConfigError(f"host type {host_type.name!r} names no cpu (expected one of: {', '.join(cat.cpus())})")
+    m = _merge(host_type.virtualization, group.virtualization)
+    cpu = cat.cpus()[host_type.cpu]
+    mode = m.get("mode", "hw")
+    hv = None if mode == "native" else cat.hypervisors()[m.get("hypervisor", DEFAULT_HYPERVISOR)]
+    cfg = cm.VirtConfig(mode=mode, paging=m.get("paging"), host_page=m.get("host_page", "4k"),
+                        working_set_pages=m.get("working_set_pages", 4096), **m["features"])
+    cm.effective(cpu, hv, cfg)  # raises ConfigError on a conflict
+    return Resolved(cpu=cpu, hypervisor=hv, config=cfg, net=m["io"].get("net", DEFAULT_NET),
+                    disk=m["io"].get("disk", DEFAULT_DISK), host_type=host_type)
