@@ -9,7 +9,8 @@ For VM v under configuration c (cycles per second, then MIPS through the host's 
     I/O, host   = served_pps * backend_cycles(c)                   (QEMU / vhost threads, host side)
     overhead    = events + page walks + world switches + I/O guest;   backend = I/O host
 
-served_pps = min(demanded pps, the path's cap); the rest is unserved I/O. Nothing here loops over VMs: a
+served_pps = min(demanded pps, the path's cap, vCPUs x clock / guest cycles per packet); the rest is
+unserved I/O. Nothing here loops over VMs: a
 loop over the handful of configurations does the matrix products for exits by reason.
 """
 from __future__ import annotations
@@ -74,8 +75,12 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     ev = event_rates * vcpus[:, None]  # events per second
     to_mips = t.cycles_to_mips[c]
 
-    net_served = np.minimum(net_pps, t.net.cap[c])
-    disk_served = np.minimum(disk_iops, t.disk.cap[c])
+    # a path carries no more than its cap, nor more than the VM's vCPUs could drive if they did nothing else
+    with np.errstate(divide="ignore"):
+        vcpu_net = np.where(t.net.guest_cycles[c] > 0, vcpus * t.hz[c] / t.net.guest_cycles[c], np.inf)
+        vcpu_disk = np.where(t.disk.guest_cycles[c] > 0, vcpus * t.hz[c] / t.disk.guest_cycles[c], np.inf)
+    net_served = np.minimum(net_pps, np.minimum(t.net.cap[c], vcpu_net))
+    disk_served = np.minimum(disk_iops, np.minimum(t.disk.cap[c], vcpu_disk))
     ev_cycles = np.einsum("ve,ve->v", ev, t.ev_cycles[c])
     ev_refill = np.einsum("ve,ve->v", ev, t.ev_refill[c])
     walk = tlb_misses * vcpus * t.walk_extra[c]

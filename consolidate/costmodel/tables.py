@@ -37,6 +37,7 @@ REASON_LABELS = REASONS + (SOFTWARE,)
 class IoTable:
     """Per configuration, per packet (or disk I/O): see coremodel.IoCost."""
 
+    guest_cycles: np.ndarray  # (C,) all guest-side cycles of a packet: driver, exits, interrupt delivery
     exit_cycles: np.ndarray  # (C,) exits and interrupt delivery, guest side
     driver_extra_cycles: np.ndarray  # (C,) guest driver cycles beyond a native driver's
     backend_cycles: np.ndarray  # (C,)
@@ -52,7 +53,8 @@ class CostTables:
     """Everything the per-interval model needs, indexed by configuration c.
 
     ev_*: (C, E) over PRICED_COLUMNS; ev_exits: (C, E, R); ev_reason_cycles: (C, E, R + 1) with the last
-    column for software work; walk_extra: (C,) cycles per TLB miss over native; ws_*: world switch;
+    column for software work; walk_extra: (C,) extra cycles per TLB miss of the reference TLB (nested over
+    native walk, times the CPU's miss-rate scale); ws_*: world switch;
     cycles_to_mips: (C,) MIPS of one cycle per second on that host (its MIPS per core / its clock).
     """
 
@@ -68,6 +70,7 @@ class CostTables:
     ws_flushes: np.ndarray
     native: np.ndarray
     cycles_to_mips: np.ndarray
+    hz: np.ndarray  # (C,) the host CPU's clock
     net: IoTable
     disk: IoTable
 
@@ -80,14 +83,15 @@ def _io_table(configs: list[Resolved], kind: str) -> IoTable:
         name = r.net if kind == "net" else r.disk
         path = paths[name]
         if r.config.mode == "native":
-            rows.append((0.0, 0.0, 0.0, 0.0, 0.0, {}, np.inf, name))
+            rows.append((0.0, 0.0, 0.0, 0.0, 0.0, {}, np.inf, name, 0.0))
             continue
         c = cm.io_cost(path, r.cpu, r.hypervisor, r.config, line_rate_bps=r.host_type.network_bps)
-        rows.append((c.exit_cycles, max(0.0, path.guest_cycles_per_packet - native_driver), c.backend_cycles,
-                     c.refill_cycles, c.flushes, c.exits, c.cap_pps, name))
+        extra = max(0.0, (path.guest_cycles_per_packet - native_driver) * cm.io_scale(r.cpu))
+        rows.append((c.exit_cycles, extra, c.backend_cycles, c.refill_cycles, c.flushes, c.exits, c.cap_pps, name,
+                     c.guest_cycles))
     exits = np.array([[row[5].get(rr, 0.0) for rr in REASONS] for row in rows]).reshape(len(rows), len(REASONS))
     col = lambda i: np.array([row[i] for row in rows], dtype=np.float64)  # noqa: E731
-    return IoTable(exit_cycles=col(0), driver_extra_cycles=col(1), backend_cycles=col(2), refill_cycles=col(3),
+    return IoTable(guest_cycles=col(8), exit_cycles=col(0), driver_extra_cycles=col(1), backend_cycles=col(2), refill_cycles=col(3),
                    flushes=col(4), exits=exits, cap=col(6), path=tuple(row[7] for row in rows))
 
 
@@ -97,10 +101,11 @@ def build_tables(configs: list[Resolved]) -> CostTables:
     ev_cycles, ev_refill, ev_flushes = np.zeros((C, E)), np.zeros((C, E)), np.zeros((C, E))
     ev_exits, ev_reason = np.zeros((C, E, R)), np.zeros((C, E, R + 1))
     walk_extra, ws_cycles, ws_refill, ws_flushes = np.zeros(C), np.zeros(C), np.zeros(C), np.zeros(C)
-    native, to_mips = np.zeros(C, bool), np.zeros(C)
+    native, to_mips, hz = np.zeros(C, bool), np.zeros(C), np.zeros(C)
     for c, r in enumerate(configs):
         ht = r.host_type
-        to_mips[c] = ht.mips_per_core / (r.cpu.frequency_ghz * 1e9)
+        hz[c] = r.cpu.frequency_ghz * 1e9
+        to_mips[c] = ht.mips_per_core / hz[c]
         eff = cm.effective(r.cpu, r.hypervisor, r.config)
         if eff.mode == "native":
             native[c] = True
@@ -121,12 +126,12 @@ def build_tables(configs: list[Resolved]) -> CostTables:
                 raw[owner] += cm.step_cycles(s, r.cpu, r.hypervisor, r.config, eff)
             if raw.sum() > 0:
                 ev_reason[c, e] = raw * (cost.cycles / raw.sum())
-        walk_extra[c] = cm.extra_walk_cycles(r.cpu, eff, r.config)
+        walk_extra[c] = cm.extra_walk_cycles(r.cpu, eff, r.config) * cm.tlb_miss_scale(r.cpu)
         ws_cycles[c] = cm.world_switch_cycles(r.cpu, r.hypervisor, r.config)
         flush = not eff.on("vpid") or eff.mode != "hw"
         ws_flushes[c] = 1.0 if flush else 0.0
         ws_refill[c] = cm.tlb_refill_cycles(r.cpu, eff, r.config) if flush else 0.0
     return CostTables(configs=tuple(configs), ev_cycles=ev_cycles, ev_refill=ev_refill, ev_flushes=ev_flushes,
                       ev_exits=ev_exits, ev_reason_cycles=ev_reason, walk_extra=walk_extra, ws_cycles=ws_cycles,
-                      ws_refill=ws_refill, ws_flushes=ws_flushes, native=native, cycles_to_mips=to_mips,
+                      ws_refill=ws_refill, ws_flushes=ws_flushes, native=native, cycles_to_mips=to_mips, hz=hz,
                       net=_io_table(configs, "net"), disk=_io_table(configs, "disk"))

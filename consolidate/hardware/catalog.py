@@ -43,6 +43,7 @@ class Cpu:
     cores: int
     threads: int
     roundtrip_cycles: float  # hardware VM exit + VM entry
+    ipc_relative: float  # instructions per clock relative to Nehalem: scales software paths
     pause_cycles: float
     features: dict[str, bool]  # vpid (ASID on AMD), ept (NPT on AMD), apicv, posted_interrupts, ...
     tlb: dict[str, int]  # l1d_4k, l1d_2m, l1d_1g, stlb_4k, stlb_2m entries
@@ -60,6 +61,7 @@ class Hypervisor:
 
     name: str
     description: str
+    calibrated_on: str  # the CPU its software cycle figures hold for
     type: int
     modes: tuple[str, ...]
     exit_overhead_cycles: float
@@ -210,6 +212,8 @@ def missing_sources() -> list[str]:
             problems.append(f"cpus.yaml:{e['name']}: no source for the part's specification")
     for e in _hv_data()["hypervisors"]:
         check("hypervisors.yaml", e["name"], e, skip=("type", "handler_scale"))
+        if e.get("calibrated_on") not in {c["name"] for c in _data("cpus.yaml")}:
+            problems.append(f"hypervisors.yaml:{e['name']}: calibrated_on must name a catalog CPU")
     for name, e in _hv_data()["exit_reasons"].items():
         if not e.get("why"):
             problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from consolidate.hardware.catalog import Cpu, Hypervisor, IoPath, exit_reasons
+from consolidate.hardware.catalog import Cpu, Hypervisor, IoPath, cpus, exit_reasons
 
 Mode = Literal["hw", "bt", "pv", "native"]
 Paging = Literal["ept", "npt", "shadow", "native"]
@@ -155,6 +155,15 @@ def tlb_entries(cpu: Cpu) -> int:
     return int(cpu.tlb["l1d_4k"] + cpu.tlb["stlb_4k"])
 
 
+TLB_REFERENCE_CPU = "intel-haswell"  # trace and profile TLB-miss rates are for this CPU's TLB
+
+
+def tlb_miss_scale(cpu: Cpu) -> float:
+    """Factor on a TLB-miss rate given for the reference TLB (Haswell, 1,088 4K entries) on `cpu`: a working
+    set larger than the TLB's reach misses in inverse proportion to the reach."""
+    return tlb_entries(cpus()[TLB_REFERENCE_CPU]) / tlb_entries(cpu)
+
+
 def tlb_refill_cycles(cpu: Cpu, eff: Effective, cfg: VirtConfig) -> float:
     """Cycles to refill the TLB after a full flush: min(entries, working set) walks."""
     return min(tlb_entries(cpu), cfg.working_set_pages) * walk_cycles(cpu, eff, cfg)
@@ -166,6 +175,22 @@ def flushes_on_transition(eff: Effective) -> bool:
 
 
 # --- exits ---------------------------------------------------------------------------------------------------
+
+IO_REFERENCE_CPU = "intel-haswell"  # the CPU the per-packet figures of devices.yaml hold for
+
+
+def software_scale(cpu: Cpu, hv: Hypervisor | None) -> float:
+    """Factor on a hypervisor's software cycles on `cpu`: its figures hold for the CPU it was calibrated on,
+    and the same code takes fewer cycles on a core that retires more instructions per clock."""
+    if hv is None:
+        return 1.0
+    return cpus()[hv.calibrated_on].ipc_relative / cpu.ipc_relative
+
+
+def io_scale(cpu: Cpu) -> float:
+    """Factor on the per-packet driver and backend cycles of devices.yaml on `cpu`."""
+    return cpus()[IO_REFERENCE_CPU].ipc_relative / cpu.ipc_relative
+
 
 def exit_cost_cycles(reason: str, cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, *, user_space: bool | None = None,
                      emulate: bool = False, eff: Effective | None = None) -> float:
@@ -181,13 +206,14 @@ def exit_cost_cycles(reason: str, cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, *, 
         raise ConfigError(f"no VM exits in mode {eff.mode!r}")
     if user_space is None:
         user_space = reason in hv.user_space_reasons
-    c = cpu.roundtrip_cycles + hv.exit_overhead_cycles + reasons[reason]["handler_cycles"] * hv.handler_scale
+    sw = hv.exit_overhead_cycles + reasons[reason]["handler_cycles"] * hv.handler_scale
     if emulate:
-        c += hv.emulate_cycles
+        sw += hv.emulate_cycles
     if user_space:
-        c += hv.user_exit_cycles
+        sw += hv.user_exit_cycles
     if hv.type == 2 and (user_space or reason in hv.type2_reasons):
-        c += hv.type2_switch_cycles
+        sw += hv.type2_switch_cycles
+    c = cpu.roundtrip_cycles + sw * software_scale(cpu, hv)
     if flushes_on_transition(eff):
         c += tlb_refill_cycles(cpu, eff, cfg)
     return c
@@ -210,7 +236,7 @@ def world_switch_cycles(cpu: Cpu, hv: Hypervisor, cfg: VirtConfig) -> float:
     eff = effective(cpu, hv, cfg)
     if eff.mode == "native":
         return 0.0
-    c = hv.world_switch_cycles
+    c = hv.world_switch_cycles * software_scale(cpu, hv)
     if not eff.on("vpid") or eff.mode != "hw":
         c += tlb_refill_cycles(cpu, eff, cfg)
     return c
@@ -264,15 +290,16 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     eff = eff or effective(cpu, hv, cfg)
     if eff.mode == "native":
         return []
+    k = software_scale(cpu, hv)
     if eff.mode == "pv":
-        return _pv_steps(event, hv)
+        return _pv_steps(event, hv, k)
     if eff.mode == "bt":
-        return _bt_steps(event, hv, eff)
-    sh = hv.shadow or {}
+        return _bt_steps(event, hv, k)
+    sh = {name: v * k for name, v in (hv.shadow or {}).items()}
     eoi = [] if eff.on("apicv") else [_x("apic_access", emulate=True)]
     posted = eff.on("posted_interrupts") and eff.on("apicv")
     deliver = [] if posted else [_x("external_interrupt")]
-    inject = [] if posted else [_c(hv.inject_cycles, "inject")]  # the CPU delivers a posted interrupt itself
+    inject = [] if posted else [_c(hv.inject_cycles * k, "inject")]  # the CPU delivers a posted interrupt itself
     if event == "cr3_write":
         return [_x("cr_access"), _c(sh.get("cr3_cycles", 0), "shadow cr3 switch")] if eff.shadow else []
     if event == "page_fault":
@@ -284,14 +311,14 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
         return []
     if event == "timer_irq":
         fire = [_x("preemption_timer")] if eff.on("preemption_timer") else \
-            [_x("external_interrupt"), _c(hv.hrtimer_callback_cycles, "hrtimer callback")]
-        return [_x("msr_write"), _c(hv.timer_arm_cycles, "arm timer")] + fire + inject + eoi
+            [_x("external_interrupt"), _c(hv.hrtimer_callback_cycles * k, "hrtimer callback")]
+        return [_x("msr_write"), _c(hv.timer_arm_cycles * k, "arm timer")] + fire + inject + eoi
     if event == "ipi":
         return [_x("msr_write")] + deliver + inject + eoi
     if event == "device_irq":
         return deliver + inject + eoi
     if event == "halt":
-        return [_x("hlt"), _c(hv.halt_wakeup_cycles, "wake-up")]
+        return [_x("hlt"), _c(hv.halt_wakeup_cycles * k, "wake-up")]
     if event == "cpuid":
         return [_x("cpuid")]
     if event == "msr_access":
@@ -309,18 +336,18 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     raise AssertionError(event)
 
 
-def _bt_steps(event: str, hv: Hypervisor, eff: Effective) -> list[Step]:
-    bt = hv.bt or {}
+def _bt_steps(event: str, hv: Hypervisor, k: float) -> list[Step]:
+    bt = {name: v * k for name, v in (hv.bt or {}).items()}
     call = bt.get("callout_cycles", 0)
     table = {
-        "cr3_write": [_c(call, "callout"), _c((hv.shadow or {}).get("cr3_cycles", 0), "shadow cr3 switch")],
+        "cr3_write": [_c(call, "callout"), _c((hv.shadow or {}).get("cr3_cycles", 0) * k, "shadow cr3 switch")],
         "page_fault": [_c(bt.get("fault_cycles", 0), "hidden fault + reflect")],
         "pte_write": [_c(bt.get("pte_write_cycles", 0), "translated pte write")],
         "syscall": [_c(bt.get("syscall_cycles", 0), "syscall through the monitor")],
-        "timer_irq": [_c(bt.get("fault_cycles", 0), "interrupt reflected"), _c(hv.inject_cycles, "inject")],
+        "timer_irq": [_c(bt.get("fault_cycles", 0), "interrupt reflected"), _c(hv.inject_cycles * k, "inject")],
         "ipi": [_c(call, "callout"), _c(bt.get("fault_cycles", 0), "interrupt reflected")],
-        "device_irq": [_c(bt.get("fault_cycles", 0), "interrupt reflected"), _c(hv.inject_cycles, "inject")],
-        "halt": [_c(call, "callout"), _c(hv.halt_wakeup_cycles, "wake-up")],
+        "device_irq": [_c(bt.get("fault_cycles", 0), "interrupt reflected"), _c(hv.inject_cycles * k, "inject")],
+        "halt": [_c(call, "callout"), _c(hv.halt_wakeup_cycles * k, "wake-up")],
         "cpuid": [_c(call, "callout")],
         "msr_access": [_c(call, "callout")],
         "io_port": [_c(bt.get("io_cycles", 0), "emulated port access")],
@@ -330,8 +357,8 @@ def _bt_steps(event: str, hv: Hypervisor, eff: Effective) -> list[Step]:
     return [s for s in table[event] if s.cycles]
 
 
-def _pv_steps(event: str, hv: Hypervisor) -> list[Step]:
-    pv = hv.pv or {}
+def _pv_steps(event: str, hv: Hypervisor, k: float) -> list[Step]:
+    pv = {name: v * k for name, v in (hv.pv or {}).items()}
     hc = pv.get("hypercall_cycles", 0)
     table = {
         "cr3_write": [_c(pv.get("cr3_switch_cycles", 0), "new_baseptr hypercall")],
@@ -341,7 +368,7 @@ def _pv_steps(event: str, hv: Hypervisor) -> list[Step]:
         "timer_irq": [_c(hc, "set_timer_op"), _c(hc, "event-channel upcall")],
         "ipi": [_c(hc, "event-channel send"), _c(hc, "event-channel upcall")],
         "device_irq": [_c(hc, "event-channel upcall")],
-        "halt": [_c(hc, "sched_op block"), _c(hv.halt_wakeup_cycles, "wake-up")],
+        "halt": [_c(hc, "sched_op block"), _c(hv.halt_wakeup_cycles * k, "wake-up")],
         "cpuid": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "msr_access": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "io_port": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
@@ -435,8 +462,10 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
     """
     eff = effective(cpu, hv, cfg)
     exits: dict[str, float] = {}
-    guest = path.guest_cycles_per_packet
-    backend = path.backend_cycles_per_packet
+    kio = io_scale(cpu)
+    driver = path.guest_cycles_per_packet * kio
+    guest = driver
+    backend = path.backend_cycles_per_packet * kio
     flushes = 0.0
     hz = cpu.frequency_ghz * 1e9
     if eff.mode == "hw":
@@ -468,7 +497,7 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
         flushes = 0.0
     return IoCost(guest_cycles=guest, backend_cycles=backend, exits=exits, cap_pps=cap, flushes=flushes,
                   refill_cycles=flushes * tlb_refill_cycles(cpu, eff, cfg) if flushes else 0.0,
-                  exit_cycles=guest - path.guest_cycles_per_packet)
+                  exit_cycles=guest - driver)
 
 
 def with_config(cfg: VirtConfig, **changes) -> VirtConfig:

@@ -63,7 +63,8 @@ def plan(name: str, cpu: Cpu, hv: Hypervisor | None, cfg: cm.VirtConfig) -> Plan
         steps += [cm.Step("exit", reason=r, label=r) for r in spec.get("exits", [])]
     elif virt and spec.get("exits"):
         # no VT-x exits outside hw mode: a BT monitor emulates in a callout, a PV guest makes a hypercall
-        per = (hv.bt or {}).get("callout_cycles", 0) if eff.mode == "bt" else (hv.pv or {}).get("hypercall_cycles", 0)
+        per = ((hv.bt or {}).get("callout_cycles", 0) if eff.mode == "bt" else
+               (hv.pv or {}).get("hypercall_cycles", 0)) * cm.software_scale(cpu, hv)
         steps += [cm.Step("cycles", cycles=per, label="callout/hypercall") for _ in spec["exits"]]
     port = spec.get("port")
     if virt and port:
@@ -74,15 +75,16 @@ def plan(name: str, cpu: Cpu, hv: Hypervisor | None, cfg: cm.VirtConfig) -> Plan
         else:
             steps += cm.event_steps("io_port", cpu, hv, cfg, eff)
     dev = spec.get("device")
+    sw = cm.software_scale(cpu, hv)  # device models and monitor paths are software: they scale with IPC
     if virt and dev:
-        steps.append(cm.Step("cycles", cycles=k[dev] if dev in k else getattr(hv, dev), label=dev))
+        steps.append(cm.Step("cycles", cycles=(k[dev] if dev in k else getattr(hv, dev)) * sw, label=dev))
     if virt and spec.get("call_ret") and eff.mode == "bt":
-        steps.append(cm.Step("cycles", cycles=hv.bt["call_ret_extra_cycles"], label="translated call/ret"))
+        steps.append(cm.Step("cycles", cycles=hv.bt["call_ret_extra_cycles"] * sw, label="translated call/ret"))
     if virt and spec.get("fault_reflect"):
         if eff.mode == "bt":
-            steps.append(cm.Step("cycles", cycles=hv.bt["fault_cycles"], label="fault reflected"))
+            steps.append(cm.Step("cycles", cycles=hv.bt["fault_cycles"] * sw, label="fault reflected"))
         elif eff.mode == "pv":
-            steps.append(cm.Step("cycles", cycles=hv.pv["fault_bounce_cycles"], label="fault bounced"))
+            steps.append(cm.Step("cycles", cycles=hv.pv["fault_bounce_cycles"] * sw, label="fault bounced"))
     if spec.get("ibpb"):
         native = k["ibpb_cycles"]  # KVM passes IA32_PRED_CMD through: the barrier itself, no exit
     if spec.get("pause"):
@@ -107,14 +109,16 @@ def _timer_plan(kind: str, cpu: Cpu, hv: Hypervisor | None, cfg: cm.VirtConfig, 
         steps = cm.event_steps("timer_irq", cpu, hv, cfg, eff)
         return Plan(before=steps[:1], deadline_cycles=k["deadline_cycles"], after=tuple(steps[1:]) + (isr,)) \
             if kind == "deadline" else Plan(before=steps + [isr])
-    arm = [cm.Step("exit", reason="msr_write", label="msr_write"), cm.Step("cycles", cycles=hv.timer_arm_cycles, label="arm timer")]
-    inject = [cm.Step("cycles", cycles=hv.inject_cycles, label="inject")]
+    sw = cm.software_scale(cpu, hv)
+    arm = [cm.Step("exit", reason="msr_write", label="msr_write"),
+           cm.Step("cycles", cycles=hv.timer_arm_cycles * sw, label="arm timer")]
+    inject = [cm.Step("cycles", cycles=hv.inject_cycles * sw, label="inject")]
     eoi = [] if eff.on("apicv") else [cm.Step("exit", reason="apic_access", emulate=True, label="apic_access")]
     if eff.on("preemption_timer"):
         fire = [cm.Step("exit", reason="preemption_timer", label="preemption_timer")]
     else:
         fire = [cm.Step("exit", reason="external_interrupt", label="external_interrupt"),
-                cm.Step("cycles", cycles=hv.hrtimer_callback_cycles, label="hrtimer callback")]
+                cm.Step("cycles", cycles=hv.hrtimer_callback_cycles * sw, label="hrtimer callback")]
     if kind == "deadline":
         return Plan(before=arm, deadline_cycles=k["deadline_cycles"], after=tuple(fire + inject + [isr] + eoi))
     # an already-expired deadline is injected on the same entry; without the fast path KVM first arms the

@@ -59,8 +59,10 @@ def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_
             cap = host_capacity_mips[candidates]
             t = host_type[candidates]
             before = power_w(cpu_used[candidates] / cap, curves_w, t)
-            after = power_w((cpu_used[candidates] + need) / cap, curves_w, t)
-            i = np.argmin(after - before)
+            rise = power_w((cpu_used[candidates] + need) / cap, curves_w, t) - before
+            # equal rises (a linear power curve makes them all equal) must not be split by float noise:
+            # take the lowest-indexed host within a microwatt of the least rise
+            i = np.flatnonzero(rise <= rise.min() + 1e-6)[0]
         h = candidates[i]
         out[v] = h
         cpu_used[h] += need[i] if per_type else need

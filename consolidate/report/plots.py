@@ -55,10 +55,41 @@ def power(host_intervals: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def run_plots(host_intervals: pd.DataFrame, out_dir: Path) -> list[Path]:
+def overhead_by_reason(reasons: pd.DataFrame, path: Path) -> Path:
+    """The datacenter's exit-driven virtualization overhead over time, stacked by exit reason (MIPS)."""
+    cols = [c for c in reasons.columns if c != "time_s"]
+    order = sorted(cols, key=lambda c: -reasons[c].sum())
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.stackplot(reasons["time_s"] / 3600, *[reasons[c].to_numpy() / 1000 for c in order],
+                 labels=[c[:-len("_mips")] for c in order], step="post")
+    ax.set(xlabel="time (h)", ylabel="overhead (thousand MIPS)", title="Virtualization overhead by exit reason")
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
+    """Each active host's virtualization overhead (overhead + I/O backend) as a share of its CPU capacity,
+    averaged over the run, hosts sorted from most to least."""
+    on = host_intervals[host_intervals["state"] == "on"]
+    share = ((on["cpu_overhead_mips"] + on["cpu_backend_mips"]) / on["cpu_capacity_mips"] * 100)
+    per_host = share.groupby(on["host"]).mean().sort_values(ascending=False)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.plot(np.arange(len(per_host)), per_host.to_numpy(), drawstyle="steps-post")
+    ax.set(xlabel="active hosts, most overhead first", ylabel="overhead (% of capacity)",
+           title="Virtualization overhead per host", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame | None = None) -> list[Path]:
     """All plots of a run, written under out_dir/plots/; returns their paths."""
     d = out_dir / "plots"
     d.mkdir(parents=True, exist_ok=True)
-    return [active_hosts(host_intervals, d / "active_hosts.png"),
-            utilisation_percentiles(host_intervals, d / "host_utilisation.png"),
-            power(host_intervals, d / "power.png")]
+    paths = [active_hosts(host_intervals, d / "active_hosts.png"),
+             utilisation_percentiles(host_intervals, d / "host_utilisation.png"),
+             power(host_intervals, d / "power.png")]
+    if reasons is not None:
+        paths += [overhead_by_reason(reasons, d / "overhead_by_reason.png"),
+                  overhead_per_host(host_intervals, d / "overhead_per_host.png")]
+    return paths

@@ -68,6 +68,8 @@ class Results:
       cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh.
     - `vms`: per VM: identity, type, size, trace and the host it was placed on (-1 = rejected).
     - `hosts`: per host: type, size, and the VMs and memory placed on it.
+    - `overhead_reasons` (overhead model on): per interval, the datacenter's exit-driven overhead by exit
+      reason, `<reason>_mips` (plus `software_mips` for BT callouts, PV hypercalls and injections).
     """
 
     scenario: Scenario
@@ -77,13 +79,17 @@ class Results:
     host_intervals: pd.DataFrame
     vms: pd.DataFrame
     hosts: pd.DataFrame
+    overhead_reasons: pd.DataFrame | None = None
     out_dir: Path | None = field(default=None)
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
         """The result tables by the file stem they are written under."""
-        return {"summary": self.summary, "vm_intervals": self.vm_intervals, "host_intervals": self.host_intervals,
-                "vms": self.vms, "hosts": self.hosts}
+        out = {"summary": self.summary, "vm_intervals": self.vm_intervals, "host_intervals": self.host_intervals,
+               "vms": self.vms, "hosts": self.hosts}
+        if self.overhead_reasons is not None:
+            out["overhead_reasons"] = self.overhead_reasons
+        return out
 
     def write(self, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
         """Write every frame as Parquet (and CSV), the scenario and, if `report`, plots and index.html."""
@@ -181,6 +187,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     total_power = rec.host_power_w.sum(axis=1)
     demand_h = float(demand.sum(dtype=np.float64) * dt_h)
     served_h = float(served.sum(dtype=np.float64) * dt_h)
+    unserved_h = float(np.maximum(demand - served, 0.0).sum(dtype=np.float64) * dt_h)
     rejected_h = float(demand[:, ~placed].sum(dtype=np.float64) * dt_h)
     guest_h = float(guest.sum(dtype=np.float64) * dt_h)
     on_util = (rec.host_served_mips / cap)[rec.host_on]
@@ -205,13 +212,20 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "cpu_demand_mips_h": guest_h,
         "cpu_effective_mips_h": demand_h,
         "cpu_served_mips_h": served_h,
-        "cpu_unserved_mips_h": demand_h - served_h,
+        "cpu_unserved_mips_h": unserved_h,
         "cpu_rejected_mips_h": rejected_h,
-        "sla_unserved_fraction": (demand_h - served_h) / demand_h if demand_h > 0 else 0.0,
+        "sla_unserved_fraction": unserved_h / demand_h if demand_h > 0 else 0.0,
         "wall_s": wall_s,
     }], columns=list(SUMMARY_COLUMNS))
     if ov is not None:
         summary = pd.concat([summary.drop(columns="wall_s"), _overhead_summary(ov, guest, dt_h), summary[["wall_s"]]],
                             axis=1)
+    reasons = None
+    if ov is not None:
+        from consolidate.costmodel.tables import REASON_LABELS
+
+        keep = [j for j, _ in enumerate(REASON_LABELS) if ov.reason_mips[:, j].any()]
+        reasons = pd.DataFrame({"time_s": t, **{f"{REASON_LABELS[j]}_mips": ov.reason_mips[:, j] for j in keep}})
+        vms["net_path"] = ov.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
-                   host_intervals=host_intervals, vms=vms, hosts=hosts_df)
+                   host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons)

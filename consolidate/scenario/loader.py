@@ -198,12 +198,93 @@ def host_types_of(sc: Scenario) -> dict[str, HostType]:
     return types_
 
 
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set `value` at a dotted path (`vms.0.virtualization.io.net`) in nested dicts and lists, creating
+    mappings on the way. Raises KeyError with a message naming the first part that cannot be followed."""
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyError(f"{'.'.join(parts[:i + 1])}: no such list item (got {part!r}, expected 0..{len(node) - 1})")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if node.get(part) is None:
+                node[part] = [] if nxt.isdigit() else {}
+            node = node[part]
+        else:
+            raise KeyError(f"{'.'.join(parts[:i])}: not a mapping or list (got {type(node).__name__})")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise KeyError(f"{dotted}: no such list item (got {last!r}, expected 0..{len(node) - 1})")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise KeyError(f"{'.'.join(parts[:-1])}: not a mapping or list (got {type(node).__name__})")
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path, file: str) -> Any:
+    if not path.is_file():
+        raise ScenarioError([Problem(file, "", "scenario file does not exist")])
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError([Problem(file, where, f"YAML syntax error: {what}")]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError([Problem(file, "", "not a text file (expected UTF-8 YAML)")]) from None
+
+
+def _expand(data: dict, file: str, base: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Apply `extends: other.yaml` (deep-merged under this file's keys) and `set: {dotted.path: value}`."""
+    data = dict(data)
+    parent = data.pop("extends", None)
+    sets = data.pop("set", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ScenarioError([Problem(file, "extends", f"expected a file path (got {type(parent).__name__})")])
+        ppath = (base / parent).resolve()
+        if ppath in seen:
+            raise ScenarioError([Problem(file, "extends", f"circular extends (got {parent!r} again)")])
+        pdata = _read_yaml(ppath, str(ppath))
+        if not isinstance(pdata, dict):
+            raise ScenarioError([Problem(str(ppath), "", f"expected a mapping of scenario fields at the top level "
+                                         f"(got {type(pdata).__name__})")])
+        data = _deep_merge(_expand(pdata, str(ppath), ppath.parent, seen + (ppath,)), data)
+    if sets is not None:
+        if not isinstance(sets, dict):
+            raise ScenarioError([Problem(file, "set", f"expected a mapping of dotted paths to values "
+                                         f"(got {type(sets).__name__})")])
+        problems = []
+        for key, value in sets.items():
+            try:
+                set_path(data, str(key), value)
+            except KeyError as exc:
+                problems.append(Problem(file, f"set.{key}", exc.args[0]))
+        if problems:
+            raise ScenarioError(problems)
+    return data
+
+
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
                   overrides: dict[str, Any] | None = None) -> Scenario:
     """Load and validate a scenario from a YAML path or a dict.
 
     Relative paths inside the scenario resolve against the file's folder (or `base_dir` for a dict,
-    default the current folder). `overrides` sets top-level fields (e.g. `{"seed": 7}`) before
+    default the current folder). `extends: base.yaml` deep-merges the file over a base scenario and
+    `set: {dotted.path: value}` then changes single fields (`vms.0.virtualization.io.net: sriov`). `overrides` sets top-level fields (e.g. `{"seed": 7}`) before
     validation. Raises ScenarioError listing every problem found.
     """
     if isinstance(source, dict):
@@ -212,21 +293,13 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     else:
         path = Path(source)
         file = str(source)
-        if not path.is_file():
-            raise ScenarioError([Problem(file, "", "scenario file does not exist")])
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            what = getattr(exc, "problem", None) or str(exc)
-            raise ScenarioError([Problem(file, where, f"YAML syntax error: {what}")]) from None
-        except UnicodeDecodeError:
-            raise ScenarioError([Problem(file, "", "not a text file (expected UTF-8 YAML)")]) from None
+        data = _read_yaml(path, file)
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
     if not isinstance(data, dict):
         raise ScenarioError([Problem(file, "", f"expected a mapping of scenario fields at the top level "
                                      f"(got {type(data).__name__})")])
+    # relative paths inside a base file resolve against the file that extends it (documented in the README)
+    data = _expand(data, file, base)
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})
     problems = []
