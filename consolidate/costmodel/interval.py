@@ -59,20 +59,55 @@ def world_switches_per_s(util: np.ndarray, vcpus: np.ndarray, vm_host: np.ndarra
     return np.where(placed, (busy / timeslice_s + halts_per_s * vcpus) * contention, 0.0)
 
 
-def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray,
-                      tlb_misses: np.ndarray, net_pps: np.ndarray, disk_iops: np.ndarray,
-                      ws_per_s: np.ndarray) -> IntervalOverhead:
-    """Overhead of every VM for one interval.
+@dataclass
+class EventTerms:
+    """Per-VM totals of the guest-event part of the overhead (cycles per second), before I/O and world switches."""
 
-    cfg_idx: configuration per VM (-1 = unplaced: no overhead); event_rates: (VMs, PRICED_COLUMNS) per second
-    per vCPU; tlb_misses: per second per vCPU; net_pps, disk_iops: the VM's demanded I/O rates; ws_per_s:
-    world switches per second (world_switches_per_s).
-    """
-    V = len(cfg_idx)
+    cycles: np.ndarray  # (VMs,) all event cycles, refills included
+    refill: np.ndarray  # (VMs,) the refill part
+    flushes: np.ndarray  # (VMs,)
+    exits: np.ndarray  # (VMs, len(reason_idx)): exits per second of the reasons asked for
+    walk: np.ndarray  # (VMs,) extra page-walk cycles of TLB misses
+    reason_cycles: np.ndarray  # (reasons + 1,) summed over VMs, cycles x MIPS-per-cycle already applied
+
+
+ALL_REASONS = np.arange(len(REASONS))
+
+
+def event_terms(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray,
+                tlb_misses: np.ndarray, reason_idx: np.ndarray = ALL_REASONS) -> EventTerms:
+    """Event part of the overhead from explicit rates: event_rates (VMs, PRICED_COLUMNS) and tlb_misses
+    (VMs,), both per second per vCPU. cfg_idx -1 = unplaced."""
     placed = cfg_idx >= 0
     c = np.where(placed, cfg_idx, 0)
     live = placed & ~t.native[c]
-    ev = event_rates * vcpus[:, None]  # events per second
+    ev = event_rates * vcpus[:, None]
+    gate = live.astype(np.float64)
+    exits = np.einsum("ve,ver->vr", ev, t.ev_exits[c][:, :, reason_idx]) * gate[:, None]
+    by_cfg = np.stack([np.bincount(c[live], weights=ev[live, e], minlength=len(t.configs))
+                       for e in range(ev.shape[1])], axis=1)
+    reason = np.einsum("ce,cer,c->r", by_cfg, t.ev_reason_cycles, t.cycles_to_mips)
+    return EventTerms(cycles=np.einsum("ve,ve->v", ev, t.ev_cycles[c]) * gate,
+                      refill=np.einsum("ve,ve->v", ev, t.ev_refill[c]) * gate,
+                      flushes=np.einsum("ve,ve->v", ev, t.ev_flushes[c]) * gate, exits=exits,
+                      walk=tlb_misses * vcpus * t.walk_extra[c] * gate, reason_cycles=reason)
+
+
+def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray | EventTerms,
+                      tlb_misses: np.ndarray | None, net_pps: np.ndarray, disk_iops: np.ndarray,
+                      ws_per_s: np.ndarray, reason_idx: np.ndarray = ALL_REASONS) -> IntervalOverhead:
+    """Overhead of every VM for one interval.
+
+    cfg_idx: configuration per VM (-1 = unplaced: no overhead); event_rates: (VMs, PRICED_COLUMNS) per second
+    per vCPU (with tlb_misses per second per vCPU), or their EventTerms already summed; net_pps, disk_iops:
+    the VM's demanded I/O rates; ws_per_s: world switches per second (world_switches_per_s); reason_idx: the
+    exit reasons (indices into REASONS) to report per VM, all by default.
+    """
+    terms = event_rates if isinstance(event_rates, EventTerms) else \
+        event_terms(t, cfg_idx, vcpus, event_rates, tlb_misses, reason_idx)
+    placed = cfg_idx >= 0
+    c = np.where(placed, cfg_idx, 0)
+    live = placed & ~t.native[c]
     to_mips = t.cycles_to_mips[c]
 
     # a path carries no more than its cap, nor more than the VM's vCPUs could drive if they did nothing else
@@ -81,9 +116,6 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
         vcpu_disk = np.where(t.disk.guest_cycles[c] > 0, vcpus * t.hz[c] / t.disk.guest_cycles[c], np.inf)
     net_served = np.minimum(net_pps, np.minimum(t.net.cap[c], vcpu_net))
     disk_served = np.minimum(disk_iops, np.minimum(t.disk.cap[c], vcpu_disk))
-    ev_cycles = np.einsum("ve,ve->v", ev, t.ev_cycles[c])
-    ev_refill = np.einsum("ve,ve->v", ev, t.ev_refill[c])
-    walk = tlb_misses * vcpus * t.walk_extra[c]
     ws = ws_per_s * t.ws_cycles[c]
     ws_refill = ws_per_s * t.ws_refill[c]
     io_exit = net_served * t.net.exit_cycles[c] + disk_served * t.disk.exit_cycles[c]
@@ -93,30 +125,34 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
 
     gate = np.where(live, to_mips, 0.0)  # native or unplaced VMs carry exactly zero
     comp = {
-        "exits": (ev_cycles - ev_refill + io_exit - io_refill) * gate,
-        "tlb_refill": (ev_refill + io_refill + ws_refill) * gate,
-        "page_walk": walk * gate,
+        "exits": (terms.cycles - terms.refill + io_exit - io_refill) * gate,
+        "tlb_refill": (terms.refill + io_refill + ws_refill) * gate,
+        "page_walk": terms.walk * gate,
         "world_switch": (ws - ws_refill) * gate,
         "io_guest": io_driver * gate,
         "io_backend": backend * gate,
     }
     overhead = comp["exits"] + comp["tlb_refill"] + comp["page_walk"] + comp["world_switch"] + comp["io_guest"]
 
-    exits = np.zeros((V, len(REASONS)))
-    reason = np.zeros(len(REASON_LABELS))
-    for cfg in np.unique(c[live]):
-        m = live & (c == cfg)
-        e = ev[m]
-        exits[m] = e @ t.ev_exits[cfg] + np.outer(net_served[m], t.net.exits[cfg]) + \
-            np.outer(disk_served[m], t.disk.exits[cfg])
-        reason += (e.sum(axis=0) @ t.ev_reason_cycles[cfg]) * t.cycles_to_mips[cfg]
-        # I/O exits and interrupt deliveries, attributed to their reasons by their exit counts
-        io_counts = net_served[m].sum() * t.net.exits[cfg] + disk_served[m].sum() * t.disk.exits[cfg]
-        io_cyc = (net_served[m].sum() * t.net.exit_cycles[cfg] + disk_served[m].sum() * t.disk.exit_cycles[cfg])
-        if io_counts.sum() > 0:
-            reason[:-1] += io_cyc * t.cycles_to_mips[cfg] * io_counts / io_counts.sum()
-    flushes = (np.einsum("ve,ve->v", ev, t.ev_flushes[c]) + net_served * t.net.flushes[c]
-               + disk_served * t.disk.flushes[c] + ws_per_s * t.ws_flushes[c])
+    live_f = live.astype(np.float64)
+    net_live, disk_live = net_served * live_f, disk_served * live_f
+    net_x, disk_x = t.net.exits[:, reason_idx], t.disk.exits[:, reason_idx]  # slice the small table first
+    exits = terms.exits
+    if net_x.any():
+        exits = exits + net_live[:, None] * net_x[c]
+    if disk_x.any():
+        exits = exits + disk_live[:, None] * disk_x[c]
+    # I/O exits and interrupt deliveries, attributed to their reasons by their exit counts
+    n_cfg = len(t.configs)
+    net_sum = np.bincount(c, weights=net_live, minlength=n_cfg)
+    disk_sum = np.bincount(c, weights=disk_live, minlength=n_cfg)
+    counts = net_sum[:, None] * t.net.exits + disk_sum[:, None] * t.disk.exits  # (C, R)
+    cyc = (net_sum * t.net.exit_cycles + disk_sum * t.disk.exit_cycles) * t.cycles_to_mips  # (C,)
+    total = counts.sum(axis=1)
+    share = np.divide(counts, total[:, None], out=np.zeros_like(counts), where=total[:, None] > 0)
+    reason = terms.reason_cycles.copy()
+    reason[:-1] += (share * cyc[:, None]).sum(axis=0)
+    flushes = terms.flushes + net_served * t.net.flushes[c] + disk_served * t.disk.flushes[c] + ws_per_s * t.ws_flushes[c]
     return IntervalOverhead(
         overhead_mips=overhead, backend_mips=comp["io_backend"], components_mips=comp, exits_per_s=exits,
         tlb_flushes_per_s=np.where(live, flushes, 0.0), world_switches_per_s=np.where(live, ws_per_s, 0.0),

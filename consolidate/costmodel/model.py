@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from consolidate.costmodel.config import resolve
-from consolidate.costmodel.interval import IntervalOverhead, interval_overhead, world_switches_per_s
-from consolidate.costmodel.tables import PRICED_COLUMNS, REASONS, TLB_COLUMN, build_tables
+from consolidate.costmodel.interval import (EventTerms, IntervalOverhead, event_terms, interval_overhead,
+                                             world_switches_per_s)
+from consolidate.costmodel.tables import PRICED_COLUMNS, REASON_LABELS, REASONS, TLB_COLUMN, build_tables
 from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
 from consolidate.workload.profiles import EVENT_COLUMNS, event_rates, io_rates, profile_table
@@ -32,10 +33,27 @@ class OverheadModel:
         ev_idx = [EVENT_COLUMNS.index(c) for c in PRICED_COLUMNS]
         self._ev_idx, self._tlb_idx = np.array(ev_idx), EVENT_COLUMNS.index(TLB_COLUMN)
         self._halt = PRICED_COLUMNS.index("halts_per_s")
+        # Profile rates are linear in (1, u, u(1 - u)) and each event's cost is fixed per configuration, so the
+        # event part of the overhead collapses to three numbers per (profile, configuration): an interval then
+        # costs a few operations per VM instead of one per VM and event.
+        t = self.tables
         # reasons that can occur in this scenario: only these get columns in the results
-        any_exit = self.tables.ev_exits.sum(axis=(0, 1)) + self.tables.net.exits.sum(axis=0) + \
-            self.tables.disk.exits.sum(axis=0)
+        any_exit = t.ev_exits.sum(axis=(0, 1)) + t.net.exits.sum(axis=0) + t.disk.exits.sum(axis=0)
         self.active_reasons = np.flatnonzero(any_exit > 0)
+        coef = pt.coef[:, self._ev_idx, :]  # (P, E, 3)
+        P, C = coef.shape[0], len(t.configs)
+        walk = pt.coef[:, self._tlb_idx, :][:, None, :] * t.walk_extra[None, :, None]  # (P, C, 3)
+        # per (profile x configuration) row: [cycles, refill, flushes, walk] x basis term
+        self._k_scalar = np.stack([np.einsum("pej,ce->pcj", coef, t.ev_cycles),
+                                   np.einsum("pej,ce->pcj", coef, t.ev_refill),
+                                   np.einsum("pej,ce->pcj", coef, t.ev_flushes), walk], axis=3).reshape(P * C, 3, 4)
+        self._k_exits = np.einsum("pej,cer->pcjr", coef, t.ev_exits[:, :, self.active_reasons]).reshape(
+            P * C, 3, len(self.active_reasons))
+        self._k_exits_j = [np.ascontiguousarray(self._k_exits[:, j, :]) for j in range(3)]
+        self._k_reason = np.einsum("pej,cer->pcjr", coef, t.ev_reason_cycles).reshape(P * C, 3, -1) * \
+            np.tile(t.cycles_to_mips, P)[:, None, None]
+        self._halt_coef = pt.coef[:, EVENT_COLUMNS.index("halts_per_s"), :]  # (P, 3)
+        self._event_cols = [c for c in self.wl.extra if c in EVENT_COLUMNS]
 
     @property
     def reasons(self) -> list[str]:
@@ -67,14 +85,61 @@ class OverheadModel:
                     io[given, j] = v[given]
         return ev_all[:, self._ev_idx], ev_all[:, self._tlb_idx], io[:, 0] + io[:, 1], io[:, 2]
 
-    def at(self, k: int | None, util: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray,
+    def _terms(self, k: int, util: np.ndarray, cfg: np.ndarray) -> tuple[EventTerms, np.ndarray]:
+        """Event terms of every VM and its HLT rate per vCPU: the collapsed profile tables for VMs whose trace
+        gives no event column in interval k, explicit rates for the others."""
+        t = self.tables
+        V = len(util)
+        busy_idle = util * (1.0 - util)
+        basis = np.stack([np.ones(V), util, busy_idle], axis=1)
+        hc = self._halt_coef
+        p = self.profile
+        halts = hc[p, 0] + hc[p, 1] * util + hc[p, 2] * busy_idle
+        override = np.zeros(V, bool)
+        for col in self._event_cols:
+            override |= ~np.isnan(self.wl.extra[col][k])
+        placed = cfg >= 0
+        c = np.where(placed, cfg, 0)
+        live = placed & ~t.native[c]
+        fast = live & ~override
+        vb = basis * (self.vcpus * fast)[:, None]  # zero rows for VMs not on the fast path
+        combos = p * len(t.configs) + c
+        # sum over the three basis terms of basis x per-combination row: contiguous row gathers, no 3-D temporaries
+        scal = sum(vb[:, j, None] * np.take(self._k_scalar[:, j, :], combos, axis=0) for j in range(3))  # (V, 4)
+        cycles, refill, flushes, walk = (scal[:, i].copy() for i in range(4))
+        exits = sum(vb[:, j, None] * np.take(self._k_exits_j[j], combos, axis=0) for j in range(3))
+        n = self._k_reason.shape[0]
+        by_combo = np.stack([np.bincount(combos, weights=vb[:, j], minlength=n) for j in range(3)], axis=1)
+        reason = np.einsum("kj,kjr->r", by_combo, self._k_reason)
+        if override.any():
+            ev, tlb, _, _ = self.rates(k, util)
+            halts[override] = ev[override, self._halt]
+            m = override & live
+            sub = event_terms(t, cfg[m], self.vcpus[m], ev[m], tlb[m], self.active_reasons)
+            cycles[m], refill[m], flushes[m], walk[m] = sub.cycles, sub.refill, sub.flushes, sub.walk
+            exits[m] = sub.exits
+            reason += sub.reason_cycles
+        return EventTerms(cycles=cycles, refill=refill, flushes=flushes, exits=exits, walk=walk,
+                          reason_cycles=reason), halts
+
+    def _io(self, k: int, util: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        io = io_rates(self.profile, util, self.vcpus)
+        for j, col in enumerate(("net_rx_pps", "net_tx_pps", "disk_iops")):
+            if col in self.wl.extra:
+                v = self.wl.extra[col][k]
+                given = ~np.isnan(v)
+                io[given, j] = v[given]
+        return io[:, 0] + io[:, 1], io[:, 2]
+
+    def at(self, k: int, util: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray,
            host_cores: np.ndarray, with_world_switches: bool = True) -> IntervalOverhead:
         """Overhead of every VM in interval k given the placement."""
-        ev, tlb, net, disk = self.rates(k, util)
         cfg = self.configs_for(vm_host, host_type)
-        ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, ev[:, self._halt], self.timeslice_s) \
+        terms, halts = self._terms(k, util, cfg)
+        net, disk = self._io(k, util)
+        ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, halts, self.timeslice_s) \
             if with_world_switches else np.zeros(len(util))
-        return interval_overhead(self.tables, cfg, self.vcpus, ev, tlb, net, disk, ws)
+        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, net, disk, ws, self.active_reasons)
 
     def sizing_mips(self, k: int | None, util: np.ndarray, n_types: int) -> np.ndarray:
         """Overhead plus backend (MIPS) each VM would add on each host type at `util` (with interval k's trace
@@ -84,6 +149,7 @@ class OverheadModel:
         ev, tlb, net, disk = self.rates(k, util)
         for t in range(n_types):
             cfg = self.cfg_of[self.group, t]
-            ov = interval_overhead(self.tables, cfg, self.vcpus, ev, tlb, net, disk, np.zeros(len(util)))
+            ov = interval_overhead(self.tables, cfg, self.vcpus, ev, tlb, net, disk, np.zeros(len(util)),
+                                   self.active_reasons)
             out[:, t] = ov.overhead_mips + ov.backend_mips
         return out

@@ -203,7 +203,7 @@ class Datacenter:
         r.backend_mips[k] = ov.backend_mips
         for c, arr in ov.components_mips.items():
             r.components_mips[c][k] = arr
-        r.exits_per_s[k] = ov.exits_per_s[:, self.om.active_reasons]
+        r.exits_per_s[k] = ov.exits_per_s
         r.tlb_flushes_per_s[k] = ov.tlb_flushes_per_s
         r.world_switches_per_s[k] = ov.world_switches_per_s
         r.net_pps_demand[k] = ov.net_pps_demand
