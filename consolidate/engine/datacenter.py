@@ -7,7 +7,7 @@ environment and change the placement arrays between ticks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -18,7 +18,7 @@ from consolidate.errors import PlacementError, Problem
 from consolidate.hardware.power import power_w
 from consolidate.policies.placement import place
 from consolidate.scenario.loader import host_types_of
-from consolidate.costmodel.interval import COMPONENTS
+from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead
 from consolidate.costmodel.model import OverheadModel
 from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
@@ -72,29 +72,36 @@ class RunRecord:
 
 @dataclass
 class OverheadRecord:
-    """Per-interval overhead arrays, time-major (intervals, VMs) float32 unless noted."""
+    """The overhead model's output over a run: `series` holds every IntervalOverhead array with a leading
+    intervals axis (float32 per VM), `reasons` names the exit-reason columns of `series.exits_per_s`."""
 
-    reasons: list[str]  # exit reasons that occur in this scenario
-    overhead_mips: np.ndarray
-    backend_mips: np.ndarray
-    components_mips: dict[str, np.ndarray]
-    exits_per_s: np.ndarray  # (intervals, VMs, reasons)
-    tlb_flushes_per_s: np.ndarray
-    world_switches_per_s: np.ndarray
-    net_pps_demand: np.ndarray
-    net_pps_served: np.ndarray
-    disk_iops_demand: np.ndarray
-    disk_iops_served: np.ndarray
-    reason_mips: np.ndarray  # (intervals, all reasons + 'software'), summed over VMs
+    reasons: list[str]
+    series: IntervalOverhead
     cfg_net_path: list[str] = field(default_factory=list)  # I/O path of each VM (at its initial host)
 
     @classmethod
     def empty(cls, n_int: int, n_vm: int, reasons: list[str], n_reason_labels: int) -> "OverheadRecord":
-        f = lambda: np.zeros((n_int, n_vm), np.float32)  # noqa: E731
-        return cls(reasons=reasons, overhead_mips=f(), backend_mips=f(), components_mips={c: f() for c in COMPONENTS},
-                   exits_per_s=np.zeros((n_int, n_vm, len(reasons)), np.float32), tlb_flushes_per_s=f(),
-                   world_switches_per_s=f(), net_pps_demand=f(), net_pps_served=f(), disk_iops_demand=f(),
-                   disk_iops_served=f(), reason_mips=np.zeros((n_int, n_reason_labels)))
+        arrays = {}
+        for f in fields(IntervalOverhead):
+            if f.name == "components_mips":
+                arrays[f.name] = {c: np.zeros((n_int, n_vm), np.float32) for c in COMPONENTS}
+            elif f.name == "exits_per_s":
+                arrays[f.name] = np.zeros((n_int, n_vm, len(reasons)), np.float32)
+            elif f.name == "reason_mips":
+                arrays[f.name] = np.zeros((n_int, n_reason_labels))
+            else:
+                arrays[f.name] = np.zeros((n_int, n_vm), np.float32)
+        return cls(reasons=reasons, series=IntervalOverhead(**arrays))
+
+    def put(self, k: int, ov: IntervalOverhead) -> None:
+        """Store interval k."""
+        for f in fields(IntervalOverhead):
+            value = getattr(ov, f.name)
+            if isinstance(value, dict):
+                for c, arr in value.items():
+                    self.series.components_mips[c][k] = arr
+            else:
+                getattr(self.series, f.name)[k] = value
 
 
 def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: OverheadModel | None = None) -> np.ndarray:
@@ -181,7 +188,7 @@ class Datacenter:
                 ov = self.om.at(k, util, self.vm_host, hosts.host_type, hosts.cores)
                 served, host_req, host_served = share_cpu(demand + ov.overhead_mips, self.vm_host, self.vm_cap_mips,
                                                           hosts.capacity_mips, ov.backend_mips)
-                self._record_overhead(k, ov)
+                self.rec.overhead.put(k, ov)
             placed = self.vm_host >= 0
             vms_on = np.bincount(self.vm_host[placed], minlength=len(hosts))
             on = vms_on > 0 if sc.power_off_idle_hosts else np.ones(len(hosts), bool)
@@ -196,21 +203,6 @@ class Datacenter:
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
             yield self.env.timeout(sc.interval_s)
-
-    def _record_overhead(self, k: int, ov) -> None:
-        r = self.rec.overhead
-        r.overhead_mips[k] = ov.overhead_mips
-        r.backend_mips[k] = ov.backend_mips
-        for c, arr in ov.components_mips.items():
-            r.components_mips[c][k] = arr
-        r.exits_per_s[k] = ov.exits_per_s
-        r.tlb_flushes_per_s[k] = ov.tlb_flushes_per_s
-        r.world_switches_per_s[k] = ov.world_switches_per_s
-        r.net_pps_demand[k] = ov.net_pps_demand
-        r.net_pps_served[k] = ov.net_pps_served
-        r.disk_iops_demand[k] = ov.disk_iops_demand
-        r.disk_iops_served[k] = ov.disk_iops_served
-        r.reason_mips[k] = ov.reason_mips
 
     def run(self) -> RunRecord:
         """Run to duration_s and return the raw record."""

@@ -18,15 +18,19 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _series(series: pd.Series, ylabel: str, title: str, path: Path) -> Path:
+    """A step plot of a series indexed by time_s, in hours."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.step(series.index / 3600, series.to_numpy(), where="post")
+    ax.set(xlabel="time (h)", ylabel=ylabel, title=title, ylim=(0, None))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def active_hosts(host_intervals: pd.DataFrame, path: Path) -> Path:
     """Hosts powered on per interval, over time (hours)."""
     on = host_intervals[host_intervals["state"] == "on"].groupby("time_s", observed=True).size()
-    on = on.reindex(np.unique(host_intervals["time_s"]), fill_value=0)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.step(on.index / 3600, on.to_numpy(), where="post")
-    ax.set(xlabel="time (h)", ylabel="active hosts", title="Active hosts", ylim=(0, None))
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _series(on.reindex(np.unique(host_intervals["time_s"]), fill_value=0), "active hosts", "Active hosts", path)
 
 
 def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
@@ -47,12 +51,7 @@ def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
 
 def power(host_intervals: pd.DataFrame, path: Path) -> Path:
     """Total power draw of the datacenter (kW) over time."""
-    p = host_intervals.groupby("time_s")["power_w"].sum() / 1000
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.step(p.index / 3600, p.to_numpy(), where="post")
-    ax.set(xlabel="time (h)", ylabel="power (kW)", title="Datacenter power", ylim=(0, None))
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _series(host_intervals.groupby("time_s")["power_w"].sum() / 1000, "power (kW)", "Datacenter power", path)
 
 
 def overhead_by_reason(reasons: pd.DataFrame, path: Path) -> Path:

@@ -24,8 +24,9 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _overhead_summary(ov, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
+def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
     """Summary columns of the overhead model: means, components, exit reasons, I/O paths."""
+    ov = record.series
     guest_h = float(guest.sum(dtype=np.float64) * dt_h)
     over_h = float(ov.overhead_mips.sum(dtype=np.float64) * dt_h)
     row: dict[str, float] = {
@@ -37,10 +38,10 @@ def _overhead_summary(ov, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
     for c, arr in ov.components_mips.items():
         row[f"overhead_{c}_mips_h"] = float(arr.sum(dtype=np.float64) * dt_h)
     n = ov.exits_per_s.shape[0]
-    for j, reason in enumerate(ov.reasons):
+    for j, reason in enumerate(record.reasons):
         row[f"exits_per_s_{reason}"] = float(ov.exits_per_s[:, :, j].sum(dtype=np.float64) / n)
     row["tlb_flushes_per_s"] = float(ov.tlb_flushes_per_s.sum(dtype=np.float64) / n)
-    paths = np.array(ov.cfg_net_path)
+    paths = np.array(record.cfg_net_path)
     for path in sorted(set(paths) - {""}):
         m = paths == path
         g = float(guest[:, m].sum(dtype=np.float64) * dt_h)
@@ -109,7 +110,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
 
     guest = rec.cpu_demand_mips
     served = rec.cpu_served_mips
-    ov = rec.overhead
+    ov = rec.overhead.series if rec.overhead is not None else None
     demand = guest if ov is None else guest + ov.overhead_mips + ov.backend_mips  # what the host must carry
     cols = {
         "time_s": np.repeat(t, n_vm),
@@ -131,7 +132,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         for c, arr in ov.components_mips.items():
             cols[f"overhead_{c}_mips"] = arr.ravel()
         cols["exits_per_s"] = ov.exits_per_s.sum(axis=2).ravel()
-        for j, reason in enumerate(ov.reasons):
+        for j, reason in enumerate(rec.overhead.reasons):
             cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
         cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
         cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
@@ -218,14 +219,14 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "wall_s": wall_s,
     }], columns=list(SUMMARY_COLUMNS))
     if ov is not None:
-        summary = pd.concat([summary.drop(columns="wall_s"), _overhead_summary(ov, guest, dt_h), summary[["wall_s"]]],
-                            axis=1)
+        summary = pd.concat([summary.drop(columns="wall_s"), _overhead_summary(rec.overhead, guest, dt_h),
+                             summary[["wall_s"]]], axis=1)
     reasons = None
     if ov is not None:
         from consolidate.costmodel.tables import REASON_LABELS
 
         keep = [j for j, _ in enumerate(REASON_LABELS) if ov.reason_mips[:, j].any()]
         reasons = pd.DataFrame({"time_s": t, **{f"{REASON_LABELS[j]}_mips": ov.reason_mips[:, j] for j in keep}})
-        vms["net_path"] = ov.cfg_net_path
+        vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons)
