@@ -30,15 +30,21 @@ def version() -> str:
 
 
 def load_scenario(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
-                  base_dir: str | Path | None = None) -> Scenario:
+                  base_dir: str | Path | None = None, policy: str | None = None) -> Scenario:
     """A validated Scenario from a YAML path, a dict, or None (the embedded default).
 
-    `seed` overrides the scenario's seed. Raises ScenarioError listing every problem.
+    `seed` overrides the scenario's seed; `policy` its consolidation policy ('none' turns consolidation off).
+    Raises ScenarioError listing every problem.
     """
     if isinstance(source, Scenario):
+        if policy is not None:
+            source = _load(source.model_dump(mode="json"), base_dir=source.base_dir,
+                           sets={"consolidation.policy": policy})
         return source if seed is None else _with_seed(source, seed)
+    overrides = {"seed": seed} if seed is not None else {}
+    sets = {"consolidation.policy": policy} if policy is not None else None
     return _load(default_scenario_path() if source is None else source, base_dir=base_dir,
-                 overrides={"seed": seed} if seed is not None else None)
+                 overrides=overrides or None, sets=sets)
 
 
 def _with_seed(sc: Scenario, seed: int) -> Scenario:
@@ -60,14 +66,14 @@ def make_run_id(sc: Scenario) -> str:
 
 
 def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
-        progress: Progress | None = None, run_id: str | None = None) -> Results:
+        progress: Progress | None = None, run_id: str | None = None, policy: str | None = None) -> Results:
     """Run a scenario (a Scenario, a path, a dict, or None for the default) and return its Results.
 
     `progress(done, total)` is called after every accounting interval. Raises ScenarioError for a bad
     scenario or trace and PlacementError for a VM that fits no host (unless the scenario records rejections).
     """
     t0 = time.perf_counter()
-    sc = load_scenario(source, seed=seed)
+    sc = load_scenario(source, seed=seed, policy=policy)
     wl = build_workload(sc)
     hosts = HostTable.from_scenario(sc)
     om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None

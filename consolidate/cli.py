@@ -76,11 +76,13 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<scenario>/<run-id>)"),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="override the scenario's seed"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder"),
-        csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet")) -> None:
+        csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet"),
+        policy: Optional[str] = typer.Option(None, "--policy", help="consolidation policy, e.g. thr-mmt-0.8, "
+                                             "mad-mmt-2.5, lr-mc-1.2, or none")) -> None:
     """Run a scenario, print its summary and write frames, plots and index.html."""
     progress = None if quiet else _DelayedProgress(f"{scenario or 'default scenario'}")
     try:
-        res = api.run(scenario, seed=seed, progress=progress)
+        res = api.run(scenario, seed=seed, progress=progress, policy=policy)
     except ConsolidateError as exc:
         _fail(exc)
     finally:

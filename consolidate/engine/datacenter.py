@@ -13,9 +13,7 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from consolidate.engine.sharing import share_cpu
 from consolidate.errors import PlacementError, Problem
-from consolidate.hardware.power import power_w
 from consolidate.policies.placement import place
 from consolidate.scenario.loader import host_types_of
 from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead
@@ -67,6 +65,11 @@ class RunRecord:
     host_on: np.ndarray  # (intervals, hosts) bool
     host_power_w: np.ndarray  # (intervals, hosts)
     host_vms: np.ndarray  # (intervals, hosts) int
+    vm_host_series: np.ndarray | None = None  # (intervals, VMs) host at each interval's start
+    migration_loss_mips: np.ndarray | None = None  # (intervals, VMs) demand lost to migration
+    host_on_fraction: np.ndarray | None = None  # (intervals, hosts)
+    host_overloaded: np.ndarray | None = None  # (intervals, hosts) share of the interval over capacity
+    migrations: list | None = None  # MigrationRecord list when consolidation is on
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
 
 
@@ -112,7 +115,7 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     asks to record rejections.
     """
     nominal = wl.nominal_mips
-    basis = sc.placement.cpu_basis
+    basis = "nominal" if sc.cloudsim_compat else sc.placement.cpu_basis  # CloudSim sizes a new VM at full MIPS
     k: int | None = None
     if basis == "nominal" or wl.cpu_util.shape[0] == 0:
         util = np.ones(len(nominal))
@@ -124,8 +127,21 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     if om is not None:
         size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
     mem = wl.vms["memory_mb"].to_numpy(np.float64)
-    vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
-                    host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type)
+    if sc.policy is not None and size.ndim == 1:
+        # a consolidating datacenter places as it re-places: PABFD with the detector's overload check
+        from consolidate.policies.consolidation import Snapshot, place_all
+        from consolidate.policies.overload import Detector
+
+        V = len(size)
+        snap = Snapshot(vm_host=np.full(V, -1), vm_dest=np.full(V, -1), vm_demand_mips=size,
+                        vm_vcpus=wl.vms["vcpus"].to_numpy(np.float64), vm_ram_mb=mem,
+                        vm_history_mips=np.zeros((0, V)), host_capacity_mips=hosts.capacity_mips * sc.cpu_overcommit,
+                        host_mips_per_core=hosts.mips_per_core, host_memory_mb=hosts.memory_mb,
+                        host_type=hosts.host_type, curves_w=hosts.curves_w, host_migration_intervals=np.zeros(len(hosts)))
+        vm_host = place_all(snap, Detector(sc.policy[0], sc.policy[2]), size)
+    else:
+        vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
+                        host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type)
     if sc.on_unplaceable == "error" and (vm_host < 0).any():
         lost = np.flatnonzero(vm_host < 0)
         free_mem = hosts.memory_mb.max()
@@ -146,21 +162,26 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
 
 
 class Datacenter:
-    """Hosts, VMs and the accounting process of one run on a SimPy environment."""
+    """Hosts, VMs, the consolidation manager and live migrations of one run on a SimPy environment.
+
+    One process ticks every interval: it accounts the interval that just ended (with the migrations that ran
+    in it), then, if consolidation is on, plans a round and starts the migrations. Each migration is a process
+    of its own (a fixed delay, or pre-copy rounds over the network); nothing steps per VM.
+    """
 
     def __init__(self, sc: Scenario, wl: Workload, hosts: HostTable, vm_host: np.ndarray,
                  progress: Progress | None = None, om: OverheadModel | None = None):
-        self.sc, self.wl, self.hosts, self.vm_host, self.om = sc, wl, hosts, vm_host, om
+        self.sc, self.wl, self.hosts, self.om = sc, wl, hosts, om
+        self.vm_host = vm_host.copy()
+        self.vm_dest = np.full(len(vm_host), -1, dtype=np.int64)
         self.progress = progress
         self.env = simpy.Environment()
         n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
         self.nominal_mips = wl.nominal_mips
-        vcpus = wl.vms["vcpus"].to_numpy(np.float64)
-        h = np.where(vm_host >= 0, vm_host, 0)
-        # a vCPU runs on one core at a time: a VM can never use more than min(vCPUs, cores) cores
-        self.vm_cap_mips = np.minimum(vcpus, hosts.cores[h]) * hosts.mips_per_core[h]
+        self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
+        self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
         self.rec = RunRecord(
-            vm_host=vm_host,
+            vm_host=vm_host.copy(),
             cpu_demand_mips=np.empty((n_int, n_vm), np.float32),
             cpu_served_mips=np.empty((n_int, n_vm), np.float32),
             host_demand_mips=np.empty((n_int, n_h)),
@@ -168,6 +189,10 @@ class Datacenter:
             host_on=np.empty((n_int, n_h), bool),
             host_power_w=np.empty((n_int, n_h)),
             host_vms=np.empty((n_int, n_h), np.int32),
+            vm_host_series=np.empty((n_int, n_vm), np.int32),
+            migration_loss_mips=np.zeros((n_int, n_vm), np.float32),
+            host_on_fraction=np.empty((n_int, n_h), np.float32),
+            host_overloaded=np.empty((n_int, n_h), np.float32),
         )
         if om is not None:
             from consolidate.costmodel.tables import REASON_LABELS
@@ -175,37 +200,75 @@ class Datacenter:
             self.rec.overhead = OverheadRecord.empty(n_int, n_vm, om.reasons, len(REASON_LABELS))
             cfg = om.configs_for(vm_host, hosts.host_type)
             self.rec.overhead.cfg_net_path = [om.tables.net.path[c] if c >= 0 else "" for c in cfg]
-        self.env.process(self._accounting())
+        self.policy = sc.policy
+        if self.policy is not None:
+            from consolidate import rng
+            from consolidate.engine.migration import Migrator
+            from consolidate.policies.overload import Detector
 
-    def _accounting(self):
-        sc, hosts, rec = self.sc, self.hosts, self.rec
+            self.detector = Detector(self.policy[0], self.policy[2])
+            self.rng = rng.stream(sc.seed, rng.POLICY)
+            self.history = np.full((sc.consolidation.history_intervals, n_vm), np.nan)
+            self.migrator = Migrator(self)
+        else:
+            self.migrator = None
+        self.env.process(self._ticks())
+
+    def vm_cap_mips(self, vm_host: np.ndarray) -> np.ndarray:
+        """A vCPU runs on one core at a time: a VM can never use more than min(vCPUs, cores) cores."""
+        h = np.where(vm_host >= 0, vm_host, 0)
+        return np.minimum(self.vcpus, self.hosts.cores[h]) * self.hosts.mips_per_core[h]
+
+    def _ticks(self):
+        sc, dt = self.sc, self.sc.interval_s
+        pending = None
         for k in range(sc.n_intervals):
+            if pending is not None:
+                self._account(*pending)
             util = self.wl.cpu_util[k].astype(np.float64)
-            demand = util * self.nominal_mips
-            if self.om is None:
-                served, host_req, host_served = share_cpu(demand, self.vm_host, self.vm_cap_mips, hosts.capacity_mips)
-            else:
-                ov = self.om.at(k, util, self.vm_host, hosts.host_type, hosts.cores)
-                served, host_req, host_served = share_cpu(demand + ov.overhead_mips, self.vm_host, self.vm_cap_mips,
-                                                          hosts.capacity_mips, ov.backend_mips)
+            guest = util * self.nominal_mips
+            ov = None
+            if self.om is not None:
+                ov = self.om.at(k, util, self.vm_host, self.hosts.host_type, self.hosts.cores)
                 self.rec.overhead.put(k, ov)
-            placed = self.vm_host >= 0
-            vms_on = np.bincount(self.vm_host[placed], minlength=len(hosts))
-            on = vms_on > 0 if sc.power_off_idle_hosts else np.ones(len(hosts), bool)
-            power = np.where(on, power_w(host_served / hosts.capacity_mips, hosts.curves_w, hosts.host_type), 0.0)
-            rec.cpu_demand_mips[k] = demand
-            rec.cpu_served_mips[k] = served
-            rec.host_demand_mips[k] = host_req
-            rec.host_served_mips[k] = host_served
-            rec.host_on[k] = on
-            rec.host_power_w[k] = power
-            rec.host_vms[k] = vms_on
+            own = guest + (ov.overhead_mips if ov is not None else 0.0)
+            backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
+            if self.migrator is not None:
+                self.history = np.roll(self.history, -1, axis=0)
+                self.history[-1] = own + backend
+                if k >= 1:
+                    self.migrator.consolidate(own + backend)
+            pending = (k, guest, own, backend, self.vm_host.copy(), self.env.now)
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
-            yield self.env.timeout(sc.interval_s)
+            yield self.env.timeout(dt)
+        if pending is not None:
+            self._account(*pending)
+
+    def _account(self, k, guest, own, backend, vm_host, t0):
+        from consolidate.engine.accounting import account
+
+        sc, hosts, rec = self.sc, self.hosts, self.rec
+        windows = self.migrator.windows(t0, t0 + sc.interval_s, own) if self.migrator is not None else []
+        acc = account(sc.interval_s, own, backend, vm_host, self.vm_cap_mips(vm_host), hosts.capacity_mips,
+                      hosts.curves_w, hosts.host_type, windows, sc.migration.cpu_degradation,
+                      sc.power_off_idle_hosts, sc.cloudsim_compat)
+        rec.cpu_demand_mips[k] = guest
+        rec.cpu_served_mips[k] = acc.vm_served_mips
+        rec.host_demand_mips[k] = acc.host_request_mips
+        rec.host_served_mips[k] = acc.host_served_mips
+        rec.host_on[k] = acc.host_on_fraction > 0
+        rec.host_on_fraction[k] = acc.host_on_fraction
+        rec.host_overloaded[k] = acc.host_overloaded
+        rec.host_power_w[k] = acc.host_power_w
+        rec.host_vms[k] = acc.host_vms
+        rec.vm_host_series[k] = vm_host
+        rec.migration_loss_mips[k] = acc.vm_migration_loss_mips
 
     def run(self) -> RunRecord:
         """Run to duration_s and return the raw record."""
-        self.env.run(until=self.sc.duration_s)
+        self.env.run(until=self.sc.duration_s + 1e-9)
+        self.rec.vm_host = self.vm_host.copy()
+        if self.migrator is not None:
+            self.rec.migrations = self.migrator.records
         return self.rec
-

@@ -23,7 +23,7 @@ def _fmt(v) -> str:
 
 def write_report(res: "Results", out_dir: Path) -> Path:
     """Write plots and index.html for one run under out_dir; returns the page's path."""
-    plots = run_plots(res.host_intervals, out_dir, res.overhead_reasons)
+    plots = run_plots(res.host_intervals, out_dir, res.overhead_reasons, res.migrations, res.scenario.interval_s)
     row = res.summary.iloc[0]
     rows = "\n".join(f"<tr><th>{html.escape(k)}</th><td class=num>{_fmt(v)}</td></tr>" for k, v in row.items())
     imgs = "\n".join(f'<p><img src="{p.relative_to(out_dir).as_posix()}" alt="{p.stem}"></p>' for p in plots)

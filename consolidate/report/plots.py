@@ -81,7 +81,29 @@ def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame | None = None) -> list[Path]:
+def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) -> Path:
+    """Migrations started per scheduling interval, by reason, and their mean duration."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if len(migrations):
+        k = (migrations["start_s"] // interval_s).astype(int)
+        counts = pd.crosstab(k, migrations["reason"])
+        bottom = np.zeros(len(counts))
+        for reason in counts.columns:
+            ax.bar(counts.index * interval_s / 3600, counts[reason], width=interval_s / 3600, bottom=bottom,
+                   label=reason, align="edge")
+            bottom += counts[reason].to_numpy()
+        dur = (migrations["end_s"] - migrations["start_s"]).mean()
+        ax.set_title(f"Migrations per interval ({len(migrations):,} in all, mean duration {dur:.1f} s)")
+        ax.legend(fontsize=8)
+    else:
+        ax.set_title("Migrations per interval (none)")
+    ax.set(xlabel="time (h)", ylabel="migrations started")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame | None = None,
+              migrations: pd.DataFrame | None = None, interval_s: float = 300.0) -> list[Path]:
     """All plots of a run, written under out_dir/plots/; returns their paths."""
     d = out_dir / "plots"
     d.mkdir(parents=True, exist_ok=True)
@@ -91,4 +113,6 @@ def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame
     if reasons is not None:
         paths += [overhead_by_reason(reasons, d / "overhead_by_reason.png"),
                   overhead_per_host(host_intervals, d / "overhead_per_host.png")]
+    if migrations is not None:
+        paths.append(migration_timeline(migrations, d / "migrations.png", interval_s))
     return paths

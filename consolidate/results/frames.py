@@ -24,6 +24,41 @@ SUMMARY_COLUMNS = (
 )
 
 
+def _migrations_frame(records, duration_s: float) -> pd.DataFrame:
+    """One row per migration; a migration still running at the end has end_s = NaN."""
+    cols = ["vm", "source", "destination", "reason", "start_s", "end_s", "rounds", "bytes", "downtime_s", "path",
+            "queued_s"]
+    df = pd.DataFrame([[getattr(r, c) for c in cols] for r in records], columns=cols)
+    df["end_s"] = df["end_s"].where(np.isfinite(df["end_s"].astype(float)), np.nan)
+    return df.astype({"vm": "int32", "source": "int32", "destination": "int32", "rounds": "int32"})
+
+
+def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, energy_kwh: np.ndarray, sc) -> pd.DataFrame:
+    """Beloglazov & Buyya's metrics, computed as CloudSim does: SLATAH = time active hosts spend asked for more
+    than their capacity over their active time; PDM = demand lost to migrations over all demand; SLAV =
+    SLATAH x PDM; ESV = energy x SLAV."""
+    on_time = rec.host_on_fraction.astype(np.float64)
+    slatah = float(rec.host_overloaded.sum(dtype=np.float64) / on_time.sum()) if on_time.sum() > 0 else 0.0
+    total = float(demand.sum(dtype=np.float64))
+    pdm = float(rec.migration_loss_mips.sum(dtype=np.float64) / total) if total > 0 else 0.0
+    on = rec.host_on_fraction > 0
+    # a shutdown: a host on in one interval and off in the next, or emptied before an interval ends
+    shutdowns = int((on[:-1] & ~on[1:]).sum() + ((rec.host_on_fraction > 0) & (rec.host_on_fraction < 1)).sum())
+    energy = float(energy_kwh.sum())
+    return pd.DataFrame([{
+        "policy": sc.consolidation.policy,
+        "migration_model": sc.migration.model,
+        "migrations": int(len(migrations)),
+        "slatah": slatah,
+        "pdm": pdm,
+        "slav": slatah * pdm,
+        "esv": energy * slatah * pdm,
+        "downtime_s_total": float(migrations["downtime_s"].sum()),
+        "migration_bytes": float(migrations["bytes"].sum()),
+        "host_shutdowns": shutdowns,
+    }])
+
+
 def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
     """Summary columns of the overhead model: means, components, exit reasons, I/O paths."""
     ov = record.series
@@ -81,6 +116,7 @@ class Results:
     vms: pd.DataFrame
     hosts: pd.DataFrame
     overhead_reasons: pd.DataFrame | None = None
+    migrations: pd.DataFrame | None = None
     out_dir: Path | None = field(default=None)
 
     @property
@@ -90,6 +126,8 @@ class Results:
                "vms": self.vms, "hosts": self.hosts}
         if self.overhead_reasons is not None:
             out["overhead_reasons"] = self.overhead_reasons
+        if self.migrations is not None:
+            out["migrations"] = self.migrations
         return out
 
     def write(self, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
@@ -115,7 +153,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     cols = {
         "time_s": np.repeat(t, n_vm),
         "vm": np.tile(np.arange(n_vm, dtype=np.int32), n_int),
-        "host": np.tile(rec.vm_host.astype(np.int32), n_int),
+        "host": rec.vm_host_series.ravel() if rec.vm_host_series is not None else
+        np.tile(rec.vm_host.astype(np.int32), n_int),
         "cpu_demand_mips": guest.ravel(),
     }
     if ov is not None:
@@ -142,6 +181,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         cols["disk_iops_demand"] = ov.disk_iops_demand.ravel()
         cols["disk_iops_served"] = ov.disk_iops_served.ravel()
         cols["disk_iops_unserved"] = (ov.disk_iops_demand - ov.disk_iops_served).ravel()
+    if rec.migrations is not None:
+        cols["cpu_migration_loss_mips"] = rec.migration_loss_mips.ravel()
     vm_intervals = pd.DataFrame(cols)
 
     type_names = np.array(hosts.type_names)
@@ -169,9 +210,11 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         host_intervals["cpu_backend_mips"] = per_host(ov.backend_mips)
 
     vms = wl.vms.copy()
-    vms["host"] = rec.vm_host.astype(np.int32)
-    vms["placed"] = rec.vm_host >= 0
-    placed = rec.vm_host >= 0
+    start_host = rec.vm_host_series[0] if rec.vm_host_series is not None and n_int else rec.vm_host
+    vms["host"] = start_host.astype(np.int32)  # where it was placed at the start
+    vms["host_at_end"] = rec.vm_host.astype(np.int32)
+    vms["placed"] = start_host >= 0
+    placed = start_host >= 0
     hosts_df = pd.DataFrame({
         "host": np.arange(n_h, dtype=np.int32),
         "host_type": type_names[hosts.host_type],
@@ -179,8 +222,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "mips_per_core": hosts.mips_per_core,
         "cpu_capacity_mips": cap,
         "memory_mb": hosts.memory_mb,
-        "vms": np.bincount(rec.vm_host[placed], minlength=n_h),
-        "memory_used_mb": np.bincount(rec.vm_host[placed], weights=vms["memory_mb"].to_numpy(float)[placed],
+        "vms": np.bincount(start_host[placed], minlength=n_h),
+        "memory_used_mb": np.bincount(start_host[placed], weights=vms["memory_mb"].to_numpy(float)[placed],
                                       minlength=n_h),
     })
 
@@ -218,9 +261,15 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "sla_unserved_fraction": unserved_h / demand_h if demand_h > 0 else 0.0,
         "wall_s": wall_s,
     }], columns=list(SUMMARY_COLUMNS))
+    extra = []
+    migrations = None
+    if rec.migrations is not None:
+        migrations = _migrations_frame(rec.migrations, sc.duration_s)
+        extra.append(_consolidation_summary(rec, migrations, demand, energy_kwh, sc))
     if ov is not None:
-        summary = pd.concat([summary.drop(columns="wall_s"), _overhead_summary(rec.overhead, guest, dt_h),
-                             summary[["wall_s"]]], axis=1)
+        extra.append(_overhead_summary(rec.overhead, guest, dt_h))
+    if extra:
+        summary = pd.concat([summary.drop(columns="wall_s"), *extra, summary[["wall_s"]]], axis=1)
     reasons = None
     if ov is not None:
         from consolidate.costmodel.tables import REASON_LABELS
@@ -229,4 +278,5 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         reasons = pd.DataFrame({"time_s": t, **{f"{REASON_LABELS[j]}_mips": ov.reason_mips[:, j] for j in keep}})
         vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
-                   host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons)
+                   host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
+                   migrations=migrations)

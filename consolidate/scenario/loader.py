@@ -279,7 +279,7 @@ def _expand(data: dict, file: str, base: Path, seen: tuple[Path, ...] = ()) -> d
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
-                  overrides: dict[str, Any] | None = None) -> Scenario:
+                  overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None) -> Scenario:
     """Load and validate a scenario from a YAML path or a dict.
 
     Relative paths inside the scenario resolve against the file's folder (or `base_dir` for a dict,
@@ -302,6 +302,12 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     data = _expand(data, file, base)
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})
+    if sets:
+        if sets.get("consolidation.policy") == "none":
+            data.pop("consolidation", None)  # no consolidation at all, not a policy named none
+        else:
+            for key, value in sets.items():
+                set_path(data, key, value)
     problems = []
     try:
         sc = Scenario.model_validate(data)

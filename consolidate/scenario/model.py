@@ -63,6 +63,84 @@ class Overhead(Model):
     timeslice_s: PosFloat = Field(default=0.003, description="scheduler slice when vCPUs share a core")
 
 
+POLICY_DETECTORS = ("thr", "iqr", "mad", "lr", "lrr")
+POLICY_SELECTORS = ("mmt", "mc", "rs", "mu")
+
+
+def parse_policy(text: str) -> tuple[str, str, float] | None:
+    """'thr-mmt-0.8' -> ('thr', 'mmt', 0.8); 'none' -> None. Raises ValueError with what was expected."""
+    if text == "none":
+        return None
+    parts = text.split("-")
+    expected = ("expected '<detector>-<selector>-<parameter>' with detector one of "
+                f"{', '.join(POLICY_DETECTORS)} and selector one of {', '.join(POLICY_SELECTORS)}, "
+                "e.g. thr-mmt-0.8, mad-mmt-2.5, lr-mc-1.2, or none")
+    if len(parts) != 3 or parts[0] not in POLICY_DETECTORS or parts[1] not in POLICY_SELECTORS:
+        raise ValueError(f"unknown consolidation policy (got {text!r}, {expected})")
+    try:
+        param = float(parts[2])
+    except ValueError:
+        raise ValueError(f"policy parameter is not a number (got {parts[2]!r}, {expected})") from None
+    if param <= 0:
+        raise ValueError(f"policy parameter must be positive (got {param:g})")
+    return parts[0], parts[1], param
+
+
+class Consolidation(Model):
+    """Dynamic consolidation every scheduling interval (Beloglazov & Buyya 2012): overload detection,
+    VM selection, PABFD placement, underload evacuation and switch-off."""
+
+    policy: str = Field(default="thr-mmt-0.8", description="'<detector>-<selector>-<parameter>' or 'none'")
+    underload: bool = Field(default=True, description="also empty the least-utilised hosts")
+    history_intervals: Annotated[int, Field(ge=10)] = Field(default=30, description="utilisation history kept")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        try:
+            parse_policy(v)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        return v
+
+
+class Migration(Model):
+    """How live migrations run. `fixed` is CloudSim's model (duration = memory / (bandwidth_share x the
+    destination's NIC), the VM degraded by cpu_degradation, destination_cpu_share of it reserved on the
+    destination; no network). `precopy` runs pre-copy rounds over the network topology, links shared
+    max-min fairly among concurrent migrations."""
+
+    model: Literal["fixed", "precopy"] = "fixed"
+    bandwidth_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    cpu_degradation: Fraction = 0.1
+    destination_cpu_share: Fraction = 0.1
+    downtime_target_s: PosFloat = Field(default=0.03, description="SimGrid's default maximum downtime")
+    max_rounds: Annotated[int, Field(ge=1)] = 30
+    working_set_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9, description="dirty pages per round are capped at this share of memory (SimGrid)")
+    page_bytes: Annotated[int, Field(gt=0)] = 4096
+    dirty_pages_per_s_at_full_load: NonNegFloat = Field(
+        default=12800.0, description="pages dirtied per second per vCPU at 100% CPU, when the trace has no "
+        "dirty_pages_per_s (an assumption: 50 MB/s)")
+    state_bytes: NonNegFloat = Field(default=0.0, description="device and CPU state sent with the last round")
+    cpu_mips_per_gbps: NonNegFloat = Field(default=500.0, description="CPU at each end per Gbit/s migrated")
+    max_concurrent_per_host: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="migrations a host may send or receive at once (excess ones wait)")
+
+
+class NetworkSpec(Model):
+    """The datacenter network for pre-copy migrations."""
+
+    topology: Literal["flat", "leaf-spine", "fat-tree", "graph"] = "flat"
+    hosts_per_rack: Annotated[int, Field(gt=0)] = 40
+    spines: Annotated[int, Field(gt=0)] = 4
+    uplink_bps: PosFloat = 40e9
+    k: Annotated[int, Field(ge=2)] | None = Field(default=None, description="fat-tree arity (even)")
+    link_bps: PosFloat = 10e9
+    links: list[tuple[str, str, PosFloat]] | None = Field(
+        default=None, description="graph topology: [node, node, capacity_bps] with hosts named h0, h1, ...")
+
+
 class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
@@ -223,6 +301,11 @@ class Scenario(Model):
     on_unplaceable: Literal["error", "reject"] = Field(
         default="error", description="a VM that fits no host: stop with an error, or record a rejection")
     overhead: Overhead | None = Field(default=None, description="virtualization overhead model (off when absent)")
+    consolidation: Consolidation | None = Field(default=None, description="dynamic consolidation (off when absent)")
+    migration: Migration = Field(default_factory=Migration)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    cloudsim_compat: bool = Field(default=False, description="reproduce CloudSim 3.0.3's conventions: initial "
+                                  "placement by full VM MIPS, and a host whose VMs ask for no CPU draws no power")
 
     _file: str = PrivateAttr(default="<dict>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -241,6 +324,11 @@ class Scenario(Model):
     def base_dir(self) -> Path:
         """Folder that relative paths in the scenario are resolved against."""
         return self._base_dir
+
+    @property
+    def policy(self) -> tuple[str, str, float] | None:
+        """(detector, selector, parameter) of the consolidation policy, or None when consolidation is off."""
+        return parse_policy(self.consolidation.policy) if self.consolidation is not None else None
 
     @property
     def overhead_enabled(self) -> bool:

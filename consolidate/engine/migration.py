@@ -1,0 +1,223 @@
+"""Live migrations as SimPy processes, and the consolidation manager that starts them.
+
+`fixed` (CloudSim's model): the migration takes memory / (bandwidth_share x the destination's NIC rate); no
+network, no downtime. `precopy`: rounds over the network (engine/network.py), each round a transfer that
+shares every link it crosses max-min fairly with the other migrations in flight; the rates are recomputed
+whenever a transfer starts or ends. Memory stays reserved on the destination from start to end.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from consolidate.engine import network as netmod
+from consolidate.engine.accounting import MigrationWindow
+from consolidate.policies.consolidation import Snapshot, plan_round
+
+MB = 2 ** 20
+
+
+@dataclass
+class MigrationRecord:
+    """One migration, for the `migrations` result frame."""
+
+    vm: int
+    source: int
+    destination: int
+    reason: str
+    start_s: float
+    end_s: float = math.inf
+    rounds: int = 0
+    bytes: float = 0.0
+    downtime_s: float = 0.0
+    path: str = ""
+    queued_s: float = 0.0  # waited for a free migration slot on either host
+
+
+class Flows:
+    """Concurrent transfers over the network, each at its max-min fair rate, recomputed at every start and
+    end. A stale wake-up is ignored by generation number (SimPy timeouts cannot be cancelled)."""
+
+    def __init__(self, env: simpy.Environment, net: netmod.Network, share: float):
+        self.env, self.net, self.share = env, net, share
+        self.flows: dict[int, dict] = {}
+        self._next_id = 0
+        self._gen = 0
+        self._last = 0.0
+
+    def transfer(self, src: int, dst: int, nbytes: float):
+        """Process: move nbytes from host src to host dst; returns the seconds it took."""
+        start = self.env.now
+        if nbytes <= 0:
+            return 0.0
+        self._advance()
+        fid = self._next_id
+        self._next_id += 1
+        done = self.env.event()
+        self.flows[fid] = {"path": self.net.path(src, dst), "left": nbytes * 8.0, "rate": 0.0, "done": done}
+        self._reschedule()
+        yield done
+        return self.env.now - start
+
+    def _advance(self) -> None:
+        dt = self.env.now - self._last
+        if dt > 0:
+            for f in self.flows.values():
+                f["left"] -= f["rate"] * dt
+        self._last = self.env.now
+
+    def _reschedule(self) -> None:
+        ids = list(self.flows)
+        rates = netmod.maxmin([self.flows[i]["path"] for i in ids], lambda link: self.net.capacity(link) * self.share)
+        for i, r in zip(ids, rates):
+            self.flows[i]["rate"] = r
+        self._gen += 1
+        if ids:
+            wait = min(self.flows[i]["left"] / self.flows[i]["rate"] for i in ids)
+            self.env.process(self._wake(self._gen, max(wait, 0.0)))
+
+    def _wake(self, gen: int, wait: float):
+        yield self.env.timeout(wait)
+        if gen != self._gen:
+            return
+        self._advance()
+        finished = [i for i, f in self.flows.items() if f["left"] <= 1e-6 * max(1.0, f["rate"])]
+        for i in finished:
+            self.flows.pop(i)["done"].succeed()
+        self._reschedule()
+
+
+class Migrator:
+    """Plans consolidation rounds and runs their migrations for a Datacenter."""
+
+    def __init__(self, dc):
+        self.dc = dc
+        sc = dc.sc
+        self.m = sc.migration
+        self.records: list[MigrationRecord] = []
+        self.unaccounted: list[MigrationRecord] = []  # may still overlap an interval not yet accounted
+        self.active: dict[int, MigrationRecord] = {}  # by VM
+        self.slots = None
+        if self.m.max_concurrent_per_host is not None:
+            self.slots = [simpy.Resource(dc.env, capacity=self.m.max_concurrent_per_host) for _ in range(len(dc.hosts))]
+        self.flows = None
+        if self.m.model == "precopy":
+            self.flows = Flows(dc.env, netmod.Network(build_topology(sc, dc.hosts)), self.m.bandwidth_share)
+        self.host_bps = np.array([t.network_bps for t in dc.hosts.types])[dc.hosts.host_type]
+
+    def consolidate(self, demand_mips: np.ndarray) -> None:
+        """Plan one round on the current state and start its migrations."""
+        dc = self.dc
+        sc, hosts = dc.sc, dc.hosts
+        # the longest migration of each host's VMs, in scheduling intervals (LR and LRR extrapolate by it)
+        secs = dc.ram_mb * MB * 8 / (self.host_bps[np.where(dc.vm_host >= 0, dc.vm_host, 0)])
+        longest = np.zeros(len(hosts))
+        placed = dc.vm_host >= 0
+        np.maximum.at(longest, dc.vm_host[placed], secs[placed])
+        snap = Snapshot(vm_host=dc.vm_host, vm_dest=dc.vm_dest, vm_demand_mips=demand_mips, vm_vcpus=dc.vcpus,
+                        vm_ram_mb=dc.ram_mb, vm_history_mips=dc.history, host_capacity_mips=hosts.capacity_mips,
+                        host_mips_per_core=hosts.mips_per_core, host_memory_mb=hosts.memory_mb,
+                        host_type=hosts.host_type, curves_w=hosts.curves_w,
+                        host_migration_intervals=np.ceil(longest / sc.interval_s),
+                        # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
+                        vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
+                        stale_utilization=sc.cloudsim_compat)
+        for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, sc.consolidation.underload):
+            rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
+                                  start_s=dc.env.now)
+            dc.vm_dest[mv.vm] = mv.destination
+            self.records.append(rec)
+            self.unaccounted.append(rec)
+            self.active[mv.vm] = rec
+            dc.env.process(self._run(rec))
+
+    def _run(self, rec: MigrationRecord):
+        dc = self.dc
+        requested = dc.env.now
+        reqs = []
+        if self.slots is not None:
+            reqs = [self.slots[rec.source].request(), self.slots[rec.destination].request()]
+            yield dc.env.all_of(reqs)
+            rec.start_s = dc.env.now
+            rec.queued_s = rec.start_s - requested
+        if self.m.model == "fixed":
+            # CloudSim: memory over half the destination's bandwidth (memory in MB of 10^6 bytes as it counts)
+            seconds = dc.ram_mb[rec.vm] * 1e6 * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
+            yield dc.env.timeout(seconds)
+            rec.rounds, rec.bytes = 1, dc.ram_mb[rec.vm] * 1e6
+        else:
+            yield from self._precopy(rec)
+        rec.end_s = dc.env.now
+        dc.vm_host[rec.vm] = rec.destination
+        dc.vm_dest[rec.vm] = -1
+        self.active.pop(rec.vm, None)
+        for r, res in zip(reqs, ([self.slots[rec.source], self.slots[rec.destination]] if reqs else [])):
+            res.release(r)
+
+    def _dirty_bytes_per_s(self, vm: int) -> float:
+        dc = self.dc
+        k = min(int(dc.env.now // dc.sc.interval_s), dc.sc.n_intervals - 1)
+        col = dc.wl.extra.get("dirty_pages_per_s")
+        if col is not None and not np.isnan(col[k, vm]):
+            pages = float(col[k, vm])
+        else:
+            pages = self.m.dirty_pages_per_s_at_full_load * float(dc.wl.cpu_util[k, vm]) * dc.vcpus[vm]
+        return pages * self.m.page_bytes
+
+    def _precopy(self, rec: MigrationRecord):
+        dc, m = self.dc, self.m
+        memory = dc.ram_mb[rec.vm] * MB
+        cap = memory * m.working_set_fraction
+        rec.path = " ".join(f"{a}>{b}" for a, b in self.flows.net.path(rec.source, rec.destination))
+        volume, rounds, sent = memory, 0, 0.0
+        while True:
+            seconds = yield from self.flows.transfer(rec.source, rec.destination, volume)
+            rounds += 1
+            sent += volume
+            rate = volume / seconds if seconds > 0 else math.inf
+            nxt = min(self._dirty_bytes_per_s(rec.vm) * seconds, cap)
+            if nxt / rate <= m.downtime_target_s or nxt >= volume or rounds + 1 >= m.max_rounds:
+                volume = nxt + m.state_bytes
+                break
+            volume = nxt
+        # stop and copy: the VM is paused while the last dirty pages and its state move
+        pause = yield from self.flows.transfer(rec.source, rec.destination, volume)
+        rec.rounds, rec.bytes, rec.downtime_s = rounds + 1, sent + volume, pause
+
+    def windows(self, t0: float, t1: float, demand_mips: np.ndarray) -> list[MigrationWindow]:
+        """Migrations overlapping [t0, t1), in interval-relative seconds, with what they cost each end."""
+        out = []
+        fixed = self.m.model == "fixed"
+        self.unaccounted = [r for r in self.unaccounted if r.end_s > t0]
+        for rec in self.unaccounted:
+            if rec.start_s >= t1:
+                continue
+            end = rec.end_s if math.isfinite(rec.end_s) else math.inf
+            if fixed:
+                src_x, dst_x = 0.0, self.m.destination_cpu_share * demand_mips[rec.vm]
+            else:
+                span = (min(end, t1) - rec.start_s) or 1.0
+                gbps = rec.bytes * 8 / 1e9 / span if math.isfinite(end) else \
+                    self.host_bps[rec.destination] * self.m.bandwidth_share / 1e9
+                src_x = dst_x = self.m.cpu_mips_per_gbps * gbps
+            out.append(MigrationWindow(vm=rec.vm, source=rec.source, destination=rec.destination,
+                                       start=rec.start_s - t0, end=end - t0, downtime_s=rec.downtime_s,
+                                       source_extra_mips=src_x, destination_extra_mips=dst_x))
+        return out
+
+
+def build_topology(sc, hosts) -> "netmod.nx.Graph":
+    """The scenario's network graph."""
+    n = sc.network
+    bps = [hosts.types[t].network_bps for t in hosts.host_type]
+    if n.topology == "flat":
+        return netmod.flat(bps)
+    if n.topology == "leaf-spine":
+        return netmod.leaf_spine(bps, n.hosts_per_rack, n.spines, n.uplink_bps)
+    if n.topology == "fat-tree":
+        return netmod.fat_tree(bps, n.k, n.link_bps)
+    return netmod.explicit(n.links)
+

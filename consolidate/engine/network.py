@@ -1,0 +1,119 @@
+"""The datacenter network: a networkx graph of hosts and switches with link capacities, paths between hosts,
+and max-min fair sharing of links among concurrent transfers (progressive filling).
+
+Links are full duplex: each direction of an edge is a separate capacity.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import networkx as nx
+
+Link = tuple[str, str]
+
+
+def host_node(h: int) -> str:
+    return f"h{h}"
+
+
+def flat(host_bps: list[float]) -> nx.Graph:
+    """Every host on one switch; each host's link runs at its NIC rate."""
+    g = nx.Graph()
+    for h, bps in enumerate(host_bps):
+        g.add_edge(host_node(h), "switch", capacity_bps=float(bps))
+    return g
+
+
+def leaf_spine(host_bps: list[float], hosts_per_rack: int, spines: int, uplink_bps: float) -> nx.Graph:
+    """Racks of `hosts_per_rack` hosts on a leaf switch each; every leaf linked to every spine."""
+    g = nx.Graph()
+    n_racks = -(-len(host_bps) // hosts_per_rack)
+    for h, bps in enumerate(host_bps):
+        g.add_edge(host_node(h), f"leaf{h // hosts_per_rack}", capacity_bps=float(bps))
+    for r in range(n_racks):
+        for s in range(spines):
+            g.add_edge(f"leaf{r}", f"spine{s}", capacity_bps=float(uplink_bps))
+    return g
+
+
+def fat_tree(host_bps: list[float], k: int, link_bps: float) -> nx.Graph:
+    """A k-ary fat tree (k even): k pods of k/2 edge and k/2 aggregation switches, (k/2)^2 cores, k^3/4 host
+    ports; hosts fill the ports in order. Raises ValueError if there are more hosts than ports."""
+    if k % 2:
+        raise ValueError(f"fat-tree k must be even (got {k})")
+    half = k // 2
+    if len(host_bps) > k ** 3 // 4:
+        raise ValueError(f"a fat tree with k={k} has {k ** 3 // 4} host ports (got {len(host_bps)} hosts)")
+    g = nx.Graph()
+    for h, bps in enumerate(host_bps):
+        pod, rest = divmod(h, half * half)
+        g.add_edge(host_node(h), f"edge{pod}.{rest // half}", capacity_bps=float(bps))
+    for pod in range(k):
+        for e in range(half):
+            for a in range(half):
+                g.add_edge(f"edge{pod}.{e}", f"agg{pod}.{a}", capacity_bps=float(link_bps))
+        for a in range(half):
+            for c in range(half):
+                g.add_edge(f"agg{pod}.{a}", f"core{a * half + c}", capacity_bps=float(link_bps))
+    return g
+
+
+def explicit(links: list[tuple[str, str, float]]) -> nx.Graph:
+    """A graph from (node, node, capacity_bps) triples; hosts are the nodes named h0, h1, ..."""
+    g = nx.Graph()
+    for a, b, bps in links:
+        g.add_edge(str(a), str(b), capacity_bps=float(bps))
+    return g
+
+
+class Network:
+    """Paths (cached) and link capacities of one topology."""
+
+    def __init__(self, graph: nx.Graph):
+        self.graph = graph
+        self._path = lru_cache(maxsize=None)(self._compute_path)
+
+    def _compute_path(self, src: int, dst: int) -> tuple[Link, ...]:
+        nodes = nx.shortest_path(self.graph, host_node(src), host_node(dst))
+        return tuple(zip(nodes[:-1], nodes[1:]))
+
+    def path(self, src: int, dst: int) -> tuple[Link, ...]:
+        """Directed links from host src to host dst (shortest path, deterministic)."""
+        return self._path(src, dst)
+
+    def capacity(self, link: Link) -> float:
+        return self.graph.edges[link]["capacity_bps"]
+
+
+def maxmin(paths: list[tuple[Link, ...]], capacity) -> list[float]:
+    """Max-min fair rates (bits/s) of flows along `paths`, given capacity(link) in bits/s.
+
+    Progressive filling: repeatedly find the link whose remaining capacity, shared equally among the flows
+    not yet fixed that cross it, is smallest; fix those flows at that share; remove it; repeat.
+    """
+    rates = [0.0] * len(paths)
+    unfixed = set(range(len(paths)))
+    residual: dict[Link, float] = {}
+    users: dict[Link, set[int]] = {}
+    for i, p in enumerate(paths):
+        for link in p:
+            residual.setdefault(link, capacity(link))
+            users.setdefault(link, set()).add(i)
+    while unfixed:
+        best, share = None, float("inf")
+        for link, us in users.items():
+            live = us & unfixed
+            if live:
+                s = residual[link] / len(live)
+                if s < share:
+                    best, share = link, s
+        if best is None:  # flows with empty paths (same host): unconstrained
+            for i in unfixed:
+                rates[i] = float("inf")
+            break
+        for i in users[best] & unfixed:
+            rates[i] = share
+            unfixed.discard(i)
+            for link in paths[i]:
+                residual[link] -= share
+    return rates

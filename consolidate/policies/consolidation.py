@@ -1,0 +1,219 @@
+"""One round of dynamic consolidation (Beloglazov & Buyya 2012, as CloudSim 3.0.3 encodes it), as a pure
+function of a snapshot of the datacenter:
+
+1. detect overloaded hosts; from each, select VMs (MMT, MU, RS, MC) until it is no longer overloaded;
+2. place them by power-aware best-fit decreasing (PABFD) on hosts that are neither overloaded nor off and
+   would not become overloaded (by the same detector) with the VM;
+3. then repeatedly take the least-utilised remaining host and try to move all its VMs elsewhere the same way;
+   all or none: a host that cannot be emptied keeps its VMs.
+
+It returns the moves; the engine runs them as migrations. Only hosts and VMs are arrays; the loops are over
+hosts to empty and VMs to move, each choice one vectorised pass over all hosts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from consolidate.hardware.power import power_w
+from consolidate.policies.overload import Detector
+from consolidate.policies.selection import select_vm
+
+
+@dataclass
+class Snapshot:
+    """What a consolidation round sees. VMs in migration (`vm_busy`) count on their destination
+    (`vm_dest`) for load and memory, cannot be selected, and pin both their hosts against evacuation."""
+
+    vm_host: np.ndarray  # (V,) current host, -1 = not placed
+    vm_dest: np.ndarray  # (V,) destination of a VM in migration, else -1
+    vm_demand_mips: np.ndarray  # (V,) CPU the VM asks for now
+    vm_vcpus: np.ndarray  # (V,)
+    vm_ram_mb: np.ndarray  # (V,)
+    vm_history_mips: np.ndarray  # (L, V) past demand, most recent last, NaN before the VM existed
+    host_capacity_mips: np.ndarray  # (H,)
+    host_mips_per_core: np.ndarray  # (H,)
+    host_memory_mb: np.ndarray  # (H,)
+    host_type: np.ndarray  # (H,)
+    curves_w: np.ndarray  # (types, 11)
+    host_migration_intervals: np.ndarray  # (H,) longest migration of the host's VMs, in scheduling intervals
+    vm_mem_need_mb: np.ndarray | None = None  # memory a VM needs where it goes (default: its RAM)
+    # CloudSim reads a host's utilisation from its last update, not from the round's working copy: power
+    # rises, the empty-host test and the choice of hosts to empty all see the state before the round
+    stale_utilization: bool = False
+
+    @property
+    def mem_need(self) -> np.ndarray:
+        return self.vm_ram_mb if self.vm_mem_need_mb is None else self.vm_mem_need_mb
+
+    @property
+    def vm_busy(self) -> np.ndarray:
+        return self.vm_dest >= 0
+
+
+@dataclass(frozen=True)
+class Move:
+    vm: int
+    source: int
+    destination: int
+    reason: str  # "overload" or "underload"
+
+
+class _Work:
+    """Mutable working copy of loads during one round (histories only for detectors that read them)."""
+
+    def __init__(self, s: Snapshot, with_history: bool = True):
+        self.s = s
+        self.with_history = with_history
+        self.vm_hist = np.nan_to_num(s.vm_history_mips) if with_history else None
+        H = len(s.host_capacity_mips)
+        where = np.where(s.vm_busy, s.vm_dest, s.vm_host)  # a migrating VM counts where it is going
+        placed = where >= 0
+        self.where = where.copy()
+        self.load = np.bincount(where[placed], weights=s.vm_demand_mips[placed], minlength=H)
+        need = s.mem_need
+        self.mem = np.bincount(where[placed], weights=need[placed], minlength=H)
+        # a migrating VM also holds its source's memory until it completes
+        busy = s.vm_busy & (s.vm_host >= 0)
+        self.mem += np.bincount(s.vm_host[busy], weights=need[busy], minlength=H)
+        hist = self.vm_hist if with_history else np.zeros((0, len(where)))
+        self.hist = np.stack([np.bincount(where[placed], weights=row[placed], minlength=H) for row in hist], axis=1) \
+            if hist.shape[0] else np.zeros((H, 0))
+        self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
+        self.load0, self.power0 = self.load.copy(), self.power.copy()
+        self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
+        self.pinned[s.vm_dest[s.vm_busy]] = True
+        self.pinned[s.vm_host[busy]] = True
+
+    def util(self, hosts=slice(None)) -> np.ndarray:
+        return self.load[hosts] / self.s.host_capacity_mips[hosts]
+
+    def hist_util(self, hosts=slice(None)) -> np.ndarray:
+        return self.hist[hosts] / self.s.host_capacity_mips[hosts, None]
+
+    def move(self, v: int, frm: int, to: int) -> None:
+        s = self.s
+        d, r = s.vm_demand_mips[v], s.mem_need[v]
+        for host, sign in ((frm, -1.0), (to, 1.0)):
+            if host < 0:
+                continue
+            self.load[host] += sign * d
+            self.mem[host] += sign * r
+            if self.with_history:
+                self.hist[host] += sign * self.vm_hist[:, v]
+            self.power[host] = power_w(np.array([self.load[host] / s.host_capacity_mips[host]]), s.curves_w,
+                                       s.host_type[host:host + 1])[0]
+        self.where[v] = to
+
+
+def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
+    """PABFD: among hosts with room that would not be overloaded with the VM (an empty host is not checked,
+    as in CloudSim), the one whose power rises least; -1 if none."""
+    s = w.s
+    d = s.vm_demand_mips[v]
+    fits = (~excluded & (w.mem + s.mem_need[v] <= s.host_memory_mb + 1e-9)
+            & (w.load + d <= s.host_capacity_mips + 1e-9)
+            & (d / s.vm_vcpus[v] <= s.host_mips_per_core + 1e-9))
+    cand = np.flatnonzero(fits)
+    if cand.size == 0:
+        return -1
+    seen_load, seen_power = (w.load0, w.power0) if s.stale_utilization else (w.load, w.power)
+    busy = seen_load[cand] > 0
+    if busy.any():
+        cb = cand[busy]
+        cap = s.host_capacity_mips[cb]
+        hist = (w.hist[cb] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
+        over = det.overloaded((w.load[cb] + d) / cap, hist, s.host_migration_intervals[cb])
+        keep = np.ones(cand.size, bool)
+        keep[np.flatnonzero(busy)[over]] = False
+        cand = cand[keep]
+        if cand.size == 0:
+            return -1
+    cap = s.host_capacity_mips[cand]
+    t = s.host_type[cand]
+    rise = power_w((seen_load[cand] + d) / cap, s.curves_w, t) - seen_power[cand]
+    return int(cand[np.flatnonzero(rise <= rise.min() + 1e-6)[0]])
+
+
+def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generator,
+               underload: bool = True) -> list[Move]:
+    """The migrations one consolidation round decides, in the order they are decided."""
+    w = _Work(s, with_history=det.kind != "thr")
+    active = w.load > 0
+    over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
+    moves: list[Move] = []
+
+    # 1. select VMs from overloaded hosts until each is no longer overloaded
+    selected: list[tuple[int, int]] = []
+    for h in np.flatnonzero(over):
+        while True:
+            cand = np.flatnonzero((w.where == h) & (s.vm_host == h) & ~s.vm_busy)
+            if cand.size == 0:
+                break
+            v = select_vm(selector, cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
+            w.move(v, h, -1)
+            selected.append((v, h))
+            if not det.overloaded(w.util([h]), w.hist_util([h]), s.host_migration_intervals[[h]])[0]:
+                break
+
+    # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
+    unplaced = []
+    for v, h in sorted(selected, key=lambda vh: -s.vm_demand_mips[vh[0]]):
+        dest = _find_host(w, v, over, det)
+        if dest >= 0:
+            w.move(v, -1, dest)
+            moves.append(Move(v, h, dest, "overload"))
+        else:
+            unplaced.append((v, h))
+    for v, h in unplaced:  # stays where it was
+        w.move(v, -1, h)
+    if not underload:
+        return moves
+
+    # 3. empty the least-utilised hosts, all VMs or none, never onto a switched-off host
+    seen = w.load0 if s.stale_utilization else w.load
+    off = seen <= 0
+    excluded_under = over | off | w.pinned
+    excluded_under[[m.destination for m in moves]] = True
+    excluded_place = over | off
+    while not excluded_under.all():
+        seen = w.load0 if s.stale_utilization else w.load
+        util = np.where(excluded_under | (seen <= 0), np.inf, seen / s.host_capacity_mips)
+        h = int(np.argmin(util))
+        if not np.isfinite(util[h]):
+            break
+        excluded_under[h] = excluded_place[h] = True
+        vms = np.flatnonzero((w.where == h) & ~s.vm_busy)
+        if vms.size == 0:
+            continue
+        tentative = []
+        for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
+            dest = _find_host(w, int(v), excluded_place, det)
+            if dest < 0:
+                break
+            w.move(int(v), h, dest)
+            tentative.append(Move(int(v), h, dest, "underload"))
+        if len(tentative) < vms.size:
+            for m in reversed(tentative):
+                w.move(m.vm, m.destination, h)
+            continue
+        moves.extend(tentative)
+        excluded_under[[m.destination for m in tentative]] = True
+    return moves
+
+
+def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
+    """Initial placement the way a consolidating datacenter does it (CloudSim's allocateHostForVm): VMs by
+    decreasing size, each by PABFD with the detector's overload check. Returns host per VM (-1: none)."""
+    s = Snapshot(**{**s.__dict__, "vm_demand_mips": sizes_mips, "vm_host": np.full(len(sizes_mips), -1),
+                    "vm_dest": np.full(len(sizes_mips), -1)})
+    w = _Work(s, with_history=det.kind != "thr")
+    none = np.zeros(len(s.host_capacity_mips), bool)
+    out = np.full(len(sizes_mips), -1, dtype=np.int64)
+    for v in np.argsort(-sizes_mips, kind="stable"):
+        dest = _find_host(w, int(v), none, det)
+        if dest >= 0:
+            w.move(int(v), -1, dest)
+            out[v] = dest
+    return out

@@ -1,0 +1,101 @@
+"""Host overload detection (the Beloglazov-Buyya family CloudSim implements): pure functions of host
+utilisation and its history.
+
+A history is the host's utilisation over past scheduling intervals, computed from the VMs it holds now
+(as CloudSim does), most recent LAST, shape (hosts, length); NaN where there is no sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FALLBACK_THRESHOLD = 0.7  # static threshold the adaptive detectors use until a host has enough history
+MIN_HISTORY_MAD_IQR = 12  # non-zero samples MAD and IQR need
+MIN_HISTORY_LR = 10  # samples local regression needs (and uses)
+
+
+@dataclass(frozen=True)
+class Detector:
+    """An overload detector: `kind` is thr, iqr, mad, lr or lrr; `param` is the threshold (thr), the
+    safety parameter s in 1 - s*IQR or 1 - s*MAD (iqr, mad), or the safety factor (lr, lrr)."""
+
+    kind: str
+    param: float
+
+    def overloaded(self, util: np.ndarray, history: np.ndarray | None, migration_intervals: np.ndarray) -> np.ndarray:
+        """Overloaded hosts: util (hosts,) now, history (hosts, L) most recent last (unused by thr),
+        migration_intervals (hosts,) the longest migration time of each host's VMs in scheduling intervals."""
+        if self.kind == "thr":
+            return util > self.param
+        if history is None:
+            history = np.zeros((len(util), 0))
+        if self.kind in ("iqr", "mad"):
+            return util > adaptive_threshold(self.kind, self.param, history)
+        return regression_overloaded(history, self.param, migration_intervals, robust=self.kind == "lrr", util=util)
+
+
+def _leading_nonzero(history: np.ndarray) -> np.ndarray:
+    """How many of the most recent samples are non-zero and present, counting back from the newest."""
+    if history.shape[1] == 0:
+        return np.zeros(history.shape[0], dtype=int)
+    ok = np.nan_to_num(history[:, ::-1], nan=0.0) > 0
+    first_bad = np.where(ok.all(axis=1), ok.shape[1], np.argmin(ok, axis=1))
+    return first_bad
+
+
+def adaptive_threshold(kind: str, s: float, history: np.ndarray) -> np.ndarray:
+    """Upper utilisation threshold per host: 1 - s*IQR or 1 - s*MAD of its history, or the static fallback
+    (0.7) while it has fewer than 12 recent non-zero samples."""
+    out = np.full(history.shape[0], FALLBACK_THRESHOLD)
+    n = _leading_nonzero(history)
+    ok = n >= MIN_HISTORY_MAD_IQR
+    if ok.any():
+        h = history[ok]
+        if kind == "mad":
+            med = np.nanmedian(h, axis=1)
+            spread = np.nanmedian(np.abs(h - med[:, None]), axis=1)
+        else:
+            q1, q3 = np.nanpercentile(h, [25, 75], axis=1)
+            spread = q3 - q1
+        out[ok] = 1.0 - s * spread
+    return out
+
+
+def _wls(y: np.ndarray, w: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares line through each row of y (rows, L) with weights w (rows, L): (intercept, slope)."""
+    sw = w.sum(axis=1)
+    xm = (w * x).sum(axis=1) / sw
+    ym = (w * y).sum(axis=1) / sw
+    var = (w * (x - xm[:, None]) ** 2).sum(axis=1)
+    cov = (w * (x - xm[:, None]) * (y - ym[:, None])).sum(axis=1)
+    slope = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
+    return ym - slope * xm, slope
+
+
+def regression_overloaded(history: np.ndarray, safety: float, migration_intervals: np.ndarray, robust: bool,
+                          util: np.ndarray) -> np.ndarray:
+    """Local regression: fit the last 10 samples with tricube weights (bisquare-reweighted when robust),
+    extrapolate by the host's longest migration time, overloaded when safety x prediction >= 1. Hosts with
+    fewer than 10 samples fall back to the static 0.7 threshold. Vectorised over hosts."""
+    out = util > FALLBACK_THRESHOLD
+    L = MIN_HISTORY_LR
+    rows = np.flatnonzero(np.sum(~np.isnan(history[:, -L:]), axis=1) >= L) if history.shape[1] >= L else \
+        np.array([], dtype=int)
+    if rows.size == 0:
+        return out
+    y = history[rows, -L:]
+    x = np.arange(1, L + 1, dtype=float)
+    w = np.broadcast_to((1 - ((L - x) / L) ** 3) ** 3, y.shape)  # tricube: the newest samples weigh most
+    a, b = _wls(y, w, x)
+    if robust:
+        resid = y - (a[:, None] + b[:, None] * x)
+        mad = np.median(np.abs(resid), axis=1)
+        u = np.divide(resid, 6 * mad[:, None], out=np.zeros_like(resid), where=mad[:, None] > 0)
+        w2 = w * np.where(np.abs(u) < 1, (1 - u ** 2) ** 2, 0.0)
+        ok = w2.sum(axis=1) > 0
+        a2, b2 = _wls(y[ok], w2[ok], x)
+        a[ok], b[ok] = a2, b2
+    predicted = a + b * (L + migration_intervals[rows])
+    out[rows] = safety * predicted >= 1.0
+    return out

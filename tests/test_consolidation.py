@@ -1,0 +1,214 @@
+"""Dynamic consolidation: pre-copy closed forms, max-min sharing, policies on hand-checked cases, and laws
+over random scenarios (no VM lost or duplicated; memory never oversubscribed, reservations included)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import consolidate
+from consolidate.engine import network as net
+from consolidate.errors import ScenarioError
+from consolidate.policies.consolidation import Snapshot, plan_round
+from consolidate.policies.overload import Detector, adaptive_threshold, regression_overloaded
+from consolidate.policies.precopy import precopy_plan
+from consolidate.policies.selection import select_vm
+from tests.conftest import TINY
+
+G4 = [86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117]  # ML110 G4 SPECpower (CloudSim 3.0.3)
+
+
+# --- pre-copy closed forms ---------------------------------------------------------------------------------
+
+def test_precopy_rounds_shrink_geometrically():
+    M, B = 1e9, 1e8  # 1 GB at 100 MB/s
+    D = 2.5e7  # rho = D / B = 0.25
+    p = precopy_plan(M, D, B, downtime_target_s=0.03, max_rounds=30)
+    for i, v in enumerate(p.volumes_bytes):
+        assert v == pytest.approx(M * 0.25 ** i)  # V_i = M rho^i
+    assert p.converged
+    assert p.volumes_bytes[-1] / B <= 0.03 < p.volumes_bytes[-2] / B
+    assert p.downtime_s == pytest.approx(p.volumes_bytes[-1] / B)  # downtime = last round / bandwidth
+    assert p.total_s == pytest.approx(sum(p.volumes_bytes) / B)
+
+
+def test_precopy_does_not_converge_when_dirtying_outpaces_the_link():
+    p = precopy_plan(1e9, dirty_bytes_per_s=2e8, bandwidth_bytes_per_s=1e8, downtime_target_s=0.03, max_rounds=30)
+    assert not p.converged and p.rounds == 2  # rho = 2: the dirty set does not shrink after round 0
+    assert p.downtime_s == pytest.approx(1e9 / 1e8)  # everything is copied again with the VM paused
+    capped = precopy_plan(1e9, 2e8, 1e8, 0.03, 30, working_set_bytes=0.9e9)  # SimGrid's 90% working set
+    assert capped.volumes_bytes == (1e9, 0.9e9, 0.9e9) and not capped.converged
+
+
+def test_precopy_stops_at_max_rounds():
+    p = precopy_plan(1e9, 9e7, 1e8, downtime_target_s=0.001, max_rounds=5)
+    assert p.rounds == 5 and p.volumes_bytes[4] == pytest.approx(1e9 * 0.9 ** 4)  # the 5th is the stop-and-copy
+
+
+# --- max-min fair sharing ----------------------------------------------------------------------------------
+
+def test_two_migrations_share_one_link_equally():
+    g = net.flat([1e9, 1e9, 1e9])
+    n = net.Network(g)
+    rates = net.maxmin([n.path(0, 2), n.path(1, 2)], n.capacity)  # both end at h2: its link is shared
+    assert rates == [pytest.approx(5e8), pytest.approx(5e8)]
+    assert net.maxmin([n.path(0, 1), n.path(2, 1)], n.capacity) == [pytest.approx(5e8)] * 2
+
+
+def test_maxmin_gives_spare_capacity_to_unbottlenecked_flows():
+    # flows a: h0->h2 and b: h1->h2 share h2's 1 Gb/s link; flow c: h1->h3 shares h1's link with b
+    g = net.flat([1e9, 1e9, 1e9, 1e9])
+    n = net.Network(g)
+    a, b, c = net.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], n.capacity)
+    assert (a, b, c) == (pytest.approx(5e8), pytest.approx(5e8), pytest.approx(5e8))
+    caps = {**{(u, v): 1e9 for u, v in g.edges}, **{(v, u): 1e9 for u, v in g.edges}}
+    caps[("switch", "h2")] = 3e8  # a slow downlink to h2: a and b get 1.5e8 each; c takes the rest of h1's link
+    a, b, c = net.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], lambda link: caps[link])
+    assert (a, b, c) == (pytest.approx(1.5e8), pytest.approx(1.5e8), pytest.approx(8.5e8))
+
+
+def test_topologies_have_the_documented_shape():
+    assert len(net.fat_tree([1e9] * 16, 4, 1e9).nodes) == 16 + 8 + 8 + 4  # k=4: 16 hosts, 8 edge, 8 agg, 4 core
+    with pytest.raises(ValueError, match="has 16 host ports"):
+        net.fat_tree([1e9] * 17, 4, 1e9)
+    ls = net.Network(net.leaf_spine([1e9] * 8, hosts_per_rack=4, spines=2, uplink_bps=1e10))
+    assert len(ls.path(0, 1)) == 2 and len(ls.path(0, 5)) == 4  # same rack; across the spine
+
+
+# --- policies on hand-checked cases ------------------------------------------------------------------------
+
+def test_thr_detects_above_threshold_only():
+    d = Detector("thr", 0.8)
+    assert d.overloaded(np.array([0.79, 0.8, 0.81]), np.zeros((3, 0)), np.zeros(3)).tolist() == [False, False, True]
+
+
+def test_mad_and_iqr_fall_back_to_0_7_without_history():
+    h = np.full((1, 5), 0.5)
+    assert adaptive_threshold("mad", 2.5, h)[0] == 0.7
+    h = np.tile(np.array([0.4, 0.5, 0.6]), 4)[None, :]  # 12 non-zero samples: median 0.5, MAD 0.1
+    assert adaptive_threshold("mad", 2.5, h)[0] == pytest.approx(1 - 2.5 * 0.1)
+    assert adaptive_threshold("iqr", 1.5, h)[0] == pytest.approx(1 - 1.5 * (0.6 - 0.4))
+
+
+def test_local_regression_extrapolates_a_rising_trend():
+    rising = np.linspace(0.3, 0.75, 10)[None, :]  # +0.05 per interval
+    flat = np.full((1, 10), 0.75)
+    # prediction 2 intervals past the last sample: 0.85 -> x1.2 = 1.02 >= 1 (overloaded); flat: 0.9 < 1
+    assert regression_overloaded(rising, 1.2, np.array([2.0]), robust=False, util=np.array([0.75]))[0]
+    assert not regression_overloaded(flat, 1.2, np.array([2.0]), robust=False, util=np.array([0.75]))[0]
+    assert regression_overloaded(rising, 1.2, np.array([2.0]), robust=True, util=np.array([0.75]))[0]
+
+
+def test_vm_selection_policies():
+    cand = np.array([0, 1, 2])
+    ram, demand = np.array([1740.0, 613.0, 870.0]), np.array([100.0, 900.0, 50.0])
+    rng = np.random.default_rng(0)
+    hist = np.zeros((0, 3))
+    assert select_vm("mmt", cand, ram, demand, hist, rng) == 1  # least memory
+    assert select_vm("mu", cand, ram, demand, hist, rng) == 2  # least CPU
+    t = np.arange(20.0)
+    hist = np.column_stack([np.sin(t), 2 * np.sin(t) + 0.01 * np.cos(3 * t), np.cos(5 * t)])
+    assert select_vm("mc", cand, ram, demand, hist, rng) in (0, 1)  # the two correlated VMs explain each other
+    picks = {select_vm("rs", cand, ram, demand, hist, np.random.default_rng(s)) for s in range(20)}
+    assert picks == {0, 1, 2}
+
+
+def _snapshot(vm_host, demand, ram, host_cap, host_mem):
+    V, H = len(vm_host), len(host_cap)
+    return Snapshot(vm_host=np.array(vm_host), vm_dest=np.full(V, -1), vm_demand_mips=np.array(demand, float),
+                    vm_vcpus=np.ones(V), vm_ram_mb=np.array(ram, float), vm_history_mips=np.zeros((0, V)),
+                    host_capacity_mips=np.array(host_cap, float), host_mips_per_core=np.array(host_cap, float),
+                    host_memory_mb=np.array(host_mem, float), host_type=np.zeros(H, int),
+                    curves_w=np.array([G4], float), host_migration_intervals=np.zeros(H))
+
+
+def test_round_relieves_overload_and_empties_the_least_loaded_host():
+    # host 0 at 90% (over 0.8): MMT moves its smallest-memory VM (vm 1); host 2 at 10% is emptied onto host 1
+    s = _snapshot([0, 0, 1, 2], [600, 300, 400, 100], [1740, 613, 870, 870], [1000, 1000, 1000], [4096] * 3)
+    moves = plan_round(s, Detector("thr", 0.8), "mmt", np.random.default_rng(0))
+    assert [(m.vm, m.source, m.destination, m.reason) for m in moves] == [
+        (1, 0, 1, "overload"), (3, 2, 1, "underload")]
+
+
+def test_host_that_cannot_be_emptied_keeps_all_its_vms():
+    # host 1's two VMs cannot both fit on host 0 (memory): neither moves
+    s = _snapshot([0, 1, 1], [500, 100, 100], [3000, 700, 700], [1000, 1000], [4096, 4096])
+    assert plan_round(s, Detector("thr", 0.8), "mmt", np.random.default_rng(0)) == []
+
+
+# --- whole runs --------------------------------------------------------------------------------------------
+
+def _consolidating(tiny, model="fixed", **extra):
+    sc = copy.deepcopy(tiny)
+    sc["hosts"] = [{"type": "hp-proliant-ml110-g5", "count": 6}]
+    sc["vm_types"] = [{"name": "a", "vcpus": 1, "mips_per_vcpu": 2000, "memory_mb": 1024},
+                      {"name": "b", "vcpus": 1, "mips_per_vcpu": 1000, "memory_mb": 512}]
+    sc["vms"] = [{"name": "v", "count": 10, "type": {"rule": "cycle", "types": ["a", "b"]},
+                  "trace": {"synthetic": {"mean": 0.4, "amplitude": 0.35, "period_s": 3600, "noise_std": 0.15}}}]
+    sc["duration_s"], sc["interval_s"] = 7200, 300
+    sc["consolidation"] = {"policy": "thr-mmt-0.8"}
+    sc["migration"] = {"model": model}
+    sc.update(extra)
+    return sc
+
+
+def _check_laws(res):
+    mig, vi, vms = res.migrations, res.vm_intervals, res.vms
+    # every VM is on exactly one host at every interval start; memory never oversubscribed, reservations included
+    per = vi.groupby("time_s")["vm"].nunique()
+    assert (per == len(vms)).all() and (vi.host >= 0).all()
+    mem = vms.set_index("vm")["memory_mb"]
+    dt = res.scenario.interval_s
+    for t, rows in vi.groupby("time_s"):
+        used = rows.assign(mem=rows.vm.map(mem)).groupby("host")["mem"].sum()
+        live = mig[(mig.start_s <= t) & ~(mig.end_s <= t)]  # in flight at t: memory held on the destination too
+        for _, m in live.iterrows():
+            used[m.destination] = used.get(m.destination, 0) + mem[m.vm]
+        assert (used <= 4096 + 1e-6).all(), (t, used.max())
+    # a VM is in at most one migration at a time
+    for _, g in mig.groupby("vm"):
+        g = g.sort_values("start_s")
+        assert (g.start_s.to_numpy()[1:] >= g.end_s.to_numpy()[:-1] - 1e-9).all()
+    # the chain of moves is consistent: each migration leaves from where the VM was
+    for v, g in mig.sort_values("start_s").groupby("vm"):
+        assert (g.source.to_numpy()[1:] == g.destination.to_numpy()[:-1]).all()
+    return True
+
+
+@pytest.mark.parametrize("model", ["fixed", "precopy"])
+def test_consolidation_runs_and_keeps_the_laws(tiny, model):
+    res = consolidate.run(_consolidating(tiny, model))
+    s = res.summary.iloc[0]
+    assert s.migrations == len(res.migrations) > 0
+    assert _check_laws(res)
+    if model == "precopy":
+        m = res.migrations.dropna(subset=["end_s"])  # finished ones
+        # an idle VM dirties nothing: its stop-and-copy moves only state (none here), so downtime can be 0
+        assert (m.downtime_s >= 0).all() and (m.downtime_s > 0).any()
+        assert (m.rounds >= 2).all() and (m.bytes >= 512 * 2 ** 20).all()
+        assert (m.rounds <= 30).all()
+        assert s.downtime_s_total == pytest.approx(m.downtime_s.sum())
+    else:
+        # CloudSim's model: memory over half of 1 Gbit/s: 1024 MB -> 16.384 s, 512 MB -> 8.192 s
+        dur = (res.migrations.end_s - res.migrations.start_s).round(3)
+        assert set(dur) <= {16.384, 8.192}
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), policy=st.sampled_from(["thr-mmt-0.8", "mad-mu-2.5", "lrr-rs-1.2", "iqr-mc-1.5"]),
+       model=st.sampled_from(["fixed", "precopy"]), limit=st.sampled_from([None, 1]))
+def test_no_vm_lost_or_duplicated_and_memory_never_oversubscribed(seed, policy, model, limit):
+    sc = _consolidating(TINY, model, seed=seed)
+    sc["consolidation"]["policy"] = policy
+    sc["migration"]["max_concurrent_per_host"] = limit
+    assert _check_laws(consolidate.run(sc))
+
+
+def test_policy_override_and_bad_policy(tiny):
+    res = consolidate.run(_consolidating(tiny), policy="none")
+    assert res.migrations is None and "migrations" not in res.summary
+    with pytest.raises(ScenarioError) as exc:
+        consolidate.run(_consolidating(tiny), policy="thr-xyz-0.8")
+    assert "consolidation.policy: unknown consolidation policy (got 'thr-xyz-0.8'" in str(exc.value)
