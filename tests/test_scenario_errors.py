@@ -151,3 +151,32 @@ def test_vm_that_fits_no_host_is_an_error_or_a_recorded_rejection(tiny, write_ya
     # the rejected VMs' demand is counted as unserved, not dropped: 2 x 0.1 x 1000 MIPS for 1 h
     assert s.cpu_rejected_mips_h == pytest.approx(200.0, rel=1e-6)
     assert s.cpu_unserved_mips_h == pytest.approx(200.0, rel=1e-6)
+
+
+def test_extends_and_set(tiny, write_yaml):
+    write_yaml(tiny, "base.yaml")
+    f = write_yaml({"extends": "base.yaml", "name": "child", "set": {"vms.0.count": 4, "hosts.0.count": 3}}, "child.yaml")
+    sc = load_scenario(f)
+    assert (sc.name, sc.vms[0].count, sc.hosts[0].count, sc.duration_s) == ("child", 4, 3, 3600)
+    bad = write_yaml({"extends": "base.yaml", "set": {"vms.5.count": 1}}, "bad.yaml")
+    assert errors_of(bad) == [f"{bad}: set.vms.5.count: vms.5: no such list item (got '5', expected 0..0)"]
+    loop = write_yaml({"extends": "loop.yaml", "name": "x"}, "loop.yaml")
+    (line,) = errors_of(loop)
+    assert line.endswith("extends: circular extends (got 'loop.yaml' again)")
+
+
+def test_cli_policy_option_runs_the_study_policy_choice(tiny, write_yaml, tmp_path):
+    tiny["hosts"][0]["count"] = 3
+    tiny["vms"][0]["count"] = 4
+    tiny["consolidation"] = {"policy": "thr-mmt-0.8"}
+    f = write_yaml(tiny)
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(f), "--out", str(out), "--quiet", "--policy", "mad-mu-2.5"])
+    assert res.exit_code == 0, res.stderr
+    import pandas as pd
+
+    s = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert s.policy == "mad-mu-2.5" and (out / "migrations.parquet").exists() and (out / "plots" / "migrations.png").exists()
+    res = runner.invoke(app, ["run", str(f), "--out", str(out), "--quiet", "--policy", "best-one"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"{f}: consolidation.policy: unknown consolidation policy (got 'best-one'")
