@@ -81,6 +81,7 @@ class _Work:
         self.hist = np.stack([np.bincount(where[placed], weights=row[placed], minlength=H) for row in hist], axis=1) \
             if hist.shape[0] else np.zeros((H, 0))
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
+        self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
         self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
         self.pinned[s.vm_dest[s.vm_busy]] = True
@@ -102,9 +103,15 @@ class _Work:
             self.mem[host] += sign * r
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
-            self.power[host] = power_w(np.array([self.load[host] / s.host_capacity_mips[host]]), s.curves_w,
-                                       s.host_type[host:host + 1])[0]
+            self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
         self.where[v] = to
+
+
+def _power_one(util: float, curve: list[float]) -> float:
+    """power_w for one host, without numpy's per-call overhead (called once per VM moved)."""
+    pos = min(max(util, 0.0), 1.0) * 10.0
+    lo = min(int(pos), 9)
+    return curve[lo] + (pos - lo) * (curve[lo + 1] - curve[lo])
 
 
 def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
