@@ -38,15 +38,19 @@ class MigrationRecord:
 
 
 class Flows:
-    """Concurrent transfers over the network, each at its max-min fair rate, recomputed at every start and
-    end. A stale wake-up is ignored by generation number (SimPy timeouts cannot be cancelled)."""
+    """Concurrent transfers over the network, each at its max-min fair rate, recomputed whenever transfers
+    start or end (once per instant, however many). State is kept as arrays over the flows in flight; a stale
+    wake-up is ignored by generation number (SimPy timeouts cannot be cancelled)."""
 
     def __init__(self, env: simpy.Environment, net: netmod.Network, share: float):
         self.env, self.net, self.share = env, net, share
-        self.flows: dict[int, dict] = {}
-        self._next_id = 0
+        self.links: list[np.ndarray] = []  # per flow in flight: its link indices
+        self.done: list[simpy.Event] = []
+        self.left = np.zeros(0)  # bits still to send
+        self.rate = np.zeros(0)  # bits/s
         self._gen = 0
         self._last = 0.0
+        self._pending = False  # a recomputation is already scheduled for this instant
 
     def transfer(self, src: int, dst: int, nbytes: float):
         """Process: move nbytes from host src to host dst; returns the seconds it took."""
@@ -54,40 +58,56 @@ class Flows:
         if nbytes <= 0:
             return 0.0
         self._advance()
-        fid = self._next_id
-        self._next_id += 1
         done = self.env.event()
-        self.flows[fid] = {"path": self.net.path(src, dst), "left": nbytes * 8.0, "rate": 0.0, "done": done}
-        self._reschedule()
+        self.links.append(self.net.link_ids(src, dst))
+        self.done.append(done)
+        self.left = np.append(self.left, nbytes * 8.0)
+        self.rate = np.append(self.rate, 0.0)
+        self._soon()
         yield done
         return self.env.now - start
 
     def _advance(self) -> None:
         dt = self.env.now - self._last
-        if dt > 0:
-            for f in self.flows.values():
-                f["left"] -= f["rate"] * dt
+        if dt > 0 and len(self.left):
+            self.left -= self.rate * dt
         self._last = self.env.now
 
+    def _soon(self) -> None:
+        """Recompute rates once for all the flows that start or end at this instant (a consolidation round
+        starts hundreds of migrations at the same time)."""
+        if not self._pending:
+            self._pending = True
+            self.env.process(self._recompute_now())
+
+    def _recompute_now(self):
+        yield self.env.timeout(0)
+        self._pending = False
+        self._advance()
+        self._reschedule()
+
     def _reschedule(self) -> None:
-        ids = list(self.flows)
-        rates = netmod.maxmin([self.flows[i]["path"] for i in ids], lambda link: self.net.capacity(link) * self.share)
-        for i, r in zip(ids, rates):
-            self.flows[i]["rate"] = r
         self._gen += 1
-        if ids:
-            wait = min(self.flows[i]["left"] / self.flows[i]["rate"] for i in ids)
-            self.env.process(self._wake(self._gen, max(wait, 0.0)))
+        if not self.links:
+            return
+        self.rate = netmod.maxmin_ids(self.links, self.net.capacities * self.share)
+        wait = float(np.min(self.left / self.rate))
+        self.env.process(self._wake(self._gen, max(wait, 0.0)))
 
     def _wake(self, gen: int, wait: float):
         yield self.env.timeout(wait)
         if gen != self._gen:
             return
         self._advance()
-        finished = [i for i, f in self.flows.items() if f["left"] <= 1e-6 * max(1.0, f["rate"])]
-        for i in finished:
-            self.flows.pop(i)["done"].succeed()
-        self._reschedule()
+        finished = self.left <= 1e-6 * np.maximum(1.0, self.rate)
+        if finished.any():
+            keep = ~finished
+            for i in np.flatnonzero(finished):
+                self.done[i].succeed()
+            self.links = [x for x, k in zip(self.links, keep) if k]
+            self.done = [x for x, k in zip(self.done, keep) if k]
+            self.left, self.rate = self.left[keep], self.rate[keep]
+        self._soon()
 
 
 class Migrator:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 import networkx as nx
 
 Link = tuple[str, str]
@@ -72,6 +74,19 @@ class Network:
     def __init__(self, graph: nx.Graph):
         self.graph = graph
         self._path = lru_cache(maxsize=None)(self._compute_path)
+        self._cap: dict[Link, float] = {}
+        for a, b, c in graph.edges(data="capacity_bps"):
+            self._cap[(a, b)] = self._cap[(b, a)] = float(c)
+        self.link_index = {link: i for i, link in enumerate(self._cap)}
+        self.capacities = np.array(list(self._cap.values()))
+        self._ids = lru_cache(maxsize=None)(self._compute_ids)
+
+    def _compute_ids(self, src: int, dst: int) -> np.ndarray:
+        return np.array([self.link_index[link] for link in self.path(src, dst)], dtype=np.int64)
+
+    def link_ids(self, src: int, dst: int) -> np.ndarray:
+        """Indices into `capacities` of the directed links from host src to host dst."""
+        return self._ids(src, dst)
 
     def _compute_path(self, src: int, dst: int) -> tuple[Link, ...]:
         nodes = nx.shortest_path(self.graph, host_node(src), host_node(dst))
@@ -82,38 +97,47 @@ class Network:
         return self._path(src, dst)
 
     def capacity(self, link: Link) -> float:
-        return self.graph.edges[link]["capacity_bps"]
+        return self._cap[link]
 
 
 def maxmin(paths: list[tuple[Link, ...]], capacity) -> list[float]:
-    """Max-min fair rates (bits/s) of flows along `paths`, given capacity(link) in bits/s.
+    """Max-min fair rates (bits/s) of flows along `paths`, given capacity(link) in bits/s."""
+    ids: dict[Link, int] = {}
+    per_flow = [np.array([ids.setdefault(link, len(ids)) for link in p], dtype=np.int64) for p in paths]
+    return maxmin_ids(per_flow, np.array([capacity(link) for link in ids], dtype=float)).tolist()
 
-    Progressive filling: repeatedly find the link whose remaining capacity, shared equally among the flows
-    not yet fixed that cross it, is smallest; fix those flows at that share; remove it; repeat.
+
+def maxmin_ids(flow_links: list[np.ndarray], capacities: np.ndarray) -> np.ndarray:
+    """Max-min fair rates of flows given as arrays of link indices into `capacities` (bits/s).
+
+    Progressive filling: find the links whose remaining capacity, shared equally among the flows not yet
+    fixed that cross them, is smallest; fix those flows at that share; take it off their links; repeat.
+    Vectorised over the flow-link incidence; flows with no links (same host) are unconstrained (inf).
     """
-    rates = [0.0] * len(paths)
-    unfixed = set(range(len(paths)))
-    residual: dict[Link, float] = {}
-    users: dict[Link, set[int]] = {}
-    for i, p in enumerate(paths):
-        for link in p:
-            residual.setdefault(link, capacity(link))
-            users.setdefault(link, set()).add(i)
-    while unfixed:
-        best, share = None, float("inf")
-        for link, us in users.items():
-            live = us & unfixed
-            if live:
-                s = residual[link] / len(live)
-                if s < share:
-                    best, share = link, s
-        if best is None:  # flows with empty paths (same host): unconstrained
-            for i in unfixed:
-                rates[i] = float("inf")
+    F = len(flow_links)
+    rate = np.full(F, np.inf)
+    if F == 0:
+        return rate
+    lengths = np.array([len(x) for x in flow_links])
+    if lengths.sum() == 0:
+        return rate
+    rows_a = np.repeat(np.arange(F), lengths)
+    cols_a = np.concatenate(flow_links)
+    residual = capacities.astype(float).copy()
+    fixed = lengths == 0
+    while not fixed.all():
+        live = ~fixed[rows_a]
+        counts = np.bincount(cols_a[live], minlength=len(residual))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(counts > 0, residual / counts, np.inf)
+        s = share.min()
+        if not np.isfinite(s):
             break
-        for i in users[best] & unfixed:
-            rates[i] = share
-            unfixed.discard(i)
-            for link in paths[i]:
-                residual[link] -= share
-    return rates
+        # every link at the least share saturates at once: fix the flows crossing any of them
+        tight = share <= s * (1 + 1e-12)
+        newly = np.zeros(F, bool)
+        newly[rows_a[live & tight[cols_a]]] = True
+        rate[newly] = s
+        fixed |= newly
+        np.subtract.at(residual, cols_a[newly[rows_a]], s)
+    return rate
