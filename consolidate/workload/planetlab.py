@@ -1,7 +1,7 @@
 """CloudSim's PlanetLab trace format: one file per VM, one integer CPU percent per line, 300 s apart.
 
 The day shipped inside the package (`builtin:20110303`) is the same data packed as a uint8 matrix,
-so the default scenario loads in milliseconds and runs where `../shared` does not exist.
+so the default scenario loads in milliseconds and runs from an installed package, with no trace folder at hand.
 """
 from __future__ import annotations
 
