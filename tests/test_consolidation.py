@@ -212,3 +212,29 @@ def test_policy_override_and_bad_policy(tiny):
     with pytest.raises(ScenarioError) as exc:
         consolidate.run(_consolidating(tiny), policy="thr-xyz-0.8")
     assert "consolidation.policy: unknown consolidation policy (got 'thr-xyz-0.8'" in str(exc.value)
+
+
+@pytest.mark.parametrize("network,message", [
+    ({"topology": "fat-tree", "k": 2}, "network.k: a fat tree with k=2 has 2 host ports (got 6 hosts, expected k >= 4)"),
+    ({"topology": "fat-tree", "k": 3}, "network.k: fat-tree needs an even k (got 3, expected 2, 4, 6, ...)"),
+    ({"topology": "graph", "links": [["h0", "s", 1e9]]}, "network.links: hosts missing from the graph (got no h1"),
+    ({"topology": "graph", "links": [[f"h{i}", "s" if i < 3 else "t", 1e9] for i in range(6)]},
+     "network.links: hosts not connected to h0 (got h3, h4, h5, expected one connected network)"),
+])
+def test_bad_network_is_a_scenario_error(tiny, network, message):
+    sc = _consolidating(tiny, "precopy")
+    sc["network"] = network
+    with pytest.raises(ScenarioError) as exc:
+        consolidate.load_scenario(sc)
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("network", [{"topology": "leaf-spine", "hosts_per_rack": 2, "spines": 2, "uplink_bps": 2e9},
+                                     {"topology": "fat-tree", "k": 4, "link_bps": 1e9}])
+def test_precopy_over_multi_tier_topologies(tiny, network):
+    sc = _consolidating(tiny, "precopy")
+    sc["network"] = network
+    res = consolidate.run(sc)
+    assert _check_laws(res)
+    hops = res.migrations.path.str.split().str.len()
+    assert hops.max() >= 4  # some migrations cross the spine or the aggregation layer

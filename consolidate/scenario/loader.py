@@ -189,6 +189,39 @@ def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
     return problems
 
 
+def _network_checks(sc: Scenario, file: str) -> list[Problem]:
+    """The network must have a port for every host and connect them all (pre-copy migrations use it)."""
+    n = sc.network
+    n_hosts = sum(g.count for g in sc.hosts)
+    if n.topology == "fat-tree":
+        if n.k is None or n.k % 2:
+            return [Problem(file, "network.k", f"fat-tree needs an even k (got {n.k}, expected 2, 4, 6, ...)")]
+        if n.k ** 3 // 4 < n_hosts:
+            need = next(k for k in range(2, 10_000, 2) if k ** 3 // 4 >= n_hosts)
+            return [Problem(file, "network.k", f"a fat tree with k={n.k} has {n.k ** 3 // 4} host ports (got {n_hosts} "
+                            f"hosts, expected k >= {need})")]
+    if n.topology == "graph":
+        if not n.links:
+            return [Problem(file, "network.links", "graph topology needs links (got none, expected "
+                            "[[node, node, capacity_bps], ...] with hosts named h0, h1, ...)")]
+        import networkx as nx
+
+        from consolidate.engine.network import explicit, host_node
+
+        g = explicit(n.links)
+        missing = [host_node(h) for h in range(n_hosts) if host_node(h) not in g]
+        if missing:
+            return [Problem(file, "network.links", f"hosts missing from the graph (got no {', '.join(missing[:5])}"
+                            f"{' ...' if len(missing) > 5 else ''}, expected nodes h0 .. h{n_hosts - 1})")]
+        hosts = [host_node(h) for h in range(n_hosts)]
+        comp = nx.node_connected_component(g, hosts[0])
+        cut = [h for h in hosts if h not in comp]
+        if cut:
+            return [Problem(file, "network.links", f"hosts not connected to h0 (got {', '.join(cut[:5])}, "
+                            "expected one connected network)")]
+    return []
+
+
 def host_types_of(sc: Scenario) -> dict[str, HostType]:
     """Host types a scenario can use: the catalog's, overridden by the scenario's own of the same name."""
     from consolidate.hardware.catalog import host_catalog
@@ -316,7 +349,7 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     problems += _cross_checks(data, file)
     if problems:
         raise ScenarioError(problems)
-    problems = _virt_checks(sc, file)
+    problems = _virt_checks(sc, file) + _network_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
     sc._file = file
