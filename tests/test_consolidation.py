@@ -238,3 +238,21 @@ def test_precopy_over_multi_tier_topologies(tiny, network):
     assert _check_laws(res)
     hops = res.migrations.path.str.split().str.len()
     assert hops.max() >= 4  # some migrations cross the spine or the aggregation layer
+
+
+def test_cloudsim_compat_retires_a_vm_that_asks_for_nothing_twice_in_a_row(tiny, tmp_path):
+    import pandas as pd
+
+    t = np.arange(24) * 300
+    rows = [pd.DataFrame({"vm": "idle-later", "time_s": t, "cpu_util": [0.5] * 10 + [0.0, 0.0] + [0.5] * 12}),
+            pd.DataFrame({"vm": "blip", "time_s": t, "cpu_util": [0.5] * 10 + [0.0] + [0.5] * 13})]
+    pd.concat(rows).to_csv(tmp_path / "t.csv", index=False)
+    sc = _consolidating(tiny)
+    sc["vms"] = [{"name": "v", "type": "a", "trace": {"native": "t.csv"}}]
+    sc["cloudsim_compat"] = True
+    res = consolidate.run(consolidate.load_scenario(sc, base_dir=tmp_path))
+    assert res.vms.set_index("name").retired.to_dict() == {"idle-later": True, "blip": False}
+    assert res.summary.vms_retired.iloc[0] == 1
+    vi = res.vm_intervals[res.vm_intervals.vm == 0]
+    assert (vi.cpu_demand_mips[vi.time_s >= 3000] == 0).all()  # gone from the tenth interval on, not unserved
+    assert (vi.cpu_unserved_mips == 0).all()

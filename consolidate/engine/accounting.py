@@ -126,6 +126,10 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
     overloaded = np.where(over_start, np.where(over_end, 1.0, last_leave),
                           np.where(over_end, 1.0 - first_arrive, 0.0))
     overloaded = np.maximum(overloaded, np.where(host_req > cap, 1.0, 0.0))  # over on average: all interval
+    # a VM asking for more than its vCPUs can get on this host's cores is not served in full either: the host
+    # is short of what is asked of it (CloudSim counts a host's allocated < requested MIPS, caps included)
+    asked = np.bincount(slot_host[placed], weights=(slot_req + slot_backend)[placed], minlength=H)
+    overloaded = np.maximum(overloaded, np.where(asked > host_served + 1e-6 * host_capacity_mips, 1.0, 0.0))
     overloaded = np.minimum(overloaded, on)
     return IntervalAccount(vm_served_mips=vm_served, vm_migration_loss_mips=loss, host_request_mips=host_req,
                            host_served_mips=host_served, host_on_fraction=on, host_power_w=power,

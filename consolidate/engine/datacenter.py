@@ -70,6 +70,7 @@ class RunRecord:
     host_on_fraction: np.ndarray | None = None  # (intervals, hosts)
     host_overloaded: np.ndarray | None = None  # (intervals, hosts) share of the interval over capacity
     migrations: list | None = None  # MigrationRecord list when consolidation is on
+    vm_retired: np.ndarray | None = None  # (VMs,) removed as CloudSim removes idle VMs (cloudsim_compat)
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
 
 
@@ -175,6 +176,9 @@ class Datacenter:
         self.sc, self.wl, self.hosts, self.om = sc, wl, hosts, om
         self.vm_host = vm_host.copy()
         self.vm_dest = np.full(len(vm_host), -1, dtype=np.int64)
+        # CloudSim removes a VM as "completed" the first time it asks for no CPU (HostDynamicWorkload
+        # .getCompletedVms); cloudsim_compat reproduces that, and the VM stays gone
+        self.retired = np.zeros(len(vm_host), bool)
         self.progress = progress
         self.env = simpy.Environment()
         n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
@@ -227,6 +231,14 @@ class Datacenter:
             if pending is not None:
                 self._account(*pending)
             util = self.wl.cpu_util[k].astype(np.float64)
+            if self.sc.cloudsim_compat:
+                # CloudSim's clock runs 0.1 s past each interval edge and interpolates the trace, so a VM asks
+                # for exactly nothing only when this sample and the next are both zero
+                nxt = self.wl.cpu_util[min(k + 1, sc.n_intervals - 1)]
+                done = (util == 0) & (nxt == 0) & ~self.retired & (self.vm_host >= 0) & (self.vm_dest < 0)
+                self.retired |= done
+                self.vm_host[done] = -1
+                util = np.where(self.retired, 0.0, util)
             guest = util * self.nominal_mips
             ov = None
             if self.om is not None:
@@ -270,6 +282,7 @@ class Datacenter:
         """Run to duration_s and return the raw record."""
         self.env.run(until=self.sc.duration_s + 1e-9)
         self.rec.vm_host = self.vm_host.copy()
+        self.rec.vm_retired = self.retired.copy()
         if self.migrator is not None:
             self.rec.migrations = self.migrator.records
         return self.rec

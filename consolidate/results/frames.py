@@ -56,6 +56,7 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
         "downtime_s_total": float(migrations["downtime_s"].sum()),
         "migration_bytes": float(migrations["bytes"].sum()),
         "host_shutdowns": shutdowns,
+        "vms_retired": int(rec.vm_retired.sum()) if sc.cloudsim_compat and rec.vm_retired is not None else 0,
     }])
 
 
@@ -213,6 +214,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     start_host = rec.vm_host_series[0] if rec.vm_host_series is not None and n_int else rec.vm_host
     vms["host"] = start_host.astype(np.int32)  # where it was placed at the start
     vms["host_at_end"] = rec.vm_host.astype(np.int32)
+    if sc.cloudsim_compat and rec.vm_retired is not None:
+        vms["retired"] = rec.vm_retired  # removed as CloudSim removes a VM that asks for no CPU
     vms["placed"] = start_host >= 0
     placed = start_host >= 0
     hosts_df = pd.DataFrame({
