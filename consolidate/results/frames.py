@@ -56,7 +56,6 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
         "downtime_s_total": float(migrations["downtime_s"].sum()),
         "migration_bytes": float(migrations["bytes"].sum()),
         "host_shutdowns": shutdowns,
-        "vms_retired": int(rec.vm_retired.sum()) if sc.cloudsim_compat and rec.vm_retired is not None else 0,
     }])
 
 
@@ -265,6 +264,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "wall_s": wall_s,
     }], columns=list(SUMMARY_COLUMNS))
     extra = []
+    if sc.cloudsim_compat and rec.vm_retired is not None:
+        extra.append(pd.DataFrame([{"vms_retired": int(rec.vm_retired.sum())}]))
     migrations = None
     if rec.migrations is not None:
         migrations = _migrations_frame(rec.migrations, sc.duration_s)
