@@ -52,11 +52,13 @@ def adaptive_threshold(kind: str, s: float, history: np.ndarray) -> np.ndarray:
     ok = n >= MIN_HISTORY_MAD_IQR
     if ok.any():
         h = history[ok]
+        # the nan-aware reductions sort in Python-level loops; most histories have no gaps
+        median, pct = (np.nanmedian, np.nanpercentile) if np.isnan(h).any() else (np.median, np.percentile)
         if kind == "mad":
-            med = np.nanmedian(h, axis=1)
-            spread = np.nanmedian(np.abs(h - med[:, None]), axis=1)
+            med = median(h, axis=1)
+            spread = median(np.abs(h - med[:, None]), axis=1)
         else:
-            q1, q3 = np.nanpercentile(h, [25, 75], axis=1)
+            q1, q3 = pct(h, [25, 75], axis=1)
             spread = q3 - q1
         out[ok] = 1.0 - s * spread
     return out
