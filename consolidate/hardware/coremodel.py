@@ -15,7 +15,7 @@ Cycle costs do not depend on the clock frequency; `cycles_to_s` turns them into 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from consolidate.hardware.catalog import Cpu, Hypervisor, IoPath, cpus, exit_reasons
@@ -499,7 +499,3 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
                   refill_cycles=flushes * tlb_refill_cycles(cpu, eff, cfg) if flushes else 0.0,
                   exit_cycles=guest - driver)
 
-
-def with_config(cfg: VirtConfig, **changes) -> VirtConfig:
-    """A copy of `cfg` with fields changed."""
-    return replace(cfg, **changes)

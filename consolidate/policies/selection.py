@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SELECTORS = ("mmt", "mu", "rs", "mc")
-
-
 def select_vm(kind: str, candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
               history: np.ndarray, rng: np.random.Generator) -> int:
     """Index (into the VM arrays) of the VM to migrate among `candidates` (non-empty, VM indices); history is

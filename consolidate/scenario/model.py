@@ -26,11 +26,6 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-NET_PATHS = ("emulated", "virtio", "vhost", "passthrough", "sriov")
-DISK_PATHS = ("virtio-blk", "nvme-passthrough")
-FEATURE_NAMES = ("vpid", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple", "preemption_timer")
-
-
 class IoSpec(Model):
     """The I/O path of each device of a VM."""
 
