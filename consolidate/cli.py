@@ -102,9 +102,60 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
 
 
 @app.command()
-def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")) -> None:
-    """Check a scenario and every trace it reads; print all problems at once (exit 2) or 'ok'."""
+def sweep(scenario: Path = typer.Argument(..., help="scenario YAML with a sweep block"),
+          workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local processes (default: CPU count)"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<name>-sweep)"),
+          resume: bool = typer.Option(False, "--resume", help="keep finished runs, run only the rest"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder")) -> None:
+    """Run every combination of a sweep on a local pool or a Dask cluster; one table, plots, index.html."""
+    from consolidate.sweep.run import run_sweep
+
+    bar = None
+    task = None
+
+    def progress(done: int, failed: int, running: int, total: int) -> None:
+        nonlocal bar, task
+        if quiet:
+            return
+        if bar is None:
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                           TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+            bar.start()
+            task = bar.add_task("sweep", total=total)
+        bar.update(task, completed=done + failed,
+                   description=f"sweep: {done} done, {failed} failed, {running} to go")
+
     try:
+        res = run_sweep(scenario, workers=workers, scheduler=scheduler, out=out_dir, resume=resume, progress=progress)
+    except ConsolidateError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _plain(err, f"{scenario}: cannot run the sweep ({exc})")
+        raise typer.Exit(code=2)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if quiet:
+        _plain(out, str(res.out_dir))
+        return
+    failed = int((res.table.status != "ok").sum())
+    _plain(out, f"{len(res.table)} runs ({len(res.ran)} run now, {failed} failed): {res.out_dir / 'index.html'}")
+
+
+@app.command()
+def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")) -> None:
+    """Check a scenario (or every run of a sweep) and every trace it reads; print all problems (exit 2) or 'ok'."""
+    from consolidate.scenario.loader import read_mapping
+
+    try:
+        data, _ = read_mapping(scenario)
+        if "sweep" in data:
+            from consolidate.sweep.run import load_sweep
+
+            name, runs, _, _ = load_sweep(scenario)
+            _plain(out, f"{scenario}: ok ({name}: a sweep of {len(runs)} runs)")
+            return
         sc = api.validate(scenario)
     except ConsolidateError as exc:
         _fail(exc)

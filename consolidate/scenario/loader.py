@@ -311,6 +311,18 @@ def _expand(data: dict, file: str, base: Path, seen: tuple[Path, ...] = ()) -> d
     return data
 
 
+def read_mapping(path: str | Path) -> tuple[dict, Path]:
+    """A scenario file as a mapping with `extends` and `set` applied (not validated), and its folder."""
+    path = Path(path)
+    file = str(path)
+    data = _read_yaml(path, file)
+    if not isinstance(data, dict):
+        raise ScenarioError([Problem(file, "", f"expected a mapping of scenario fields at the top level "
+                                     f"(got {type(data).__name__})")])
+    base = path.resolve().parent
+    return _expand(data, file, base), base
+
+
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
                   overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None) -> Scenario:
     """Load and validate a scenario from a YAML path or a dict.
@@ -333,6 +345,9 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
                                      f"(got {type(data).__name__})")])
     # relative paths inside a base file resolve against the file that extends it (documented in the README)
     data = _expand(data, file, base)
+    if "sweep" in data:
+        raise ScenarioError([Problem(file, "sweep", "this file is a sweep (expected `consolidate sweep` to run it, "
+                                     "or remove the sweep block)")])
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})
     if sets:
