@@ -144,6 +144,30 @@ def sweep(scenario: Path = typer.Argument(..., help="scenario YAML with a sweep 
 
 
 @app.command()
+def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
+         target: str = typer.Option(..., "--target", help="e.g. 'sla_unserved_fraction<=0.01' (any summary column)"),
+         vary: str = typer.Option("hosts.0.count", "--vary", help="integer field to search, by dotted path"),
+         low: int = typer.Option(1, "--low", min=0, help="smallest value to consider"),
+         high: Optional[int] = typer.Option(None, "--high", min=1, help="a value expected to meet the target "
+                                            "(default: the scenario's, doubled until it does)")) -> None:
+    """Find the smallest value of a field (default: host count) that meets a target, by bisection over runs."""
+    from consolidate.sweep.plan import plan as search
+
+    def show(t) -> None:
+        _plain(out, f"  {vary} = {t.value}: {t.metric:.6g} -> {'meets' if t.ok else 'misses'} the target")
+
+    _plain(out, f"searching {vary} for {target}")
+    try:
+        value, trials = search(scenario, target, vary, low, high, on_trial=show)
+    except ConsolidateError as exc:
+        _fail(exc)
+    if value is None:
+        _plain(out, f"no value up to {trials[-1].value} meets {target} ({len(trials)} runs)")
+        raise typer.Exit(code=1)
+    _plain(out, f"smallest {vary} meeting {target}: {value} ({len(trials)} runs)")
+
+
+@app.command()
 def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")) -> None:
     """Check a scenario (or every run of a sweep) and every trace it reads; print all problems (exit 2) or 'ok'."""
     from consolidate.scenario.loader import read_mapping

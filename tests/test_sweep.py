@@ -105,3 +105,27 @@ def test_shipped_sweeps_validate():
         res = CliRunner().invoke(app, ["validate", str(f)])
         assert res.exit_code == 0, res.stderr
         assert "a sweep of" in res.stdout
+
+
+def test_plan_finds_the_smallest_host_count(tmp_path):
+    from typer.testing import CliRunner
+
+    from consolidate.cli import app
+    from consolidate.sweep.plan import plan
+
+    data = copy.deepcopy(TINY)
+    data["vms"][0]["count"] = 10  # 10 VMs of 1024 MB; a G4 holds 4 (4096 MB): 3 hosts, not 2
+    data["hosts"][0]["count"] = 40
+    data["on_unplaceable"] = "reject"
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(data))
+    value, trials = plan(f, "vms_rejected<=0")
+    assert value == 3
+    assert [t.value for t in trials][:2] == [40, 1]  # the scenario's own value, then the low end
+    assert all(t.ok == (t.value >= 3) for t in trials)
+    res = CliRunner().invoke(app, ["plan", str(f), "--target", "vms_rejected<=0"])
+    assert res.exit_code == 0 and "smallest hosts.0.count meeting vms_rejected<=0: 3" in res.stdout
+    res = CliRunner().invoke(app, ["plan", str(f), "--target", "vms_rejected==0"])
+    assert res.exit_code == 2 and "cannot read the target" in res.stderr
+    res = CliRunner().invoke(app, ["plan", str(f), "--target", "nonsense<=1"])
+    assert res.exit_code == 2 and "unknown metric (got 'nonsense'" in res.stderr

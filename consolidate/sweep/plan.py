@@ -1,0 +1,89 @@
+"""Capacity search: the smallest value of a monotone integer field (by default the first host group's count)
+for which a run meets a target such as `sla_unserved_fraction<=0.01`, by bisection over real runs."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from consolidate.errors import Problem, ScenarioError
+from consolidate.scenario.loader import read_mapping, set_path
+
+_OPS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
+_TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Trial:
+    value: int
+    metric: float
+    ok: bool
+
+
+def parse_target(text: str) -> tuple[str, str, float]:
+    """'sla_unserved_fraction<=0.01' -> ('sla_unserved_fraction', '<=', 0.01); ValueError otherwise."""
+    m = _TARGET.match(text)
+    if not m:
+        raise ValueError(f"cannot read the target (got {text!r}, expected METRIC<=VALUE, <, >= or >, e.g. "
+                         "'sla_unserved_fraction<=0.01')")
+    return m.group(1), m.group(2), float(m.group(3))
+
+
+def _get(data: dict, dotted: str):
+    node = data
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: int = 1, high: int | None = None,
+         max_value: int = 1_000_000, on_trial=None) -> tuple[int | None, list[Trial]]:
+    """Smallest value of `vary` in [low, ...] whose run meets `target`, assuming more of it never hurts.
+    Returns (value or None if even max_value fails, the trials made in order)."""
+    import consolidate
+
+    try:
+        metric, op, bound = parse_target(target)
+    except ValueError as exc:
+        raise ScenarioError([Problem("--target", "", str(exc))]) from None
+    data, base = read_mapping(scenario)
+    try:
+        start = int(_get(data, vary))
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ScenarioError([Problem(str(scenario), vary, "cannot vary this field (expected a path to an "
+                                     "integer, e.g. hosts.0.count)")]) from None
+    trials: list[Trial] = []
+    seen: dict[int, bool] = {}
+
+    def ok(value: int) -> bool:
+        if value in seen:
+            return seen[value]
+        d = dict(data)
+        set_path(d, vary, value)
+        res = consolidate.run(consolidate.load_scenario(d, base_dir=base))
+        s = res.summary.iloc[0]
+        if metric not in s.index:
+            raise ScenarioError([Problem("--target", "", f"unknown metric (got {metric!r}, expected a summary "
+                                         f"column: {', '.join(s.index)})")])
+        t = Trial(value, float(s[metric]), bool(_OPS[op](float(s[metric]), bound)))
+        trials.append(t)
+        seen[value] = t.ok
+        if on_trial is not None:
+            on_trial(t)
+        return t.ok
+
+    hi = high if high is not None else max(start, low)
+    while not ok(hi):
+        if hi >= max_value:
+            return None, trials
+        hi = min(max_value, hi * 2)
+    lo = low
+    if ok(lo):
+        return lo, trials
+    while hi - lo > 1:  # invariant: lo fails, hi meets the target
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi, trials
