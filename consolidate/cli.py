@@ -154,7 +154,8 @@ def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
     from consolidate.sweep.plan import plan as search
 
     def show(t) -> None:
-        _plain(out, f"  {vary} = {t.value}: {t.metric:.6g} -> {'meets' if t.ok else 'misses'} the target")
+        what = "VMs fit no host" if t.metric != t.metric else f"{t.metric:.6g}"  # NaN: placement failed
+        _plain(out, f"  {vary} = {t.value}: {what} -> {'meets' if t.ok else 'misses'} the target")
 
     _plain(out, f"searching {vary} for {target}")
     try:

@@ -2,11 +2,12 @@
 for which a run meets a target such as `sla_unserved_fraction<=0.01`, by bisection over real runs."""
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from consolidate.errors import Problem, ScenarioError
+from consolidate.errors import PlacementError, Problem, ScenarioError
 from consolidate.scenario.loader import read_mapping, set_path
 
 _OPS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
@@ -58,9 +59,17 @@ def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: in
     def ok(value: int) -> bool:
         if value in seen:
             return seen[value]
-        d = dict(data)
+        d = copy.deepcopy(data)
         set_path(d, vary, value)
-        res = consolidate.run(consolidate.load_scenario(d, base_dir=base))
+        try:
+            res = consolidate.run(consolidate.load_scenario(d, base_dir=base))
+        except PlacementError:  # too little capacity for the VMs to even start: the target is missed
+            t = Trial(value, float("nan"), False)
+            trials.append(t)
+            seen[value] = False
+            if on_trial is not None:
+                on_trial(t)
+            return False
         s = res.summary.iloc[0]
         if metric not in s.index:
             raise ScenarioError([Problem("--target", "", f"unknown metric (got {metric!r}, expected a summary "
