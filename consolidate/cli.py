@@ -169,6 +169,24 @@ def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
 
 
 @app.command()
+def generate(vms: int = typer.Option(..., "--vms", min=1, help="number of VMs"),
+             hosts: int = typer.Option(..., "--hosts", min=1, help="number of hosts"),
+             profile_mix: str = typer.Option("web=0.5,database=0.2,batch=0.3", "--profile-mix",
+                                             help="profile shares, e.g. web=0.5,database=0.2,batch=0.3"),
+             seed: int = typer.Option(1, "--seed", min=0),
+             duration_s: float = typer.Option(86400, "--duration-s", min=1),
+             out_file: Path = typer.Option(Path("generated.yaml"), "--out", help="scenario file to write")) -> None:
+    """Write a scenario with a synthetic population (for scale studies)."""
+    from consolidate.sweep.generate import generate as gen, parse_mix, write
+
+    try:
+        path = write(out_file, gen(vms, hosts, parse_mix(profile_mix), seed, duration_s))
+    except ConsolidateError as exc:
+        _fail(exc)
+    _plain(out, str(path))
+
+
+@app.command()
 def validate(scenario: Path = typer.Argument(..., help="scenario YAML to check")) -> None:
     """Check a scenario (or every run of a sweep) and every trace it reads; print all problems (exit 2) or 'ok'."""
     from consolidate.scenario.loader import read_mapping

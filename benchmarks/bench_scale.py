@@ -1,0 +1,64 @@
+"""How wall time and peak memory grow with the VM count, for generated populations (overhead model on,
+one simulated day at 300 s, 10 VMs per host), each run as a fresh `consolidate run` process.
+
+    python benchmarks/bench_scale.py [--sizes 1000 3000 10000 30000] [--plot benchmarks/scale.png]
+
+Prints a table (VMs, hosts, wall s, peak RSS MB, VM-intervals/s) and draws it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def measure(vms: int, tmp: str) -> tuple[float, float]:
+    scen = os.path.join(tmp, f"s{vms}.yaml")
+    subprocess.run([sys.executable, "-m", "consolidate", "generate", "--vms", str(vms), "--hosts", str(max(1, vms // 10)),
+                    "--out", scen], check=True, stdout=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "consolidate", "run", scen, "--quiet", "--no-csv",
+                             "--out", os.path.join(tmp, f"o{vms}")], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"run of {vms} VMs failed (status {status})")
+    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000, 30000])
+    ap.add_argument("--plot", default=None, help="write a PNG of the growth here")
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            wall, rss = measure(n, tmp)
+            rows.append((n, max(1, n // 10), wall, rss))
+            print(f"{n:>8,} VMs {max(1, n // 10):>7,} hosts  {wall:8.1f} s  {rss:8.0f} MB  "
+                  f"{n * 288 / wall:>12,.0f} VM-intervals/s", flush=True)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+        ax[0].loglog([r[0] for r in rows], [r[2] for r in rows], "o-")
+        ax[0].set(xlabel="VMs", ylabel="wall time (s)", title="Wall time, one day at 300 s")
+        ax[1].loglog([r[0] for r in rows], [r[3] for r in rows], "o-")
+        ax[1].set(xlabel="VMs", ylabel="peak RSS (MB)", title="Peak memory")
+        for a in ax:
+            a.grid(alpha=0.3, which="both")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
