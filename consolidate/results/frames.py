@@ -183,7 +183,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         cols["disk_iops_unserved"] = (ov.disk_iops_demand - ov.disk_iops_served).ravel()
     if rec.migrations is not None:
         cols["cpu_migration_loss_mips"] = rec.migration_loss_mips.ravel()
-    vm_intervals = pd.DataFrame(cols)
+    vm_intervals = pd.DataFrame(cols, copy=False)  # columns are views of the record: no second copy
 
     type_names = np.array(hosts.type_names)
     energy_kwh = rec.host_power_w * sc.interval_s / 3.6e6
