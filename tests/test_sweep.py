@@ -129,3 +129,26 @@ def test_plan_finds_the_smallest_host_count(tmp_path):
     assert res.exit_code == 2 and "cannot read the target" in res.stderr
     res = CliRunner().invoke(app, ["plan", str(f), "--target", "nonsense<=1"])
     assert res.exit_code == 2 and "unknown metric (got 'nonsense'" in res.stderr
+
+
+def test_resume_after_killing_the_sweep_process(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f = _sweep_file(tmp_path, {"grid": {"vms.0.count": [1, 2, 3, 4, 5, 6]}}, duration_s=86400)
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "consolidate", "sweep", f, "--out", str(out), "--workers", "1",
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob("runs/*/summary.parquet")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its pool die mid-run
+    proc.wait()
+    finished = {p.parent.name for p in out.glob("runs/*/summary.parquet")}
+    assert 1 <= len(finished) < 6
+    res = run_sweep(f, out=out, workers=2, resume=True)
+    assert set(res.ran) == set(res.table.run_key) - finished  # only what had not finished
+    assert (res.table.status == "ok").all() and len(res.table) == 6
