@@ -127,6 +127,13 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
         return -1
     seen_load, seen_power = (w.load0, w.power0) if s.stale_utilization else (w.load, w.power)
     busy = seen_load[cand] > 0
+    if (~busy).sum() > 1:
+        # empty hosts of one type are interchangeable (same curve, same rise, no overload check): only the
+        # lowest-indexed of each type can win, so the others need not be priced
+        empty = cand[~busy]
+        _, first = np.unique(s.host_type[empty], return_index=True)
+        cand = np.sort(np.concatenate([cand[busy], empty[first]]))
+        busy = seen_load[cand] > 0
     if busy.any():
         cb = cand[busy]
         cap = s.host_capacity_mips[cb]
