@@ -21,7 +21,7 @@ from tests.conftest import REPO, TINY
 PENRYN_HOST = {"name": "penryn-box", "cores": 4, "mips_per_core": 3000, "memory_mb": 16384,
                "power_idle_w": 100, "power_max_w": 200, "cpu": "intel-penryn"}
 ICX_HOST = {"name": "icx-box", "cores": 8, "mips_per_core": 2300, "memory_mb": 65536, "network_bps": 25e9,
-            "power_idle_w": 90, "power_max_w": 300, "cpu": "intel-icelake-sp"}
+            "power_idle_w": 90, "power_max_w": 300, "cpu": "intel-icelake-sp", "nics": [{"model": "intel-x710"}]}
 
 
 def _scenario(host: dict, **vm_extra) -> dict:

@@ -36,6 +36,10 @@ class HostTable:
     capacity_mips: np.ndarray
     memory_mb: np.ndarray
     curves_w: np.ndarray  # (types, 11)
+    vf_capacity: np.ndarray | None = None  # (hosts,) SR-IOV VFs over all NIC ports (0 without an IOMMU)
+    pt_capacity: np.ndarray | None = None  # (hosts,) NIC ports assignable whole by passthrough
+    device_model: np.ndarray | None = None  # (hosts,) index into device_models of the first NIC, -1 none
+    device_models: tuple[str, ...] = ()
 
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "HostTable":
@@ -44,10 +48,18 @@ class HostTable:
         types_ = [known[n] for n in names]
         ht = np.concatenate([np.full(g.count, names.index(g.type), dtype=np.int32) for g in sc.hosts])
         col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
+        from consolidate.hardware.catalog import nics
+
+        models = tuple(dict.fromkeys(n.model for t in types_ for n in t.nics))
+        vf = [sum(nics()[n.model].vfs_total * n.count for n in t.nics) if t.iommu else 0 for t in types_]
+        pt = [sum(nics()[n.model].ports * n.count for n in t.nics) if t.iommu else 0 for t in types_]
+        dm = [models.index(t.nics[0].model) if t.nics else -1 for t in types_]
         return cls(type_names=names, types=types_, host_type=ht, cores=col(lambda t: t.cores),
                    mips_per_core=col(lambda t: t.mips_per_core), capacity_mips=col(lambda t: t.capacity_mips),
                    memory_mb=col(lambda t: t.memory_mb),
-                   curves_w=np.array([t.power_curve_w() for t in types_], dtype=float))
+                   curves_w=np.array([t.power_curve_w() for t in types_], dtype=float),
+                   vf_capacity=np.array(vf, dtype=np.int64)[ht], pt_capacity=np.array(pt, dtype=np.int64)[ht],
+                   device_model=np.array(dm, dtype=np.int64)[ht], device_models=models)
 
     def __len__(self) -> int:
         return len(self.host_type)
@@ -108,6 +120,19 @@ class OverheadRecord:
                 getattr(self.series, f.name)[k] = value
 
 
+def vm_devices(sc: Scenario, wl: Workload) -> np.ndarray:
+    """Per VM: 0 none, 1 an SR-IOV VF, 2 a passthrough device (from its group's io.net)."""
+    by_group = np.array([g.device for g in sc.vms], dtype=np.int64)
+    return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=np.int64)
+
+
+def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable") -> dict:
+    """The Snapshot fields that keep directly assigned devices within their pools and models."""
+    model = np.where((device > 0) & (vm_host >= 0), hosts.device_model[np.where(vm_host >= 0, vm_host, 0)], -1)
+    return {"vm_device": device, "vm_device_model": model, "host_vf_capacity": hosts.vf_capacity,
+            "host_pt_capacity": hosts.pt_capacity, "host_device_model": hosts.device_model}
+
+
 def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: OverheadModel | None = None) -> np.ndarray:
     """Place every VM by the scenario's policy; returns host index per VM (-1 = rejected).
 
@@ -128,6 +153,7 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     if om is not None:
         size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
     mem = wl.vms["memory_mb"].to_numpy(np.float64)
+    device = vm_devices(sc, wl)
     if sc.policy is not None and size.ndim == 1:
         # a consolidating datacenter places as it re-places: PABFD with the detector's overload check
         from consolidate.policies.consolidation import Snapshot, place_all
@@ -139,11 +165,12 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
                         vm_history_mips=np.zeros((0, V)), host_capacity_mips=hosts.capacity_mips * sc.cpu_overcommit,
                         host_mips_per_core=hosts.mips_per_core, host_memory_mb=hosts.memory_mb,
                         host_type=hosts.host_type, curves_w=hosts.curves_w, host_migration_intervals=np.zeros(len(hosts)),
-                        stale_utilization=sc.cloudsim_compat)
+                        stale_utilization=sc.cloudsim_compat, **device_fields(device, np.full(V, -1), hosts))
         vm_host = place_all(snap, Detector(sc.policy[0], sc.policy[2]), size)
     else:
         vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
-                        host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type)
+                        host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type,
+                        vm_device=device, host_vf=hosts.vf_capacity, host_pt=hosts.pt_capacity)
     if sc.on_unplaceable == "error" and (vm_host < 0).any():
         lost = np.flatnonzero(vm_host < 0)
         free_mem = hosts.memory_mb.max()
@@ -151,8 +178,16 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
         for v in lost[:20]:
             row = wl.vms.iloc[v]
             need = size[v].min() if size.ndim == 2 else size[v]
-            why = (f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB" if row.memory_mb > free_mem
-                   else f"needs {need:.0f} MIPS and {row.memory_mb} MB; no host has that much left")
+            kind = {1: "an SR-IOV VF", 2: "a passthrough device"}.get(int(device[v]))
+            pool = {1: hosts.vf_capacity, 2: hosts.pt_capacity}.get(int(device[v]))
+            if kind and pool.sum() < (device == device[v]).sum():
+                why = (f"needs {kind}; the hosts have {int(pool.sum())} for {int((device == device[v]).sum())} such "
+                       "VMs")
+            elif row.memory_mb > free_mem:
+                why = f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB"
+            else:
+                why = (f"needs {need:.0f} MIPS, {row.memory_mb} MB" + (f" and {kind}" if kind else "")
+                       + "; no host has that much left")
             problems.append(Problem(sc.file, f"vms.{row.group_index}",
                                     f"VM {row['name']!r} (type {row.vm_type}) fits no host: {why} "
                                     "(expected more or larger hosts, or on_unplaceable: reject)"))
@@ -185,6 +220,7 @@ class Datacenter:
         self.nominal_mips = wl.nominal_mips
         self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
         self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
+        self.vm_device = vm_devices(sc, wl)
         self.rec = RunRecord(
             vm_host=vm_host.copy(),
             cpu_demand_mips=np.empty((n_int, n_vm), np.float32),

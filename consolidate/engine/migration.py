@@ -130,6 +130,8 @@ class Migrator:
 
     def consolidate(self, demand_mips: np.ndarray) -> None:
         """Plan one round on the current state and start its migrations."""
+        from consolidate.engine.datacenter import device_fields
+
         dc = self.dc
         sc, hosts = dc.sc, dc.hosts
         # the longest migration of each host's VMs, in scheduling intervals (LR and LRR extrapolate by it)
@@ -144,7 +146,7 @@ class Migrator:
                         host_migration_intervals=np.ceil(longest / sc.interval_s),
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
-                        stale_utilization=sc.cloudsim_compat)
+                        stale_utilization=sc.cloudsim_compat, **device_fields(dc.vm_device, dc.vm_host, hosts))
         for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, sc.consolidation.underload):
             rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
                                   start_s=dc.env.now)

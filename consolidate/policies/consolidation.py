@@ -42,6 +42,17 @@ class Snapshot:
     # CloudSim reads a host's utilisation from its last update, not from the round's working copy: power
     # rises, the empty-host test and the choice of hosts to empty all see the state before the round
     stale_utilization: bool = False
+    # directly assigned devices: 1 = SR-IOV VF, 2 = whole device; a VM with one is pinned (never selected) and
+    # may only land where a VF/device is free and the NIC model is the one its driver knows
+    vm_device: np.ndarray | None = None  # (V,)
+    vm_device_model: np.ndarray | None = None  # (V,) NIC model the VM's driver is bound to, -1 none
+    host_vf_capacity: np.ndarray | None = None  # (H,)
+    host_pt_capacity: np.ndarray | None = None  # (H,)
+    host_device_model: np.ndarray | None = None  # (H,)
+
+    @property
+    def vm_pinned(self) -> np.ndarray:
+        return self.vm_device > 0 if self.vm_device is not None else np.zeros(len(self.vm_host), bool)
 
     @property
     def mem_need(self) -> np.ndarray:
@@ -83,6 +94,10 @@ class _Work:
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
         self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
+        self.devices = s.vm_device is not None and bool(s.vm_device.any())
+        if self.devices:
+            self.vf_used = np.bincount(where[placed], weights=(s.vm_device == 1)[placed], minlength=H)
+            self.pt_used = np.bincount(where[placed], weights=(s.vm_device == 2)[placed], minlength=H)
         self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
         self.pinned[s.vm_dest[s.vm_busy]] = True
         self.pinned[s.vm_host[busy]] = True
@@ -104,6 +119,8 @@ class _Work:
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
+            if self.devices and s.vm_device[v]:
+                (self.vf_used if s.vm_device[v] == 1 else self.pt_used)[host] += sign
         self.where[v] = to
 
 
@@ -122,6 +139,11 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
     fits = (~excluded & (w.mem + s.mem_need[v] <= s.host_memory_mb + 1e-9)
             & (w.load + d <= s.host_capacity_mips + 1e-9)
             & (d / s.vm_vcpus[v] <= s.host_mips_per_core + 1e-9))
+    if w.devices and s.vm_device[v]:
+        free = s.host_vf_capacity - w.vf_used if s.vm_device[v] == 1 else s.host_pt_capacity - w.pt_used
+        fits &= free >= 1
+        if s.vm_device_model[v] >= 0:  # its driver knows one NIC model
+            fits &= s.host_device_model == s.vm_device_model[v]
     cand = np.flatnonzero(fits)
     if cand.size == 0:
         return -1
@@ -162,7 +184,7 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
     selected: list[tuple[int, int]] = []
     for h in np.flatnonzero(over):
         while True:
-            cand = np.flatnonzero((w.where == h) & (s.vm_host == h) & ~s.vm_busy)
+            cand = np.flatnonzero((w.where == h) & (s.vm_host == h) & ~s.vm_busy & ~s.vm_pinned)
             if cand.size == 0:
                 break
             v = select_vm(selector, cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
@@ -199,8 +221,8 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
             break
         excluded_under[h] = excluded_place[h] = True
         vms = np.flatnonzero((w.where == h) & ~s.vm_busy)
-        if vms.size == 0:
-            continue
+        if vms.size == 0 or s.vm_pinned[vms].any():
+            continue  # a host holding a pinned VM cannot be emptied
         tentative = []
         for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
             dest = _find_host(w, int(v), excluded_place, det)

@@ -14,14 +14,18 @@ from consolidate.hardware.power import power_w
 def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_limit_mips: np.ndarray,
           host_mem_mb: np.ndarray, *, host_capacity_mips: np.ndarray | None = None,
           curves_w: np.ndarray | None = None, host_type: np.ndarray | None = None,
-          host_cpu_used_mips: np.ndarray | None = None, host_mem_used_mb: np.ndarray | None = None) -> np.ndarray:
+          host_cpu_used_mips: np.ndarray | None = None, host_mem_used_mb: np.ndarray | None = None,
+          vm_device: np.ndarray | None = None, host_vf: np.ndarray | None = None,
+          host_pt: np.ndarray | None = None) -> np.ndarray:
     """Assign each VM to a host.
 
     vm_cpu_mips, vm_mem_mb: size of each VM (MIPS, MB); vm_cpu_mips may be (VMs, host types) when a VM's
     size depends on the host it lands on (virtualization overhead differs by CPU), indexed by host_type. host_cpu_limit_mips: packable CPU per host (capacity
     times the overcommit ratio), host_mem_mb: memory per host. A VM goes only where both fit. For
     `power-aware-best-fit-decreasing`, host_capacity_mips, curves_w and host_type give each host's power
-    curve. host_*_used give what is already on the hosts (default empty). Returns int64 host index per VM,
+    curve. host_*_used give what is already on the hosts (default empty). vm_device (1: needs an SR-IOV VF,
+    2: a whole device by passthrough) with host_vf / host_pt (free VFs and devices per host) keeps a VM off
+    hosts without a free one; the pools are never oversubscribed. Returns int64 host index per VM,
     -1 for a VM that fits nowhere. Ties go to the lowest host index, so results are deterministic.
     """
     n_hosts = len(host_cpu_limit_mips)
@@ -42,10 +46,16 @@ def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_
     if policy == "power-aware-best-fit-decreasing" and (curves_w is None or host_type is None or host_capacity_mips is None):
         raise ValueError("power-aware placement needs host_capacity_mips, curves_w and host_type")
     eps = 1e-9  # MIPS and MB sums of floats: a VM that exactly fills a host must still fit
+    pools = None
+    if vm_device is not None and vm_device.any():
+        pools = {1: np.array(host_vf, dtype=np.int64), 2: np.array(host_pt, dtype=np.int64)}
     for v in order:
         cpu = sizes[v][host_type] if per_type else float(sizes[v])  # scalar, or one size per host
         mem = float(vm_mem_mb[v])
         fits = (cpu_used + cpu <= host_cpu_limit_mips + eps) & (mem_used + mem <= host_mem_mb + eps)
+        dev = int(vm_device[v]) if pools is not None else 0
+        if dev:
+            fits &= pools[dev] > 0
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             continue
@@ -67,4 +77,6 @@ def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_
         out[v] = h
         cpu_used[h] += need[i] if per_type else need
         mem_used[h] += mem
+        if dev:
+            pools[dev][h] -= 1
     return out

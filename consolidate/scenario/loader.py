@@ -157,7 +157,12 @@ def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
         if spec is not None and spec.hypervisor is not None and spec.hypervisor not in cat.hypervisors():
             problems.append(Problem(file, f"{path}.hypervisor", f"unknown hypervisor (got {spec.hypervisor!r}, "
                                     f"expected one of: {', '.join(cat.hypervisors())})"))
+    nic_models = [n for n, nic in cat.nics().items() if nic.kind == "sriov"]
     for i, h in enumerate(sc.host_types):
+        for j, nic in enumerate(h.nics):
+            if nic.model not in nic_models:
+                problems.append(Problem(file, f"host_types.{i}.nics.{j}.model", f"unknown NIC (got {nic.model!r}, "
+                                        f"expected one of: {', '.join(nic_models)})"))
         if h.cpu is not None and h.cpu not in cat.cpus():
             problems.append(Problem(file, f"host_types.{i}.cpu", f"unknown CPU (got {h.cpu!r}, expected one of: "
                                     f"{', '.join(cat.cpus())})"))

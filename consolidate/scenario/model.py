@@ -136,6 +136,13 @@ class NetworkSpec(Model):
         default=None, description="graph topology: [node, node, capacity_bps] with hosts named h0, h1, ...")
 
 
+class NicSpec(Model):
+    """NICs of a host type, from the catalog (`consolidate catalog devices`)."""
+
+    model: Name
+    count: Annotated[int, Field(ge=1)] = 1
+
+
 class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
@@ -149,6 +156,9 @@ class HostType(Model):
     power_idle_w: NonNegFloat | None = None
     power_max_w: NonNegFloat | None = None
     cpu: Name | None = Field(default=None, description="catalog CPU microarchitecture (consolidate catalog cpus)")
+    iommu: bool = Field(default=True, description="VT-d / AMD-Vi present: needed to assign devices or VFs to VMs")
+    nics: list[NicSpec] = Field(default_factory=list, description="NICs whose ports (passthrough) and SR-IOV VF "
+                                "pools VMs can be given directly")
     virtualization: VirtSpec | None = Field(default=None, description="defaults for VMs on this host type")
     source: str | None = Field(default=None, description="where the figures come from")
 
@@ -246,6 +256,14 @@ class VmGroup(Model):
     profile: Name = Field(default="generic", description="fills event and I/O columns the trace lacks "
                           "(generic, web, database, batch, hpc, idle_desktop, network_appliance)")
     virtualization: VirtSpec | None = None
+    migration_policy: Literal["pinned"] = Field(
+        default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated)")
+
+    @property
+    def device(self) -> int:
+        """0: no directly assigned device; 1: an SR-IOV VF; 2: a whole device by passthrough."""
+        net = self.virtualization.io.net if self.virtualization is not None else None
+        return {"sriov": 1, "passthrough": 2}.get(net, 0)
 
     @field_validator("type", mode="before")
     @classmethod
