@@ -75,3 +75,47 @@ def test_consolidation_never_oversubscribes_vfs_and_never_moves_a_pinned_vm(n, s
     assert not direct & set(res.migrations.vm)  # pinned: never migrated
     moved = res.vms[res.vms.group == "direct"]
     assert (moved.host == moved.host_at_end).all()
+
+
+def _drain_scenario(policy=None, pinned_only=False):
+    sc = _scenario(0 if not pinned_only else 4, [{"model": "intel-x710"}], hosts=3, policy=policy)
+    if pinned_only:
+        sc["vms"] = sc["vms"][:1]
+    sc["maintenance"] = [{"at_s": 1800, "hosts": [0]}]
+    return sc
+
+
+def test_drain_empties_the_host_and_reports_the_evacuation():
+    res = consolidate.run(_drain_scenario())
+    m, s = res.maintenance, res.summary.iloc[0]
+    on_host0 = set(res.vms.loc[res.vms.host == 0, "vm"])
+    assert set(m.vm) == on_host0 and (m.outcome == "moved").all()
+    assert s.drains == 1 and s.drain_vms_stuck == 0 and s.drain_vms_moved == len(on_host0)
+    assert s.drain_evacuation_s_max == pytest.approx((m.end_s - 1800).max())
+    late = res.vm_intervals[res.vm_intervals.time_s >= 2100]
+    assert (late.host != 0).all()  # nothing left on, or sent to, the drained host
+    hi = res.host_intervals
+    assert (hi[(hi.host == 0) & (hi.time_s >= 2100)].state == "off").all()
+
+
+def test_drain_with_only_pinned_vms_reports_them_all_stuck():
+    res = consolidate.run(_drain_scenario(pinned_only=True))
+    m = res.maintenance
+    assert len(m) == 4 and (m.outcome == "stuck").all()
+    assert set(m.reason) == {"pinned: a directly assigned device"}
+    assert res.migrations.empty
+
+
+def test_bad_drains_are_scenario_errors():
+    from consolidate.errors import ScenarioError
+
+    sc = _drain_scenario()
+    sc["maintenance"] = [{"at_s": 99999, "hosts": [7]}, {"at_s": 0, "host_type": "nope"}, {"at_s": 0, "rack": 3}]
+    with pytest.raises(ScenarioError) as exc:
+        consolidate.load_scenario(sc)
+    assert [str(p) for p in exc.value.problems] == [
+        "<dict>: maintenance.0.at_s: after the run ends (got 99999, expected < duration_s 7200)",
+        "<dict>: maintenance.0.hosts: no such host (got 7, expected 0..2)",
+        "<dict>: maintenance.1.host_type: no hosts of this type (got 'nope', expected one of: srv)",
+        "<dict>: maintenance.2.rack: no such rack (got 3, expected 0..0 with network.hosts_per_rack 40)",
+    ]

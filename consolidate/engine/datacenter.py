@@ -83,6 +83,7 @@ class RunRecord:
     host_overloaded: np.ndarray | None = None  # (intervals, hosts) share of the interval over capacity
     migrations: list | None = None  # MigrationRecord list when consolidation is on
     vm_retired: np.ndarray | None = None  # (VMs,) removed as CloudSim removes idle VMs (cloudsim_compat)
+    drains: list | None = None  # DrainRecord list when the scenario has maintenance
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
 
 
@@ -242,17 +243,23 @@ class Datacenter:
             cfg = om.configs_for(vm_host, hosts.host_type)
             self.rec.overhead.cfg_net_path = [om.tables.net.path[c] if c >= 0 else "" for c in cfg]
         self.policy = sc.policy
-        if self.policy is not None:
+        self.draining = np.zeros(n_h, bool)
+        if self.policy is not None or sc.maintenance:
             from consolidate import rng
             from consolidate.engine.migration import Migrator
             from consolidate.policies.overload import Detector
 
-            self.detector = Detector(self.policy[0], self.policy[2])
+            # without a consolidation policy, drains place VMs wherever they fit (up to full capacity)
+            self.detector = Detector(self.policy[0], self.policy[2]) if self.policy else Detector("thr", 1.0)
             self.rng = rng.stream(sc.seed, rng.POLICY)
-            self.history = np.full((sc.consolidation.history_intervals, n_vm), np.nan)
+            length = sc.consolidation.history_intervals if sc.consolidation is not None else 30
+            self.history = np.full((length, n_vm), np.nan)
             self.migrator = Migrator(self)
+            for i, d in enumerate(sc.maintenance):
+                self.env.process(self.migrator.drain_at(i, d))
         else:
             self.migrator = None
+        self._demand = np.zeros(n_vm)
         self.env.process(self._ticks())
 
     def vm_cap_mips(self, vm_host: np.ndarray) -> np.ndarray:
@@ -285,8 +292,11 @@ class Datacenter:
             if self.migrator is not None:
                 self.history = np.roll(self.history, -1, axis=0)
                 self.history[-1] = own + backend
-                if k >= 1:
+                self._demand = own + backend
+                if k >= 1 and self.policy is not None:
                     self.migrator.consolidate(own + backend)
+                if self.draining.any():
+                    self.migrator.retry_drains()
             pending = (k, guest, own, backend, self.vm_host.copy(), self.env.now)
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
@@ -321,4 +331,5 @@ class Datacenter:
         self.rec.vm_retired = self.retired.copy()
         if self.migrator is not None:
             self.rec.migrations = self.migrator.records
+            self.rec.drains = self.migrator.drains
         return self.rec

@@ -110,6 +110,23 @@ class Flows:
         self._soon()
 
 
+@dataclass
+class DrainRecord:
+    """One maintenance drain: which hosts, which VMs had to leave, which could not and why."""
+
+    index: int
+    at_s: float
+    hosts: list[int]
+    moved: dict  # vm -> MigrationRecord
+    stuck: dict  # vm -> reason (the latest)
+
+    @property
+    def evacuation_s(self) -> float:
+        """From the drain to the end of its last migration (NaN if none finished)."""
+        ends = [r.end_s for r in self.moved.values() if math.isfinite(r.end_s)]
+        return max(ends) - self.at_s if ends else float("nan")
+
+
 class Migrator:
     """Plans consolidation rounds and runs their migrations for a Datacenter."""
 
@@ -127,9 +144,9 @@ class Migrator:
         if self.m.model == "precopy":
             self.flows = Flows(dc.env, netmod.Network(build_topology(sc, dc.hosts)), self.m.bandwidth_share)
         self.host_bps = np.array([t.network_bps for t in dc.hosts.types])[dc.hosts.host_type]
+        self.drains: list[DrainRecord] = []
 
-    def consolidate(self, demand_mips: np.ndarray) -> None:
-        """Plan one round on the current state and start its migrations."""
+    def _snapshot(self, demand_mips: np.ndarray) -> Snapshot:
         from consolidate.engine.datacenter import device_fields
 
         dc = self.dc
@@ -146,15 +163,60 @@ class Migrator:
                         host_migration_intervals=np.ceil(longest / sc.interval_s),
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
-                        stale_utilization=sc.cloudsim_compat, **device_fields(dc.vm_device, dc.vm_host, hosts))
-        for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, sc.consolidation.underload):
-            rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
-                                  start_s=dc.env.now)
-            dc.vm_dest[mv.vm] = mv.destination
-            self.records.append(rec)
-            self.unaccounted.append(rec)
-            self.active[mv.vm] = rec
-            dc.env.process(self._run(rec))
+                        stale_utilization=sc.cloudsim_compat, host_unavailable=dc.draining,
+                        **device_fields(dc.vm_device, dc.vm_host, hosts))
+        return snap
+
+    def _start(self, mv) -> MigrationRecord:
+        dc = self.dc
+        rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
+                              start_s=dc.env.now)
+        dc.vm_dest[mv.vm] = mv.destination
+        self.records.append(rec)
+        self.unaccounted.append(rec)
+        self.active[mv.vm] = rec
+        dc.env.process(self._run(rec))
+        return rec
+
+    def consolidate(self, demand_mips: np.ndarray) -> None:
+        """Plan one round on the current state and start its migrations."""
+        dc = self.dc
+        snap = self._snapshot(demand_mips)
+        for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, dc.sc.consolidation.underload):
+            self._start(mv)
+
+    def drain_at(self, index: int, drain):
+        """Process: at the drain's time, stop the hosts taking VMs and move every VM off them."""
+        dc = self.dc
+        yield dc.env.timeout(drain.at_s)
+        H = len(dc.hosts)
+        if drain.hosts is not None:
+            hosts = sorted(set(drain.hosts))
+        elif drain.host_type is not None:
+            hosts = np.flatnonzero(np.array(dc.hosts.type_names)[dc.hosts.host_type] == drain.host_type).tolist()
+        else:
+            per = dc.sc.network.hosts_per_rack
+            hosts = list(range(drain.rack * per, min(H, (drain.rack + 1) * per)))
+        dc.draining[hosts] = True
+        self.drains.append(DrainRecord(index=index, at_s=dc.env.now, hosts=hosts, moved={}, stuck={}))
+        self.retry_drains()
+
+    def retry_drains(self) -> None:
+        """Move what can leave the draining hosts now (called at each drain and each interval after)."""
+        from consolidate.policies.consolidation import plan_drain
+
+        dc = self.dc
+        moves, stuck = plan_drain(self._snapshot(dc._demand), dc.detector, dc.draining)
+        for mv in moves:
+            rec = self._start(mv)
+            for d in self.drains:
+                if mv.source in d.hosts:
+                    d.moved[mv.vm] = rec
+                    d.stuck.pop(mv.vm, None)
+        for v, why in stuck:
+            for d in self.drains:
+                if dc.vm_host[v] in d.hosts:
+                    d.stuck[v] = why
 
     def _run(self, rec: MigrationRecord):
         dc = self.dc

@@ -49,6 +49,7 @@ class Snapshot:
     host_vf_capacity: np.ndarray | None = None  # (H,)
     host_pt_capacity: np.ndarray | None = None  # (H,)
     host_device_model: np.ndarray | None = None  # (H,)
+    host_unavailable: np.ndarray | None = None  # (H,) hosts being drained: they take no VM
 
     @property
     def vm_pinned(self) -> np.ndarray:
@@ -176,7 +177,8 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
                underload: bool = True) -> list[Move]:
     """The migrations one consolidation round decides, in the order they are decided."""
     w = _Work(s, with_history=det.kind != "thr")
-    active = w.load > 0
+    blocked = s.host_unavailable if s.host_unavailable is not None else np.zeros(len(w.load), bool)
+    active = (w.load > 0) & ~blocked
     over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
     moves: list[Move] = []
 
@@ -196,7 +198,7 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
     # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
     unplaced = []
     for v, h in sorted(selected, key=lambda vh: -s.vm_demand_mips[vh[0]]):
-        dest = _find_host(w, v, over, det)
+        dest = _find_host(w, v, over | blocked, det)
         if dest >= 0:
             w.move(v, -1, dest)
             moves.append(Move(v, h, dest, "overload"))
@@ -210,9 +212,9 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
     # 3. empty the least-utilised hosts, all VMs or none, never onto a switched-off host
     seen = w.load0 if s.stale_utilization else w.load
     off = seen <= 0
-    excluded_under = over | off | w.pinned
+    excluded_under = over | off | w.pinned | blocked
     excluded_under[[m.destination for m in moves]] = True
-    excluded_place = over | off
+    excluded_place = over | off | blocked
     while not excluded_under.all():
         seen = w.load0 if s.stale_utilization else w.load
         util = np.where(excluded_under | (seen <= 0), np.inf, seen / s.host_capacity_mips)
@@ -253,3 +255,23 @@ def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
             w.move(int(v), -1, dest)
             out[v] = dest
     return out
+
+
+def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[Move], list[tuple[int, str]]]:
+    """Moves that empty the `draining` hosts (biggest VMs first, PABFD elsewhere), and the VMs that must stay
+    with the reason: pinned to a directly assigned device, or no host with room."""
+    w = _Work(s, with_history=det.kind != "thr")
+    moves, stuck = [], []
+    vms = np.flatnonzero(draining[np.where(s.vm_host >= 0, s.vm_host, 0)] & (s.vm_host >= 0) & ~s.vm_busy)
+    for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
+        v = int(v)
+        if s.vm_pinned[v]:
+            stuck.append((v, "pinned: a directly assigned device"))
+            continue
+        dest = _find_host(w, v, draining, det)
+        if dest < 0:
+            stuck.append((v, "no host with room"))
+            continue
+        w.move(v, int(s.vm_host[v]), dest)
+        moves.append(Move(v, int(s.vm_host[v]), dest, "maintenance"))
+    return moves, stuck

@@ -33,6 +33,20 @@ def _migrations_frame(records, duration_s: float) -> pd.DataFrame:
     return df.astype({"vm": "int32", "source": "int32", "destination": "int32", "rounds": "int32"})
 
 
+def _maintenance_frame(drains) -> pd.DataFrame:
+    """One row per VM a drain had to move: whether it left (and when its migration ended) or why it stayed."""
+    rows = []
+    for d in drains:
+        for v, rec in sorted(d.moved.items()):
+            rows.append({"drain": d.index, "at_s": d.at_s, "vm": v, "host": rec.source, "outcome": "moved",
+                         "reason": "", "end_s": rec.end_s if np.isfinite(rec.end_s) else np.nan})
+        for v, why in sorted(d.stuck.items()):
+            rows.append({"drain": d.index, "at_s": d.at_s, "vm": v, "host": -1, "outcome": "stuck", "reason": why,
+                         "end_s": np.nan})
+    cols = ["drain", "at_s", "vm", "host", "outcome", "reason", "end_s"]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, energy_kwh: np.ndarray, sc) -> pd.DataFrame:
     """Beloglazov & Buyya's metrics, computed as CloudSim does: SLATAH = time active hosts spend asked for more
     than their capacity over their active time; PDM = demand lost to migrations over all demand; SLAV =
@@ -46,7 +60,7 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
     shutdowns = int((on[:-1] & ~on[1:]).sum() + ((rec.host_on_fraction > 0) & (rec.host_on_fraction < 1)).sum())
     energy = float(energy_kwh.sum())
     return pd.DataFrame([{
-        "policy": sc.consolidation.policy,
+        "policy": sc.consolidation.policy if sc.consolidation is not None else "none",
         "migration_model": sc.migration.model,
         "migrations": int(len(migrations)),
         "slatah": slatah,
@@ -117,6 +131,7 @@ class Results:
     hosts: pd.DataFrame
     overhead_reasons: pd.DataFrame | None = None
     migrations: pd.DataFrame | None = None
+    maintenance: pd.DataFrame | None = None
     out_dir: Path | None = field(default=None)
 
     @property
@@ -128,6 +143,8 @@ class Results:
             out["overhead_reasons"] = self.overhead_reasons
         if self.migrations is not None:
             out["migrations"] = self.migrations
+        if self.maintenance is not None:
+            out["maintenance"] = self.maintenance
         return out
 
     def write(self, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
@@ -270,6 +287,16 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     if rec.migrations is not None:
         migrations = _migrations_frame(rec.migrations, sc.duration_s)
         extra.append(_consolidation_summary(rec, migrations, demand, energy_kwh, sc))
+    maintenance = None
+    if rec.drains is not None and sc.maintenance:
+        maintenance = _maintenance_frame(rec.drains)
+        extra.append(pd.DataFrame([{
+            "drains": len(rec.drains),
+            "drain_vms_moved": int((maintenance.outcome == "moved").sum()),
+            "drain_vms_stuck": int((maintenance.outcome == "stuck").sum()),
+            "drain_evacuation_s_max": float(np.nanmax([d.evacuation_s for d in rec.drains]))
+            if any(np.isfinite(d.evacuation_s) for d in rec.drains) else float("nan"),
+        }]))
     if ov is not None:
         extra.append(_overhead_summary(rec.overhead, guest, dt_h))
     if extra:
@@ -283,4 +310,4 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
-                   migrations=migrations)
+                   migrations=migrations, maintenance=maintenance)

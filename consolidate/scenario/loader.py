@@ -194,6 +194,28 @@ def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
     return problems
 
 
+def _drain_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Drains must name hosts that exist and start within the run."""
+    problems = []
+    n_hosts = sum(g.count for g in sc.hosts)
+    used = [g.type for g in sc.hosts]
+    for i, d in enumerate(sc.maintenance):
+        if d.at_s >= sc.duration_s:
+            problems.append(Problem(file, f"maintenance.{i}.at_s", f"after the run ends (got {d.at_s:g}, expected "
+                                    f"< duration_s {sc.duration_s:g})"))
+        if d.hosts is not None and any(h >= n_hosts for h in d.hosts):
+            problems.append(Problem(file, f"maintenance.{i}.hosts", f"no such host (got {max(d.hosts)}, expected "
+                                    f"0..{n_hosts - 1})"))
+        if d.host_type is not None and d.host_type not in used:
+            problems.append(Problem(file, f"maintenance.{i}.host_type", f"no hosts of this type (got "
+                                    f"{d.host_type!r}, expected one of: {', '.join(dict.fromkeys(used))})"))
+        racks = -(-n_hosts // sc.network.hosts_per_rack)
+        if d.rack is not None and d.rack >= racks:
+            problems.append(Problem(file, f"maintenance.{i}.rack", f"no such rack (got {d.rack}, expected 0..{racks - 1} "
+                                    f"with network.hosts_per_rack {sc.network.hosts_per_rack})"))
+    return problems
+
+
 def _network_checks(sc: Scenario, file: str) -> list[Problem]:
     """The network must have a port for every host and connect them all (pre-copy migrations use it)."""
     n = sc.network
@@ -369,7 +391,7 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     problems += _cross_checks(data, file)
     if problems:
         raise ScenarioError(problems)
-    problems = _virt_checks(sc, file) + _network_checks(sc, file)
+    problems = _virt_checks(sc, file) + _network_checks(sc, file) + _drain_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
     sc._file = file

@@ -143,6 +143,23 @@ class NicSpec(Model):
     count: Annotated[int, Field(ge=1)] = 1
 
 
+class Drain(Model):
+    """A maintenance drain: at `at_s`, every VM leaves the given hosts (host indices in scenario order, a host
+    type, or a rack of network.hosts_per_rack hosts) and they take no VM until the run ends."""
+
+    at_s: NonNegFloat
+    hosts: list[Annotated[int, Field(ge=0)]] | None = None
+    host_type: Name | None = None
+    rack: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "Drain":
+        given = [k for k in ("hosts", "host_type", "rack") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise _fail(f"give exactly one of hosts, host_type, rack (got {', '.join(given) if given else 'none'})")
+        return self
+
+
 class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
@@ -317,6 +334,7 @@ class Scenario(Model):
     consolidation: Consolidation | None = Field(default=None, description="dynamic consolidation (off when absent)")
     migration: Migration = Field(default_factory=Migration)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
+    maintenance: list[Drain] = Field(default_factory=list, description="maintenance drains")
     cloudsim_compat: bool = Field(default=False, description="reproduce CloudSim 3.0.3's conventions: initial "
                                   "placement by full VM MIPS, and a host whose VMs ask for no CPU draws no power")
 
