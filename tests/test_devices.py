@@ -119,3 +119,25 @@ def test_bad_drains_are_scenario_errors():
         "<dict>: maintenance.1.host_type: no hosts of this type (got 'nope', expected one of: srv)",
         "<dict>: maintenance.2.rack: no such rack (got 3, expected 0..0 with network.hosts_per_rack 40)",
     ]
+
+
+def test_cold_migration_keeps_the_nic_model_and_pays_its_downtime():
+    sc = _scenario(3, [{"model": "intel-x710"}], hosts=1)
+    sc["host_types"].append({**sc["host_types"][0], "name": "srv-xl", "nics": [{"model": "intel-xl710"}]})
+    sc["hosts"] = [{"type": "srv", "count": 2}, {"type": "srv-xl", "count": 2}]  # hosts 0, 1: X710; 2, 3: XL710
+    sc["vms"] = sc["vms"][:1]
+    sc["vms"][0]["migration_policy"] = "cold"
+    sc["migration"] = {"cold_boot_s": 60}
+    sc["maintenance"] = [{"at_s": 1800, "hosts": [0]}]
+    res = consolidate.run(sc)
+    m = res.migrations
+    assert len(m) == 3 and (m.destination == 1).all()  # the other X710 host, never an XL710 one
+    # 1024 MB over half of 1 Gbit/s, plus the boot: the VM is down the whole time
+    expected = 1024 * 2 ** 20 * 8 / 0.5e9 + 60
+    assert m.downtime_s.to_numpy() == pytest.approx([expected] * 3)
+    assert (m.end_s - m.start_s).to_numpy() == pytest.approx([expected] * 3)
+    vi = res.vm_intervals[res.vm_intervals.time_s == 1800]
+    assert vi.cpu_migration_loss_mips.sum() > 0
+    sc["hosts"] = [{"type": "srv", "count": 1}, {"type": "srv-xl", "count": 3}]  # no other X710 host
+    m = consolidate.run(sc).maintenance
+    assert (m.outcome == "stuck").all() and set(m.reason) == {"no host with room and a free VF of its NIC model"}

@@ -127,11 +127,17 @@ def vm_devices(sc: Scenario, wl: Workload) -> np.ndarray:
     return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=np.int64)
 
 
-def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable") -> dict:
+def vm_cold(sc: Scenario, wl: Workload) -> np.ndarray:
+    """Per VM: a device VM whose group migrates it cold."""
+    by_group = np.array([g.device > 0 and g.migration_policy == "cold" for g in sc.vms], dtype=bool)
+    return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=bool)
+
+
+def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable", cold: np.ndarray | None = None) -> dict:
     """The Snapshot fields that keep directly assigned devices within their pools and models."""
     model = np.where((device > 0) & (vm_host >= 0), hosts.device_model[np.where(vm_host >= 0, vm_host, 0)], -1)
     return {"vm_device": device, "vm_device_model": model, "host_vf_capacity": hosts.vf_capacity,
-            "host_pt_capacity": hosts.pt_capacity, "host_device_model": hosts.device_model}
+            "host_pt_capacity": hosts.pt_capacity, "host_device_model": hosts.device_model, "vm_cold": cold}
 
 
 def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: OverheadModel | None = None) -> np.ndarray:
@@ -222,6 +228,7 @@ class Datacenter:
         self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
         self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
         self.vm_device = vm_devices(sc, wl)
+        self.vm_cold = vm_cold(sc, wl)
         self.rec = RunRecord(
             vm_host=vm_host.copy(),
             cpu_demand_mips=np.empty((n_int, n_vm), np.float32),

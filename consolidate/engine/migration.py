@@ -164,7 +164,7 @@ class Migrator:
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
                         stale_utilization=sc.cloudsim_compat, host_unavailable=dc.draining,
-                        **device_fields(dc.vm_device, dc.vm_host, hosts))
+                        **device_fields(dc.vm_device, dc.vm_host, hosts, dc.vm_cold))
         return snap
 
     def _start(self, mv) -> MigrationRecord:
@@ -227,7 +227,14 @@ class Migrator:
             yield dc.env.all_of(reqs)
             rec.start_s = dc.env.now
             rec.queued_s = rec.start_s - requested
-        if self.m.model == "fixed":
+        if dc.vm_cold[rec.vm]:
+            # cold: stop the VM, copy its memory at the migration share of the NIC, boot it at the destination
+            seconds = dc.ram_mb[rec.vm] * MB * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
+            yield dc.env.timeout(seconds + self.m.cold_boot_s)
+            rec.rounds, rec.bytes = 1, dc.ram_mb[rec.vm] * MB
+            rec.downtime_s = seconds + self.m.cold_boot_s
+            rec.reason += " (cold)"
+        elif self.m.model == "fixed":
             # CloudSim: memory over half the destination's bandwidth (memory in MB of 10^6 bytes as it counts)
             seconds = dc.ram_mb[rec.vm] * 1e6 * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
             yield dc.env.timeout(seconds)

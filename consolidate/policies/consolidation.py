@@ -50,10 +50,14 @@ class Snapshot:
     host_pt_capacity: np.ndarray | None = None  # (H,)
     host_device_model: np.ndarray | None = None  # (H,)
     host_unavailable: np.ndarray | None = None  # (H,) hosts being drained: they take no VM
+    vm_cold: np.ndarray | None = None  # (V,) device VMs that may move by cold migration instead of staying put
 
     @property
     def vm_pinned(self) -> np.ndarray:
-        return self.vm_device > 0 if self.vm_device is not None else np.zeros(len(self.vm_host), bool)
+        if self.vm_device is None:
+            return np.zeros(len(self.vm_host), bool)
+        cold = self.vm_cold if self.vm_cold is not None else np.zeros(len(self.vm_host), bool)
+        return (self.vm_device > 0) & ~cold
 
     @property
     def mem_need(self) -> np.ndarray:
@@ -270,7 +274,8 @@ def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[M
             continue
         dest = _find_host(w, v, draining, det)
         if dest < 0:
-            stuck.append((v, "no host with room"))
+            kind = {1: "a free VF", 2: "a free device"}.get(int(s.vm_device[v]) if s.vm_device is not None else 0)
+            stuck.append((v, f"no host with room and {kind} of its NIC model" if kind else "no host with room"))
             continue
         w.move(v, int(s.vm_host[v]), dest)
         moves.append(Move(v, int(s.vm_host[v]), dest, "maintenance"))

@@ -121,6 +121,8 @@ class Migration(Model):
     cpu_mips_per_gbps: NonNegFloat = Field(default=500.0, description="CPU at each end per Gbit/s migrated")
     max_concurrent_per_host: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="migrations a host may send or receive at once (excess ones wait)")
+    cold_boot_s: NonNegFloat = Field(default=60.0, description="boot time added to a cold migration's downtime "
+                                     "(an assumption: a server OS restarting with its services)")
 
 
 class NetworkSpec(Model):
@@ -273,8 +275,9 @@ class VmGroup(Model):
     profile: Name = Field(default="generic", description="fills event and I/O columns the trace lacks "
                           "(generic, web, database, batch, hpc, idle_desktop, network_appliance)")
     virtualization: VirtSpec | None = None
-    migration_policy: Literal["pinned"] = Field(
-        default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated)")
+    migration_policy: Literal["pinned", "cold"] = Field(
+        default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated) or "
+        "cold (stopped, memory copied, started on a host with the same NIC model)")
 
     @property
     def device(self) -> int:
