@@ -79,8 +79,9 @@ def test_profiles_fill_what_a_trace_lacks():
     rates = event_rates(np.array([pt.index("web")]), np.array([0.5]))[0]
     timer = rates[EVENT_COLUMNS.index("timer_irqs_per_s")]
     assert timer == pytest.approx(10 + 240 * 0.5)  # CONFIG_HZ=250 when busy, tickless when idle
-    halts = event_rates(np.array([pt.index("web")]), np.array([0.0, 1.0]).reshape(-1))
-    assert halts[0, EVENT_COLUMNS.index("halts_per_s")] == 0  # nothing to halt from when never busy
+    web = np.array([pt.index("web")] * 3)
+    halts = event_rates(web, np.array([0.0, 0.5, 1.0]))[:, EVENT_COLUMNS.index("halts_per_s")]
+    assert halts.tolist() == [0.0, 8000 * 0.25, 0.0]  # per_busy_idle * u(1-u): none when never or always busy
 
 
 @pytest.mark.parametrize("host,virt", [(PENRYN_HOST, {}), (ICX_HOST, {}), (ICX_HOST, {"io": {"net": "emulated"}}),

@@ -16,6 +16,7 @@ import simpy
 from consolidate.engine import network as netmod
 from consolidate.engine.accounting import MigrationWindow
 from consolidate.policies.consolidation import Snapshot, plan_round
+from consolidate.policies.precopy import next_round
 
 MB = 2 ** 20
 
@@ -268,9 +269,9 @@ class Migrator:
             seconds = yield from self.flows.transfer(rec.source, rec.destination, volume)
             rounds += 1
             sent += volume
-            rate = volume / seconds if seconds > 0 else math.inf
-            nxt = min(self._dirty_bytes_per_s(rec.vm) * seconds, cap)
-            if nxt / rate <= m.downtime_target_s or nxt >= volume or rounds + 1 >= m.max_rounds:
+            nxt, stop = next_round(volume, seconds, self._dirty_bytes_per_s(rec.vm), cap, m.downtime_target_s,
+                                   rounds, m.max_rounds)
+            if stop:
                 volume = nxt + m.state_bytes
                 break
             volume = nxt

@@ -29,6 +29,18 @@ class PrecopyPlan:
         return sum(self.volumes_bytes)
 
 
+def next_round(volume: float, seconds: float, dirty_bytes_per_s: float, cap_bytes: float,
+               downtime_target_s: float, rounds_done: int, max_rounds: int) -> tuple[float, bool]:
+    """After a round that sent `volume` bytes in `seconds`: the next round's volume (what was dirtied meanwhile,
+    capped by the working set) and whether it is the stop-and-copy (it fits the downtime target at the rate
+    just seen, the dirty set stopped shrinking, or it would be round `max_rounds`). The one stopping rule of
+    the closed form and of the engine's migrations over the network."""
+    nxt = min(dirty_bytes_per_s * seconds, cap_bytes)
+    rate = volume / seconds if seconds > 0 else float("inf")
+    stop = nxt / rate <= downtime_target_s or nxt >= volume or rounds_done + 1 >= max_rounds
+    return nxt, stop
+
+
 def precopy_plan(memory_bytes: float, dirty_bytes_per_s: float, bandwidth_bytes_per_s: float,
                  downtime_target_s: float, max_rounds: int, working_set_bytes: float | None = None,
                  state_bytes: float = 0.0) -> PrecopyPlan:
@@ -38,18 +50,13 @@ def precopy_plan(memory_bytes: float, dirty_bytes_per_s: float, bandwidth_bytes_
         raise ValueError("bandwidth must be positive")
     cap = memory_bytes if working_set_bytes is None else working_set_bytes
     volumes = [float(memory_bytes)]
-    converged = True
     while True:
-        t = volumes[-1] / bandwidth_bytes_per_s
-        nxt = min(dirty_bytes_per_s * t, cap)
-        if nxt / bandwidth_bytes_per_s <= downtime_target_s:
-            volumes.append(nxt)
-            break
-        if nxt >= volumes[-1] or len(volumes) + 1 >= max_rounds:
-            converged = nxt < volumes[-1]
-            volumes.append(nxt)
-            break
+        nxt, stop = next_round(volumes[-1], volumes[-1] / bandwidth_bytes_per_s, dirty_bytes_per_s, cap,
+                               downtime_target_s, len(volumes), max_rounds)
+        converged = nxt < volumes[-1]
         volumes.append(nxt)
+        if stop:
+            break
     last = volumes[-1] + state_bytes
     volumes[-1] = last
     total = sum(volumes) / bandwidth_bytes_per_s
