@@ -256,3 +256,38 @@ def test_cloudsim_compat_retires_a_vm_that_asks_for_nothing_twice_in_a_row(tiny,
     vi = res.vm_intervals[res.vm_intervals.vm == 0]
     assert (vi.cpu_demand_mips[vi.time_s >= 3000] == 0).all()  # gone from the tenth interval on, not unserved
     assert (vi.cpu_unserved_mips == 0).all()
+
+
+def test_cloudsim_compat_looks_for_idle_vms_only_from_the_first_update(tiny, tmp_path):
+    # CloudSim's first host update comes one interval after the VMs start: a VM idle in its first two samples
+    # is placed (not "rejected") and retired at that first update, when its second and third samples are zero
+    import pandas as pd
+
+    t = np.arange(24) * 300
+    pd.DataFrame({"vm": "idle-first", "time_s": t, "cpu_util": [0.0, 0.0, 0.0] + [0.5] * 21}).to_csv(
+        tmp_path / "t.csv", index=False)
+    sc = _consolidating(tiny)
+    sc["vms"] = [{"name": "v", "type": "a", "trace": {"native": "t.csv"}}]
+    sc["cloudsim_compat"] = True
+    res = consolidate.run(consolidate.load_scenario(sc, base_dir=tmp_path))
+    assert res.summary.vms_placed.iloc[0] == 1 and res.summary.vms_rejected.iloc[0] == 0
+    assert bool(res.vms.retired.iloc[0])
+    vi = res.vm_intervals[res.vm_intervals.vm == 0]
+    assert vi.host[vi.time_s == 0].iloc[0] >= 0 and (vi.host[vi.time_s >= 300] < 0).all()
+
+
+def test_migration_counts_as_sla_violation_at_both_ends_only_in_compat():
+    from consolidate.engine.accounting import MigrationWindow, account
+
+    curves = np.array([[86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117]], float)
+    demand = np.array([500.0, 500.0, 500.0])
+    vm_host = np.array([0, 0, 1])
+    # two migrations out of host 0, [0, 60] s to host 1 and [30, 90] s to host 2: host 0 is an end of one of
+    # them for 90 s (their union), host 1 for 60 s, host 2 for 60 s; nobody is short of CPU otherwise
+    wins = [MigrationWindow(0, 0, 1, 0.0, 60.0, 0.0, 0.0, 50.0), MigrationWindow(1, 0, 2, 30.0, 90.0, 0.0, 0.0, 50.0)]
+    args = (300.0, demand, np.zeros(3), vm_host, np.full(3, 1860.0), np.full(3, 3720.0), curves, np.zeros(3, int),
+            wins, 0.1, True, True)
+    plain = account(*args)
+    assert plain.host_overloaded == pytest.approx([0, 0, 0])
+    compat = account(*args, migration_violates=True)
+    assert compat.host_overloaded == pytest.approx([0.3, 0.2, 0.2])

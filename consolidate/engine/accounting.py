@@ -45,9 +45,11 @@ class IntervalAccount:
 def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_host: np.ndarray,
             vm_cap_mips: np.ndarray, host_capacity_mips: np.ndarray, curves_w: np.ndarray, host_type: np.ndarray,
             migrations: list[MigrationWindow], cpu_degradation: float, power_off_idle: bool,
-            zero_power_when_idle: bool) -> IntervalAccount:
+            zero_power_when_idle: bool, migration_violates: bool = False) -> IntervalAccount:
     """Account one interval of length dt (s). demand_mips is each VM's effective demand in its own context,
-    backend_mips what host threads do for it; vm_host is the placement at the interval start."""
+    backend_mips what host threads do for it; vm_host is the placement at the interval start.
+    migration_violates: count both ends of a migration as short of CPU while it runs (CloudSim's SLATAH: the
+    source gets 90% of the VM's request, the destination is asked its full request and gives 10%)."""
     V, H = len(demand_mips), len(host_capacity_mips)
     presence = np.where(vm_host >= 0, 1.0, 0.0)  # share of the interval on the start host
     ask = np.ones(V)  # share of demand asked for on the start host, relative to full presence
@@ -130,8 +132,31 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
     # is short of what is asked of it (CloudSim counts a host's allocated < requested MIPS, caps included)
     asked = np.bincount(slot_host[placed], weights=(slot_req + slot_backend)[placed], minlength=H)
     overloaded = np.maximum(overloaded, np.where(asked > host_served + 1e-6 * host_capacity_mips, 1.0, 0.0))
+    if migration_violates and migrations:
+        overloaded = np.maximum(overloaded, _migration_busy(migrations, dt, H))
     overloaded = np.minimum(overloaded, on)
     return IntervalAccount(vm_served_mips=vm_served, vm_migration_loss_mips=loss, host_request_mips=host_req,
                            host_served_mips=host_served, host_on_fraction=on, host_power_w=power,
                            host_overloaded=overloaded,
                            host_vms=host_vms)
+
+
+def _migration_busy(migrations: list[MigrationWindow], dt: float, n_hosts: int) -> np.ndarray:
+    """Share of the interval (0..1) each host is an end of at least one running migration (union of windows)."""
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for m in migrations:
+        a, e = min(max(m.start / dt, 0.0), 1.0), min(max(m.end / dt, 0.0), 1.0)
+        if e > a:
+            spans.setdefault(m.source, []).append((a, e))
+            spans.setdefault(m.destination, []).append((a, e))
+    busy = np.zeros(n_hosts)
+    for h, iv in spans.items():
+        iv.sort()
+        total, lo, hi = 0.0, iv[0][0], iv[0][1]
+        for a, e in iv[1:]:
+            if a > hi:
+                total, lo, hi = total + hi - lo, a, e
+            else:
+                hi = max(hi, e)
+        busy[h] = total + hi - lo
+    return busy

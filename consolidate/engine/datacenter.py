@@ -281,9 +281,10 @@ class Datacenter:
             if pending is not None:
                 self._account(*pending)
             util = self.wl.cpu_util[k].astype(np.float64)
-            if self.sc.cloudsim_compat:
+            if self.sc.cloudsim_compat and k >= 1:
                 # CloudSim's clock runs 0.1 s past each interval edge and interpolates the trace, so a VM asks
-                # for exactly nothing only when this sample and the next are both zero
+                # for exactly nothing only when this sample and the next are both zero; its first look is one
+                # interval after the VMs start (the first update), so nothing retires at time 0
                 nxt = self.wl.cpu_util[min(k + 1, sc.n_intervals - 1)]
                 done = (util == 0) & (nxt == 0) & ~self.retired & (self.vm_host >= 0) & (self.vm_dest < 0)
                 self.retired |= done
@@ -318,7 +319,7 @@ class Datacenter:
         windows = self.migrator.windows(t0, t0 + sc.interval_s, own) if self.migrator is not None else []
         acc = account(sc.interval_s, own, backend, vm_host, self.vm_cap_mips(vm_host), hosts.capacity_mips,
                       hosts.curves_w, hosts.host_type, windows, sc.migration.cpu_degradation,
-                      sc.power_off_idle_hosts, sc.cloudsim_compat)
+                      sc.power_off_idle_hosts, sc.cloudsim_compat, migration_violates=sc.cloudsim_compat)
         rec.cpu_demand_mips[k] = guest
         rec.cpu_served_mips[k] = acc.vm_served_mips
         rec.host_demand_mips[k] = acc.host_request_mips
