@@ -141,3 +141,101 @@ def test_cold_migration_keeps_the_nic_model_and_pays_its_downtime():
     sc["hosts"] = [{"type": "srv", "count": 1}, {"type": "srv-xl", "count": 3}]  # no other X710 host
     m = consolidate.run(sc).maintenance
     assert (m.outcome == "stuck").all() and set(m.reason) == {"no host with room and a free VF of its NIC model"}
+
+
+def _failover_scenario(hosts: int = 2, vfs_per_port: int = 1) -> dict:
+    # an 82599 has 2 ports: with one VF enabled per port a host has 2 VFs
+    sc = _scenario(1, [{"model": "intel-82599", "vfs_per_port": vfs_per_port}], hosts=hosts)
+    sc["vms"] = sc["vms"][:1]
+    sc["vms"][0]["migration_policy"] = "failover"
+    sc["migration"] = {"failover_gap_s": 1.0}
+    sc["maintenance"] = [{"at_s": 1800, "hosts": [0]}]
+    return sc
+
+
+def test_failover_vm_pays_the_paravirtual_cost_exactly_during_its_window():
+    from consolidate import api
+
+    sc_dict = _failover_scenario()
+    res = consolidate.run(sc_dict)
+    m, s = res.migrations, res.summary.iloc[0]
+    # the live migration: 1024 MB (CloudSim's 10^6-byte MB) over half of 1 Gbit/s; the VF is unplugged at its
+    # start and, the destination having a free VF, plugged back at its end: two service gaps of 1 s
+    window = 1024e6 * 8 / 0.5e9
+    assert len(m) == 1 and (m.source.iloc[0], m.destination.iloc[0]) == (0, 1)
+    assert m.end_s.iloc[0] - m.start_s.iloc[0] == pytest.approx(window)
+    assert m.service_gap_s.iloc[0] == pytest.approx(2.0)
+    assert s.failover_paravirtual_s_total == pytest.approx(window)
+    assert s.failover_replugs == 1 and s.failover_waiting_at_end == 0
+    assert s.failover_service_gap_s_total == pytest.approx(2.0)
+    # the cost model, asked directly: the VM's overhead with its VF and with its paravirtual NIC
+    sc = api.load_scenario(sc_dict)
+    wl = api.build_workload(sc)
+    hosts = api.HostTable.from_scenario(sc)
+    om = api.OverheadModel(sc, wl, hosts.types)
+    vi = res.vm_intervals.set_index("time_s")
+    k_mig = int(1800 // sc.interval_s)
+    pv = np.array([True])
+    for k in range(sc.n_intervals):
+        util = wl.cpu_util[k].astype(np.float64)
+        on = np.array([0 if k <= k_mig else 1])
+        vf = om.at(k, util, on, hosts.host_type, hosts.cores)
+        para = om.at(k, util, on, hosts.host_type, hosts.cores, paravirtual=pv)
+        got = vi.cpu_overhead_mips.loc[k * sc.interval_s] + vi.cpu_backend_mips.loc[k * sc.interval_s]
+        full_vf = vf.overhead_mips[0] + vf.backend_mips[0]
+        full_pv = para.overhead_mips[0] + para.backend_mips[0]
+        share = window / sc.interval_s if k == k_mig else 0.0
+        assert got == pytest.approx(full_vf + share * (full_pv - full_vf), rel=1e-5)
+    assert full_pv > 1.5 * full_vf  # the paravirtual NIC costs the host real CPU: the blend is visible
+
+
+def test_failover_vm_waits_paravirtual_where_no_vf_is_free():
+    # four failover VMs on hosts of 2 VFs: two per host; host 0's two land on host 1, whose VFs its own two hold
+    sc = _failover_scenario()
+    sc["vms"][0]["count"] = 4
+    res = consolidate.run(sc)
+    s, m = res.summary.iloc[0], res.migrations
+    assert len(m) == 2 and (m.destination == 1).all()
+    assert m.service_gap_s.tolist() == pytest.approx([1.0, 1.0])  # unplugged, never re-plugged
+    assert s.failover_waiting_at_end == 2 and s.failover_replugs == 0
+    end = sc["duration_s"]
+    assert s.failover_paravirtual_s_total == pytest.approx(float((end - m.start_s).sum()))
+
+
+def test_failover_state_gives_the_vf_back_when_one_frees():
+    from consolidate.engine.failover import Failover
+
+    # VMs 0, 1: failover; VM 2: a pinned SR-IOV VM beside VM 0. Host 0 has 2 VFs, host 1 one.
+    fo = np.array([True, True, False])
+    device = np.array([1, 1, 1])
+    vm_host = np.array([0, 1, 0])
+    vm_dest = np.full(3, -1)
+    f = Failover(fo, device, vm_host, np.array([2, 1]), gap_s=0.5)
+    assert f.unplug(0, 100.0) == 0.5  # VM 0 leaves host 0 for host 1
+    vm_host[0] = 1
+    assert f.plug(0, 1, 110.0, vm_host, vm_dest) == 0.0  # host 1's VF is held by VM 1: stays paravirtual
+    f.replug_waiting(400.0, vm_host, vm_dest)
+    assert not f.attached[0]
+    assert f.unplug(1, 500.0) == 0.5  # VM 1 starts to leave: its VF is free from now on
+    vm_dest[1] = 0
+    f.replug_waiting(600.0, vm_host, vm_dest)
+    assert f.attached[0] and f.replugs == 1
+    share, gap = f.interval(300.0, 600.0)
+    assert share[0] == pytest.approx(1.0) and share[1] == pytest.approx(100 / 300)
+    assert gap.tolist() == pytest.approx([0.0, 0.5, 0.0])
+    share, gap = f.interval(600.0, 900.0)
+    assert share[0] == pytest.approx(0.0) and gap[0] == pytest.approx(0.5)  # the re-plug's gap
+    assert f.paravirtual_s_total == pytest.approx(500.0)
+
+
+def test_failover_needs_an_sriov_vm_and_vfs_within_the_nic():
+    from consolidate.errors import ScenarioError
+
+    sc = _failover_scenario()
+    sc["vms"][0]["virtualization"] = {"io": {"net": "virtio"}}
+    with pytest.raises(ScenarioError, match=r"migration_policy failover needs virtualization.io.net sriov"):
+        consolidate.load_scenario(sc)
+    sc = _failover_scenario(vfs_per_port=33)
+    with pytest.raises(ScenarioError, match=r"host_types.0.nics.0.vfs_per_port: more VFs than the NIC has "
+                                            r"\(got 33, expected at most 32 for intel-82599\)"):
+        consolidate.load_scenario(sc)

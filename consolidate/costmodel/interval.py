@@ -158,3 +158,27 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
         tlb_flushes_per_s=np.where(live, flushes, 0.0), world_switches_per_s=np.where(live, ws_per_s, 0.0),
         net_pps_demand=net_pps, net_pps_served=np.where(placed, net_served, 0.0),
         disk_iops_demand=disk_iops, disk_iops_served=np.where(placed, disk_served, 0.0), reason_mips=reason)
+
+
+def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> IntervalOverhead:
+    """The overhead of VMs that spend `share` (0..1 per VM) of the interval under configuration b and the
+    rest under a: per-VM figures are mixed exactly. The per-reason totals are summed over VMs, so their change
+    is weighted by each VM's share of the total difference (exact in sum, an approximation in the split)."""
+    if not share.any():
+        return a
+    p = share.astype(np.float64)
+
+    def mix(x, y):
+        return x + (p[:, None] if x.ndim == 2 else p) * (y - x)
+
+    diff = (b.overhead_mips + b.backend_mips) - (a.overhead_mips + a.backend_mips)
+    weight = float((p * diff).sum() / diff.sum()) if diff.sum() != 0 else float(p.mean())
+    return IntervalOverhead(
+        overhead_mips=mix(a.overhead_mips, b.overhead_mips), backend_mips=mix(a.backend_mips, b.backend_mips),
+        components_mips={c: mix(a.components_mips[c], b.components_mips[c]) for c in a.components_mips},
+        exits_per_s=mix(a.exits_per_s, b.exits_per_s), tlb_flushes_per_s=mix(a.tlb_flushes_per_s, b.tlb_flushes_per_s),
+        world_switches_per_s=mix(a.world_switches_per_s, b.world_switches_per_s),
+        net_pps_demand=mix(a.net_pps_demand, b.net_pps_demand), net_pps_served=mix(a.net_pps_served, b.net_pps_served),
+        disk_iops_demand=mix(a.disk_iops_demand, b.disk_iops_demand),
+        disk_iops_served=mix(a.disk_iops_served, b.disk_iops_served),
+        reason_mips=a.reason_mips + weight * (b.reason_mips - a.reason_mips))

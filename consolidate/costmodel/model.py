@@ -25,6 +25,15 @@ class OverheadModel:
             for ti, ht in enumerate(host_types):
                 self.cfg_of[gi, ti] = len(configs)
                 configs.append(resolve(g, ht))
+        # a failover VM runs on a paravirtual NIC while its VF is unplugged: the same VM under a twin configuration
+        self.cfg_pv_of = self.cfg_of.copy()
+        for gi, g in enumerate(sc.vms):
+            if g.migration_policy == "failover" and g.device == 1:
+                io = g.virtualization.io.model_copy(update={"net": sc.migration.failover_net})
+                twin = g.model_copy(update={"virtualization": g.virtualization.model_copy(update={"io": io})})
+                for ti, ht in enumerate(host_types):
+                    self.cfg_pv_of[gi, ti] = len(configs)
+                    configs.append(resolve(twin, ht))
         self.tables = build_tables(configs)
         self.group = groups
         self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
@@ -60,11 +69,16 @@ class OverheadModel:
         """Exit reasons that occur in this scenario (column order of `exits_per_s` slices)."""
         return [REASONS[i] for i in self.active_reasons]
 
-    def configs_for(self, vm_host: np.ndarray, host_type: np.ndarray) -> np.ndarray:
-        """Configuration index of every VM on its current host (-1 where unplaced)."""
+    def configs_for(self, vm_host: np.ndarray, host_type: np.ndarray,
+                    paravirtual: np.ndarray | None = None) -> np.ndarray:
+        """Configuration index of every VM on its current host (-1 where unplaced); VMs marked in
+        `paravirtual` (failover VMs without their VF) under their paravirtual twin."""
         placed = vm_host >= 0
         t = host_type[np.where(placed, vm_host, 0)]
-        return np.where(placed, self.cfg_of[self.group, t], -1)
+        cfg = self.cfg_of[self.group, t]
+        if paravirtual is not None:
+            cfg = np.where(paravirtual, self.cfg_pv_of[self.group, t], cfg)
+        return np.where(placed, cfg, -1)
 
     def rates(self, k: int, util: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(event rates per vCPU per s (VMs, PRICED_COLUMNS), TLB misses per vCPU per s, net pps, disk IOPS) in
@@ -132,9 +146,11 @@ class OverheadModel:
         return io[:, 0] + io[:, 1], io[:, 2]
 
     def at(self, k: int, util: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray,
-           host_cores: np.ndarray, with_world_switches: bool = True) -> IntervalOverhead:
-        """Overhead of every VM in interval k given the placement."""
-        cfg = self.configs_for(vm_host, host_type)
+           host_cores: np.ndarray, with_world_switches: bool = True,
+           paravirtual: np.ndarray | None = None) -> IntervalOverhead:
+        """Overhead of every VM in interval k given the placement (failover VMs in `paravirtual` on their
+        paravirtual NIC)."""
+        cfg = self.configs_for(vm_host, host_type, paravirtual)
         terms, halts = self._terms(k, util, cfg)
         net, disk = self._io(k, util)
         ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, halts, self.timeslice_s) \

@@ -45,11 +45,14 @@ class IntervalAccount:
 def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_host: np.ndarray,
             vm_cap_mips: np.ndarray, host_capacity_mips: np.ndarray, curves_w: np.ndarray, host_type: np.ndarray,
             migrations: list[MigrationWindow], cpu_degradation: float, power_off_idle: bool,
-            zero_power_when_idle: bool, migration_violates: bool = False) -> IntervalAccount:
+            zero_power_when_idle: bool, migration_violates: bool = False,
+            gap_s: np.ndarray | None = None) -> IntervalAccount:
     """Account one interval of length dt (s). demand_mips is each VM's effective demand in its own context,
     backend_mips what host threads do for it; vm_host is the placement at the interval start.
     migration_violates: count both ends of a migration as short of CPU while it runs (CloudSim's SLATAH: the
-    source gets 90% of the VM's request, the destination is asked its full request and gives 10%)."""
+    source gets 90% of the VM's request, the destination is asked its full request and gives 10%). gap_s:
+    seconds per VM of service gap (a VF unplugged or re-plugged) inside the interval: demand lost like a
+    migration's downtime."""
     V, H = len(demand_mips), len(host_capacity_mips)
     presence = np.where(vm_host >= 0, 1.0, 0.0)  # share of the interval on the start host
     ask = np.ones(V)  # share of demand asked for on the start host, relative to full presence
@@ -85,6 +88,12 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
                 extra_req.append(m.source_extra_mips * span)
                 extra_vm.append(-1)
                 extra_pres.append(e)
+    if gap_s is not None:
+        # taken from the VM's share on its start host (a re-plug happens at the destination: the VM's loss is
+        # right, the host it is charged to is approximate for that one interval)
+        g = np.minimum(gap_s / dt, ask * (presence > 0))
+        ask = ask - g
+        loss += demand_mips * g
     slot_host = np.concatenate([vm_host, np.array(extra_host, dtype=np.int64)])
     slot_req = np.concatenate([demand_mips * ask, np.array(extra_req)])
     slot_cap = np.concatenate([vm_cap_mips * np.maximum(ask, 1e-12), np.full(len(extra_req), np.inf)])

@@ -8,15 +8,16 @@ environment and change the placement arrays between ticks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import simpy
 
+from consolidate.engine.failover import Failover, vm_failover
 from consolidate.errors import PlacementError, Problem
 from consolidate.policies.placement import place
 from consolidate.scenario.loader import host_types_of
-from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead
+from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead, blend
 from consolidate.costmodel.model import OverheadModel
 from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
@@ -51,7 +52,12 @@ class HostTable:
         from consolidate.hardware.catalog import nics
 
         models = tuple(dict.fromkeys(n.model for t in types_ for n in t.nics))
-        vf = [sum(nics()[n.model].vfs_total * n.count for n in t.nics) if t.iommu else 0 for t in types_]
+        def vfs(n):
+            cat_nic = nics()[n.model]
+            per_port = cat_nic.vfs_per_port if n.vfs_per_port is None else n.vfs_per_port
+            return per_port * cat_nic.ports * n.count
+
+        vf = [sum(vfs(n) for n in t.nics) if t.iommu else 0 for t in types_]
         pt = [sum(nics()[n.model].ports * n.count for n in t.nics) if t.iommu else 0 for t in types_]
         dm = [models.index(t.nics[0].model) if t.nics else -1 for t in types_]
         return cls(type_names=names, types=types_, host_type=ht, cores=col(lambda t: t.cores),
@@ -85,6 +91,7 @@ class RunRecord:
     vm_retired: np.ndarray | None = None  # (VMs,) removed as CloudSim removes idle VMs (cloudsim_compat)
     drains: list | None = None  # DrainRecord list when the scenario has maintenance
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
+    failover: Any = None  # engine.failover.Failover when some VMs migrate by VF failover
 
 
 @dataclass
@@ -133,10 +140,17 @@ def vm_cold(sc: Scenario, wl: Workload) -> np.ndarray:
     return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=bool)
 
 
-def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable", cold: np.ndarray | None = None) -> dict:
-    """The Snapshot fields that keep directly assigned devices within their pools and models."""
+def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable", cold: np.ndarray | None = None,
+                  failover: Failover | None = None) -> dict:
+    """The Snapshot fields that keep directly assigned devices within their pools and models. A failover VM
+    needs no free VF to move (it can run paravirtual), but the VFs failover VMs hold are not free."""
     model = np.where((device > 0) & (vm_host >= 0), hosts.device_model[np.where(vm_host >= 0, vm_host, 0)], -1)
-    return {"vm_device": device, "vm_device_model": model, "host_vf_capacity": hosts.vf_capacity,
+    vf = hosts.vf_capacity
+    if failover is not None:
+        held = failover.attached & (vm_host >= 0)
+        vf = vf - np.bincount(vm_host[held], minlength=len(vf))
+        device = np.where(failover.vm, 0, device)
+    return {"vm_device": device, "vm_device_model": model, "host_vf_capacity": vf,
             "host_pt_capacity": hosts.pt_capacity, "host_device_model": hosts.device_model, "vm_cold": cold}
 
 
@@ -229,6 +243,9 @@ class Datacenter:
         self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
         self.vm_device = vm_devices(sc, wl)
         self.vm_cold = vm_cold(sc, wl)
+        failover = vm_failover(sc.vms, wl.vms["group_index"].to_numpy())
+        self.failover = Failover(failover, self.vm_device, vm_host, hosts.vf_capacity, sc.migration.failover_gap_s) \
+            if failover.any() else None
         self.rec = RunRecord(
             vm_host=vm_host.copy(),
             cpu_demand_mips=np.empty((n_int, n_vm), np.float32),
@@ -291,12 +308,19 @@ class Datacenter:
                 self.vm_host[done] = -1
                 util = np.where(self.retired, 0.0, util)
             guest = util * self.nominal_mips
-            ov = None
+            if self.failover is not None:
+                self.failover.replug_waiting(self.env.now, self.vm_host, self.vm_dest)
+            ov = ov_pv = now = None
             if self.om is not None:
-                ov = self.om.at(k, util, self.vm_host, self.hosts.host_type, self.hosts.cores)
-                self.rec.overhead.put(k, ov)
-            own = guest + (ov.overhead_mips if ov is not None else 0.0)
-            backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
+                ov = now = self.om.at(k, util, self.vm_host, self.hosts.host_type, self.hosts.cores)
+                if self.failover is not None:
+                    # the same interval with every failover VM on its paravirtual NIC: blended by the share of
+                    # the interval each one really spends without its VF, known when the interval is accounted
+                    ov_pv = self.om.at(k, util, self.vm_host, self.hosts.host_type, self.hosts.cores,
+                                       paravirtual=self.failover.vm)
+                    now = blend(ov, ov_pv, self.failover.paravirtual_now())
+            own = guest + (now.overhead_mips if now is not None else 0.0)
+            backend = now.backend_mips if now is not None else np.zeros(len(guest))
             if self.migrator is not None:
                 self.history = np.roll(self.history, -1, axis=0)
                 self.history[-1] = own + backend
@@ -305,21 +329,31 @@ class Datacenter:
                     self.migrator.consolidate(own + backend)
                 if self.draining.any():
                     self.migrator.retry_drains()
-            pending = (k, guest, own, backend, self.vm_host.copy(), self.env.now)
+            pending = (k, guest, ov, ov_pv, self.vm_host.copy(), self.env.now)
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
             yield self.env.timeout(dt)
         if pending is not None:
             self._account(*pending)
 
-    def _account(self, k, guest, own, backend, vm_host, t0):
+    def _account(self, k, guest, ov, ov_pv, vm_host, t0):
         from consolidate.engine.accounting import account
 
         sc, hosts, rec = self.sc, self.hosts, self.rec
+        gap = None
+        if self.failover is not None:
+            share, gap = self.failover.interval(t0, t0 + sc.interval_s)
+            if ov_pv is not None:
+                ov = blend(ov, ov_pv, share)
+        if ov is not None:
+            rec.overhead.put(k, ov)
+        own = guest + (ov.overhead_mips if ov is not None else 0.0)
+        backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
         windows = self.migrator.windows(t0, t0 + sc.interval_s, own) if self.migrator is not None else []
         acc = account(sc.interval_s, own, backend, vm_host, self.vm_cap_mips(vm_host), hosts.capacity_mips,
                       hosts.curves_w, hosts.host_type, windows, sc.migration.cpu_degradation,
-                      sc.power_off_idle_hosts, sc.cloudsim_compat, migration_violates=sc.cloudsim_compat)
+                      sc.power_off_idle_hosts, sc.cloudsim_compat, migration_violates=sc.cloudsim_compat,
+                      gap_s=gap)
         rec.cpu_demand_mips[k] = guest
         rec.cpu_served_mips[k] = acc.vm_served_mips
         rec.host_demand_mips[k] = acc.host_request_mips
@@ -337,6 +371,9 @@ class Datacenter:
         self.env.run(until=self.sc.duration_s + 1e-9)
         self.rec.vm_host = self.vm_host.copy()
         self.rec.vm_retired = self.retired.copy()
+        if self.failover is not None:
+            self.failover.close(self.env.now)
+            self.rec.failover = self.failover
         if self.migrator is not None:
             self.rec.migrations = self.migrator.records
             self.rec.drains = self.migrator.drains

@@ -36,6 +36,7 @@ class MigrationRecord:
     downtime_s: float = 0.0
     path: str = ""
     queued_s: float = 0.0  # waited for a free migration slot on either host
+    service_gap_s: float = 0.0  # VF failover: unplug at the start, re-plug at the end if a VF was free
 
 
 class Flows:
@@ -165,7 +166,7 @@ class Migrator:
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
                         stale_utilization=sc.cloudsim_compat, host_unavailable=dc.draining,
-                        **device_fields(dc.vm_device, dc.vm_host, hosts, dc.vm_cold))
+                        **device_fields(dc.vm_device, dc.vm_host, hosts, dc.vm_cold, dc.failover))
         return snap
 
     def _start(self, mv) -> MigrationRecord:
@@ -173,6 +174,8 @@ class Migrator:
         rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
                               start_s=dc.env.now)
         dc.vm_dest[mv.vm] = mv.destination
+        if dc.failover is not None:
+            rec.service_gap_s += dc.failover.unplug(mv.vm, dc.env.now)
         self.records.append(rec)
         self.unaccounted.append(rec)
         self.active[mv.vm] = rec
@@ -245,6 +248,8 @@ class Migrator:
         rec.end_s = dc.env.now
         dc.vm_host[rec.vm] = rec.destination
         dc.vm_dest[rec.vm] = -1
+        if dc.failover is not None:
+            rec.service_gap_s += dc.failover.plug(rec.vm, rec.destination, dc.env.now, dc.vm_host, dc.vm_dest)
         self.active.pop(rec.vm, None)
         for r, res in zip(reqs, ([self.slots[rec.source], self.slots[rec.destination]] if reqs else [])):
             res.release(r)

@@ -43,7 +43,8 @@ class Snapshot:
     # rises, the empty-host test and the choice of hosts to empty all see the state before the round
     stale_utilization: bool = False
     # directly assigned devices: 1 = SR-IOV VF, 2 = whole device; a VM with one is pinned (never selected) and
-    # may only land where a VF/device is free and the NIC model is the one its driver knows
+    # may only land where a VF/device is free and the NIC model is the one its driver knows. A failover VM
+    # appears with no device (it can run paravirtual) but keeps its NIC model (to get a VF back)
     vm_device: np.ndarray | None = None  # (V,)
     vm_device_model: np.ndarray | None = None  # (V,) NIC model the VM's driver is bound to, -1 none
     host_vf_capacity: np.ndarray | None = None  # (H,)
@@ -147,8 +148,8 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
     if w.devices and s.vm_device[v]:
         free = s.host_vf_capacity - w.vf_used if s.vm_device[v] == 1 else s.host_pt_capacity - w.pt_used
         fits &= free >= 1
-        if s.vm_device_model[v] >= 0:  # its driver knows one NIC model
-            fits &= s.host_device_model == s.vm_device_model[v]
+    if s.vm_device_model is not None and s.vm_device_model[v] >= 0:  # its driver knows one NIC model
+        fits &= s.host_device_model == s.vm_device_model[v]
     cand = np.flatnonzero(fits)
     if cand.size == 0:
         return -1
@@ -275,7 +276,10 @@ def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[M
         dest = _find_host(w, v, draining, det)
         if dest < 0:
             kind = {1: "a free VF", 2: "a free device"}.get(int(s.vm_device[v]) if s.vm_device is not None else 0)
-            stuck.append((v, f"no host with room and {kind} of its NIC model" if kind else "no host with room"))
+            bound = s.vm_device_model is not None and s.vm_device_model[v] >= 0
+            why = (f"no host with room and {kind} of its NIC model" if kind else
+                   "no host with room and its NIC model" if bound else "no host with room")
+            stuck.append((v, why))
             continue
         w.move(v, int(s.vm_host[v]), dest)
         moves.append(Move(v, int(s.vm_host[v]), dest, "maintenance"))

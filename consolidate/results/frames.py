@@ -27,7 +27,7 @@ SUMMARY_COLUMNS = (
 def _migrations_frame(records, duration_s: float) -> pd.DataFrame:
     """One row per migration; a migration still running at the end has end_s = NaN."""
     cols = ["vm", "source", "destination", "reason", "start_s", "end_s", "rounds", "bytes", "downtime_s", "path",
-            "queued_s"]
+            "queued_s", "service_gap_s"]
     df = pd.DataFrame([[getattr(r, c) for c in cols] for r in records], columns=cols)
     df["end_s"] = df["end_s"].where(np.isfinite(df["end_s"].astype(float)), np.nan)
     return df.astype({"vm": "int32", "source": "int32", "destination": "int32", "rounds": "int32"})
@@ -296,6 +296,15 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
             "drain_vms_stuck": int((maintenance.outcome == "stuck").sum()),
             "drain_evacuation_s_max": float(np.nanmax([d.evacuation_s for d in rec.drains]))
             if any(np.isfinite(d.evacuation_s) for d in rec.drains) else float("nan"),
+        }]))
+    if rec.failover is not None:
+        f = rec.failover
+        extra.append(pd.DataFrame([{
+            "failover_vms": int(f.vm.sum()),
+            "failover_paravirtual_s_total": f.paravirtual_s_total,
+            "failover_service_gap_s_total": f.gap_s_total,
+            "failover_replugs": f.replugs,
+            "failover_waiting_at_end": f.waiting_at_end,
         }]))
     if ov is not None:
         extra.append(_overhead_summary(rec.overhead, guest, dt_h))

@@ -163,6 +163,10 @@ def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
             if nic.model not in nic_models:
                 problems.append(Problem(file, f"host_types.{i}.nics.{j}.model", f"unknown NIC (got {nic.model!r}, "
                                         f"expected one of: {', '.join(nic_models)})"))
+            elif nic.vfs_per_port is not None and nic.vfs_per_port > cat.nics()[nic.model].vfs_per_port:
+                problems.append(Problem(file, f"host_types.{i}.nics.{j}.vfs_per_port", f"more VFs than the NIC "
+                                        f"has (got {nic.vfs_per_port}, expected at most "
+                                        f"{cat.nics()[nic.model].vfs_per_port} for {nic.model})"))
         if h.cpu is not None and h.cpu not in cat.cpus():
             problems.append(Problem(file, f"host_types.{i}.cpu", f"unknown CPU (got {h.cpu!r}, expected one of: "
                                     f"{', '.join(cat.cpus())})"))

@@ -123,6 +123,12 @@ class Migration(Model):
         default=None, description="migrations a host may send or receive at once (excess ones wait)")
     cold_boot_s: NonNegFloat = Field(default=60.0, description="boot time added to a cold migration's downtime "
                                      "(an assumption: a server OS restarting with its services)")
+    failover_net: Literal["emulated", "virtio", "vhost"] = Field(
+        default="virtio", description="paravirtual NIC a failover VM runs on while its VF is unplugged (Linux "
+        "net_failover pairs the VF with a virtio-net standby)")
+    failover_gap_s: NonNegFloat = Field(
+        default=1.0, description="service gap of each VF hot-unplug and each re-plug, s (an assumption: the PCIe "
+        "hot-plug handshake and the bond's switch-over; Zhai et al. 2008 describe the mechanism, not this figure)")
 
 
 class NetworkSpec(Model):
@@ -143,6 +149,9 @@ class NicSpec(Model):
 
     model: Name
     count: Annotated[int, Field(ge=1)] = 1
+    vfs_per_port: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="VFs enabled per port (sriov_numvfs), at most the model's maximum; "
+        "default: the maximum")
 
 
 class Drain(Model):
@@ -275,9 +284,11 @@ class VmGroup(Model):
     profile: Name = Field(default="generic", description="fills event and I/O columns the trace lacks "
                           "(generic, web, database, batch, hpc, idle_desktop, network_appliance)")
     virtualization: VirtSpec | None = None
-    migration_policy: Literal["pinned", "cold"] = Field(
-        default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated) or "
-        "cold (stopped, memory copied, started on a host with the same NIC model)")
+    migration_policy: Literal["pinned", "cold", "failover"] = Field(
+        default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated), "
+        "cold (stopped, memory copied, started on a host with the same NIC model) or failover (SR-IOV only: the "
+        "VF is hot-unplugged, the VM runs on a paravirtual NIC while it migrates live, and gets a VF back at the "
+        "destination when one is free)")
 
     @property
     def device(self) -> int:
@@ -294,6 +305,10 @@ class VmGroup(Model):
     def _count_for_synthetic(self) -> "VmGroup":
         if self.trace.synthetic is not None and self.count is None:
             raise _fail("a synthetic group needs count (got none)")
+        if self.migration_policy == "failover" and self.device != 1:
+            net = self.virtualization.io.net if self.virtualization is not None else None
+            raise _fail(f"migration_policy failover needs virtualization.io.net sriov, a VF to unplug (got io.net "
+                        f"{net or 'unset'})")
         return self
 
 
