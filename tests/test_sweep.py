@@ -152,3 +152,20 @@ def test_resume_after_killing_the_sweep_process(tmp_path):
     res = run_sweep(f, out=out, workers=2, resume=True)
     assert set(res.ran) == set(res.table.run_key) - finished  # only what had not finished
     assert (res.table.status == "ok").all() and len(res.table) == 6
+
+
+def test_sweep_plots_draw_a_line_per_series_and_name_what_they_cannot_draw(tmp_path):
+    plots = [{"x": "hosts.0.count", "series": "placement.policy", "metrics": ["energy_kwh", "no_such_metric"]}]
+    f = _sweep_file(tmp_path, {"grid": {"hosts.0.count": [2, 3], "placement.policy": ["first-fit", "pabfd"]},
+                               "plots": plots})
+    res = run_sweep(f, out=tmp_path / "o", workers=1)
+    assert (res.table.status == "ok").all()
+    out = tmp_path / "o"
+    assert (out / "plots" / "line0__energy_kwh.png").stat().st_size > 1000
+    assert not list((out / "plots").glob("energy_kwh__*.png"))  # the sweep's own charts replace the generic ones
+    page = (out / "index.html").read_text()
+    assert "sweep.plots.0: no run has a &#x27;no_such_metric&#x27; column (not drawn)" in page
+    bad = _sweep_file(tmp_path, {"grid": {"hosts.0.count": [2, 3]}, "plots": [{"x": "seed", "metrics": ["energy_kwh"]}]})
+    with pytest.raises(ScenarioError, match=r"sweep.plots.0.x: not a swept field \(got 'seed', expected one of: "
+                                            r"hosts.0.count\)"):
+        run_sweep(bad, out=tmp_path / "o2")

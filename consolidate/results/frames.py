@@ -81,6 +81,8 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
     row: dict[str, float] = {
         "overhead_mips_h": over_h,
         "backend_mips_h": float(ov.backend_mips.sum(dtype=np.float64) * dt_h),
+        # what virtualization costs the hosts in all: the VMs' own overhead plus the host threads serving them
+        "virt_cpu_mips_h": over_h + float(ov.backend_mips.sum(dtype=np.float64) * dt_h),
         # demand-weighted: total overhead over total guest work, so idle VMs do not dominate
         "overhead_pct_mean": over_h / guest_h * 100 if guest_h > 0 else 0.0,
     }
@@ -294,6 +296,9 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
             "drains": len(rec.drains),
             "drain_vms_moved": int((maintenance.outcome == "moved").sum()),
             "drain_vms_stuck": int((maintenance.outcome == "stuck").sum()),
+            # drained hosts still holding a VM when the run ends: what maintenance could not take down
+            "drain_hosts_not_emptied": int(np.isin(sorted({h for d in rec.drains for h in d.hosts}),
+                                                   rec.vm_host[rec.vm_host >= 0]).sum()),
             "drain_evacuation_s_max": float(np.nanmax([d.evacuation_s for d in rec.drains]))
             if any(np.isfinite(d.evacuation_s) for d in rec.drains) else float("nan"),
         }]))

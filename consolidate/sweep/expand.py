@@ -27,6 +27,16 @@ from consolidate.scenario.model import Model
 SWEEP_STREAM = 3  # spawn key for repeat seeds, apart from the run's own streams (consolidate.rng)
 
 
+class SweepPlot(Model):
+    """A line chart per metric on the sweep's report page: `x` a swept field, one line per value of `series`."""
+
+    x: str = Field(description="a swept field (grid or zip) for the horizontal axis")
+    xlabel: str | None = Field(default=None, description="axis label (default: the field)")
+    series: str | None = Field(default=None, description="a swept field: one line per value")
+    metrics: list[str] = Field(min_length=1, description="summary columns, one chart each")
+    title: str | None = None
+
+
 class SweepSpec(Model):
     """The `sweep:` block of a scenario file."""
 
@@ -35,6 +45,7 @@ class SweepSpec(Model):
     repeats: int = Field(default=1, ge=1, description="runs per combination, each with a derived seed")
     workers: int | None = Field(default=None, ge=1, description="local processes (default: CPU count)")
     scheduler: str | None = Field(default=None, description="Dask scheduler address to run on instead")
+    plots: list[SweepPlot] = Field(default_factory=list, description="line charts for the report page")
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,13 @@ def expand(data: dict, spec: SweepSpec, file: str = "<dict>") -> list[RunSpec]:
         for k, v in getattr(spec, part).items():
             if not v:
                 problems.append(Problem(file, f"sweep.{part}.{k}", "no values (got an empty list, expected one or more)"))
+    swept = set(spec.grid) | set(spec.zip)
+    for i, p in enumerate(spec.plots):
+        for name in ("x", "series"):
+            v = getattr(p, name)
+            if v is not None and v not in swept:
+                problems.append(Problem(file, f"sweep.plots.{i}.{name}", f"not a swept field (got {v!r}, expected one "
+                                        f"of: {', '.join(sorted(swept)) or 'none: the sweep varies nothing'})"))
     if problems:
         raise ScenarioError(problems)
     grid_keys = list(spec.grid)

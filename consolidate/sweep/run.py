@@ -103,7 +103,7 @@ def run_sweep(path: str | Path, *, workers: int | None = None, scheduler: str | 
     table = _table(runs, out_dir)
     table.to_parquet(out_dir / "sweep.parquet", index=False)
     table.to_csv(out_dir / "sweep.csv", index=False)
-    _report(table, runs, out_dir, name)
+    _report(table, runs, out_dir, name, spec.plots)
     return SweepResult(table=table, out_dir=out_dir, ran=[r.key for r in todo])
 
 
@@ -131,7 +131,26 @@ def _table(runs: list[RunSpec], out_dir: Path) -> pd.DataFrame:
     return df.drop(columns=[c for c in ("wall_s",) if c in df.columns])  # timings differ run to run
 
 
-def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str) -> None:
+def _line_chart(ok: pd.DataFrame, spec, metric: str, path: Path) -> Path:
+    """One metric against spec.x, a line per value of spec.series (means over repeats)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    groups = ok.groupby(spec.series, sort=False) if spec.series else [(None, ok)]
+    for label, g in groups:
+        line = g.groupby(spec.x)[metric].mean().sort_index()
+        ax.plot(line.index, line.to_numpy(), "o-", label=str(label) if label is not None else None)
+    ax.set(xlabel=spec.xlabel or spec.x, ylabel=metric, title=spec.title or metric)
+    if spec.series:
+        ax.legend(title=spec.series, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str, plot_specs=()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +160,8 @@ def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str) 
     ok = table[table.status == "ok"]
     plots = []
     (out_dir / "plots").mkdir(exist_ok=True)
-    for metric in [m for m in METRICS if m in ok.columns]:
+    # the sweep's own charts replace the generic metric-by-field scatter plots
+    for metric in [] if plot_specs else [m for m in METRICS if m in ok.columns]:
         for field in fields:
             fig, ax = plt.subplots(figsize=(6, 3.2))
             x = ok[field].astype(str) if ok[field].dtype == object else ok[field]
@@ -154,16 +174,25 @@ def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str) 
             fig.savefig(p, dpi=90)
             plt.close(fig)
             plots.append(p)
-    shown = [c for c in ["run", *fields, "status", *[m for m in METRICS if m in table.columns], "error"]
-             if c in table.columns]
+    notes, lines = [], []
+    for i, spec_plot in enumerate(plot_specs):
+        for metric in spec_plot.metrics:
+            if metric not in ok.columns:
+                notes.append(f"sweep.plots.{i}: no run has a {metric!r} column (not drawn)")
+                continue
+            lines.append(_line_chart(ok, spec_plot, metric, out_dir / "plots" / f"line{i}__{metric}.png"))
+    extra = [m for p in plot_specs for m in p.metrics if m in table.columns and m not in METRICS]
+    shown = [c for c in ["run", *fields, "status", *[m for m in METRICS if m in table.columns],
+                         *dict.fromkeys(extra), "error"] if c in table.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(f'{v:.6g}' if isinstance(v, float) else str(v))}</td>"
                                       for v in row) + "</tr>" for row in table[shown].itertuples(index=False))
-    imgs = "\n".join(f'<p><img src="plots/{p.name}" alt="{p.stem}"></p>' for p in plots)
+    imgs = "\n".join(f'<p><img src="plots/{p.name}" alt="{p.stem}"></p>' for p in [*lines, *plots])
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)} sweep</title>"
             "<style>body{font-family:system-ui,sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd}"
             "img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(name)} — sweep of {len(table)} runs</h1>"
+            + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in notes) +
             f"<p>{(table.status == 'ok').sum()} finished, {(table.status != 'ok').sum()} failed. "
             "Data: <a href='sweep.csv'>sweep.csv</a> · <a href='sweep.parquet'>sweep.parquet</a></p>"
             f"<table><tr>{head}</tr>{body}</table>{imgs}</body></html>")
