@@ -79,7 +79,20 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
     om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
     vm_host = initial_placement(sc, wl, hosts, om)
     rec = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om).run()
-    return build_results(sc, wl, hosts, rec, run_id or make_run_id(sc), time.perf_counter() - t0, version())
+    res = build_results(sc, wl, hosts, rec, run_id or make_run_id(sc), time.perf_counter() - t0, version())
+    if sc.maintenance and sc.maintenance_baseline:
+        # the drains' cost is what the same run (same seed, same streams) does without them
+        base = run(sc.model_copy(update={"maintenance": []}), run_id=res.run_id).summary.iloc[0]
+        s = res.summary
+        for col in IMPACT_COLUMNS:
+            if col in s.columns and col in base.index:
+                s[f"drain_impact_{col}"] = s[col].iloc[0] - base[col]
+    return res
+
+
+# summary columns whose change a maintenance baseline reports (drain_impact_<column> = with - without drains)
+IMPACT_COLUMNS = ("energy_kwh", "hosts_active_mean", "sla_unserved_fraction", "slatah", "pdm", "migrations",
+                  "downtime_s_total")
 
 
 def schema() -> dict[str, Any]:

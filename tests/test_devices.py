@@ -272,3 +272,20 @@ def test_failover_never_holds_more_vfs_than_a_host_has(n, seed):
     rec = dc.run()
     assert max(worst) <= 0
     assert len(rec.migrations) > 0  # the property was exercised by real moves
+
+
+def test_drain_impact_is_the_difference_to_the_same_run_without_drains(tmp_path):
+    from consolidate.report.html import write_report
+
+    sc = _drain_scenario(pinned_only=True)
+    res = consolidate.run(sc)
+    s = res.summary.iloc[0]
+    base = consolidate.run({**sc, "maintenance": []}).summary.iloc[0]
+    assert "drain_impact_energy_kwh" not in base.index  # nothing to compare without drains
+    assert s.drain_impact_energy_kwh == pytest.approx(s.energy_kwh - base.energy_kwh)
+    assert s.drain_impact_sla_unserved_fraction == pytest.approx(s.sla_unserved_fraction - base.sla_unserved_fraction)
+    off = consolidate.run({**sc, "maintenance_baseline": False}).summary
+    assert not [c for c in off.columns if c.startswith("drain_impact_")]
+    page = write_report(res, tmp_path).read_text()
+    assert "<h2>Maintenance</h2>" in page and "pinned: a directly assigned device" in page
+    assert "Cost of the drains (with minus without, same seed)" in page

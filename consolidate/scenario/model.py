@@ -353,6 +353,9 @@ class Scenario(Model):
     migration: Migration = Field(default_factory=Migration)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
     maintenance: list[Drain] = Field(default_factory=list, description="maintenance drains")
+    maintenance_baseline: bool = Field(
+        default=True, description="also run the scenario without its drains (same seed) and report what they "
+        "cost in energy and SLA (drain_impact_* in the summary); doubles the run time")
     cloudsim_compat: bool = Field(default=False, description="reproduce CloudSim 3.0.3's conventions: initial "
                                   "placement by full VM MIPS, and a host whose VMs ask for no CPU draws no power")
 
