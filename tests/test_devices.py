@@ -289,3 +289,14 @@ def test_drain_impact_is_the_difference_to_the_same_run_without_drains(tmp_path)
     page = write_report(res, tmp_path).read_text()
     assert "<h2>Maintenance</h2>" in page and "pinned: a directly assigned device" in page
     assert "Cost of the drains (with minus without, same seed)" in page
+
+
+def test_failover_vm_keeps_its_nic_model():
+    sc = _failover_scenario()
+    sc["host_types"].append({**sc["host_types"][0], "name": "srv-xl", "nics": [{"model": "intel-xl710"}]})
+    sc["hosts"] = [{"type": "srv", "count": 2}, {"type": "srv-xl", "count": 2}]  # 0, 1: 82599; 2, 3: XL710
+    res = consolidate.run(sc)
+    assert res.migrations.destination.tolist() == [1]  # the other 82599 host, though XL710 hosts are empty
+    sc["hosts"] = [{"type": "srv", "count": 1}, {"type": "srv-xl", "count": 3}]
+    m = consolidate.run(sc).maintenance
+    assert (m.outcome == "stuck").all() and set(m.reason) == {"no host with room and its NIC model"}
