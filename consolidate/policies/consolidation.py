@@ -107,6 +107,24 @@ class _Work:
         self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
         self.pinned[s.vm_dest[s.vm_busy]] = True
         self.pinned[s.vm_host[busy]] = True
+        # Which hosts PABFD sees as on (load > 0 in the view it prices): only these and the first empty host of
+        # each type can win, so a search looks at a few dozen hosts, not all. With stale utilisation the view is
+        # fixed for the round; otherwise a host joins or leaves the set when its load crosses zero.
+        # room left per host, kept up to date by move(): rows memory (MB), CPU (MIPS); the 1e-9 lets a VM that
+        # exactly fills a host fit despite rounding
+        self.room = np.stack([s.host_memory_mb + 1e-9 - self.mem, s.host_capacity_mips + 1e-9 - self.load,
+                              s.host_mips_per_core + 1e-9])
+        self.curve_flat = s.curves_w[s.host_type].ravel()  # each host's power curve, 11 points apart
+        self.seen_on = (self.load0 if s.stale_utilization else self.load) > 0
+        self.type_hosts = [np.flatnonzero(s.host_type == t) for t in range(len(s.curves_w))]
+        self._sets = None
+
+    def on_sets(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(hosts seen on, sorted; per host type, the hosts seen off, sorted)."""
+        if self._sets is None:
+            on = self.seen_on
+            self._sets = (np.flatnonzero(on), [h[~on[h]] for h in self.type_hosts])
+        return self._sets
 
     def util(self, hosts=slice(None)) -> np.ndarray:
         return self.load[hosts] / self.s.host_capacity_mips[hosts]
@@ -122,11 +140,16 @@ class _Work:
                 continue
             self.load[host] += sign * d
             self.mem[host] += sign * r
+            self.room[0, host] -= sign * r
+            self.room[1, host] -= sign * d
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
             if self.devices and s.vm_device[v]:
                 (self.vf_used if s.vm_device[v] == 1 else self.pt_used)[host] += sign
+            if not s.stale_utilization and (self.load[host] > 0) != self.seen_on[host]:
+                self.seen_on[host] = not self.seen_on[host]
+                self._sets = None
         self.where[v] = to
 
 
@@ -137,44 +160,55 @@ def _power_one(util: float, curve: list[float]) -> float:
     return curve[lo] + (pos - lo) * (curve[lo + 1] - curve[lo])
 
 
-def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector) -> int:
+def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allowed: bool = True) -> int:
     """PABFD: among hosts with room that would not be overloaded with the VM (an empty host is not checked,
-    as in CloudSim), the one whose power rises least; -1 if none."""
+    as in CloudSim), the one whose power rises least; -1 if none. Ties go to the lowest host index.
+    empty_allowed=False when `excluded` covers every host seen off (it saves looking through them)."""
     s = w.s
     d = s.vm_demand_mips[v]
-    fits = (~excluded & (w.mem + s.mem_need[v] <= s.host_memory_mb + 1e-9)
-            & (w.load + d <= s.host_capacity_mips + 1e-9)
-            & (d / s.vm_vcpus[v] <= s.host_mips_per_core + 1e-9))
-    if w.devices and s.vm_device[v]:
-        free = s.host_vf_capacity - w.vf_used if s.vm_device[v] == 1 else s.host_pt_capacity - w.pt_used
-        fits &= free >= 1
-    if s.vm_device_model is not None and s.vm_device_model[v] >= 0:  # its driver knows one NIC model
-        fits &= s.host_device_model == s.vm_device_model[v]
-    cand = np.flatnonzero(fits)
+    need, per_core = s.mem_need[v], d / s.vm_vcpus[v]
+    pool = w.devices and s.vm_device[v]
+    model = s.vm_device_model[v] if s.vm_device_model is not None else -1
+
+    want = np.array([[need], [d], [per_core]])
+
+    def fits(idx: np.ndarray) -> np.ndarray:
+        ok = (w.room[:, idx] >= want).all(axis=0) & ~excluded[idx]
+        if pool:
+            free = (s.host_vf_capacity[idx] - w.vf_used[idx] if s.vm_device[v] == 1
+                    else s.host_pt_capacity[idx] - w.pt_used[idx])
+            ok &= free >= 1
+        if model >= 0:  # its driver knows one NIC model
+            ok &= s.host_device_model[idx] == model
+        return ok
+
+    on, off_by_type = w.on_sets()
+    cand = on[fits(on)] if on.size else on
+    if cand.size:
+        cap = s.host_capacity_mips[cand]
+        hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
+        cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
+    # empty hosts of one type are interchangeable (same curve, same rise, no overload check): only the
+    # lowest-indexed one that fits can win; it is nearly always among the first few
+    firsts = []
+    for off in off_by_type if empty_allowed else ():
+        for part in (off[:8], off[8:]):
+            if part.size:
+                ok = fits(part)
+                if ok.any():
+                    firsts.append(part[ok.argmax()])
+                    break
+    if firsts:
+        cand = np.sort(np.concatenate([cand, firsts]))
     if cand.size == 0:
         return -1
     seen_load, seen_power = (w.load0, w.power0) if s.stale_utilization else (w.load, w.power)
-    busy = seen_load[cand] > 0
-    if (~busy).sum() > 1:
-        # empty hosts of one type are interchangeable (same curve, same rise, no overload check): only the
-        # lowest-indexed of each type can win, so the others need not be priced
-        empty = cand[~busy]
-        _, first = np.unique(s.host_type[empty], return_index=True)
-        cand = np.sort(np.concatenate([cand[busy], empty[first]]))
-        busy = seen_load[cand] > 0
-    if busy.any():
-        cb = cand[busy]
-        cap = s.host_capacity_mips[cb]
-        hist = (w.hist[cb] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
-        over = det.overloaded((w.load[cb] + d) / cap, hist, s.host_migration_intervals[cb])
-        keep = np.ones(cand.size, bool)
-        keep[np.flatnonzero(busy)[over]] = False
-        cand = cand[keep]
-        if cand.size == 0:
-            return -1
-    cap = s.host_capacity_mips[cand]
-    t = s.host_type[cand]
-    rise = power_w((seen_load[cand] + d) / cap, s.curves_w, t) - seen_power[cand]
+    # power_w, inlined on the flat curves: this runs once per VM placed
+    pos = np.minimum((seen_load[cand] + d) / s.host_capacity_mips[cand], 1.0) * 10.0
+    lo = np.minimum(pos.astype(np.int64), 9)
+    at = cand * 11 + lo
+    p0 = w.curve_flat[at]
+    rise = p0 + (pos - lo) * (w.curve_flat[at + 1] - p0) - seen_power[cand]
     return int(cand[np.flatnonzero(rise <= rise.min() + 1e-6)[0]])
 
 
@@ -186,12 +220,21 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
     active = (w.load > 0) & ~blocked
     over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
     moves: list[Move] = []
+    vm_busy, vm_pinned = s.vm_busy, s.vm_pinned
+    # each host's VMs at the start of the round, ascending; a host only loses VMs before it could be emptied
+    # (one that gained any is a destination, excluded from both steps), so filtering on `where` is exact
+    order = np.argsort(w.where, kind="stable")
+    bounds = np.searchsorted(w.where[order], np.arange(len(w.load) + 1))
+
+    def members(h: int) -> np.ndarray:
+        return order[bounds[h]:bounds[h + 1]]
 
     # 1. select VMs from overloaded hosts until each is no longer overloaded
     selected: list[tuple[int, int]] = []
     for h in np.flatnonzero(over):
         while True:
-            cand = np.flatnonzero((w.where == h) & (s.vm_host == h) & ~s.vm_busy & ~s.vm_pinned)
+            m = members(h)
+            cand = m[(w.where[m] == h) & (s.vm_host[m] == h) & ~vm_busy[m] & ~vm_pinned[m]]
             if cand.size == 0:
                 break
             v = select_vm(selector, cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
@@ -220,19 +263,28 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
     excluded_under = over | off | w.pinned | blocked
     excluded_under[[m.destination for m in moves]] = True
     excluded_place = over | off | blocked
+    # with stale utilisation the hosts' order never changes in the round: walk it once, skipping the excluded
+    static = iter(np.argsort(np.where(excluded_under, np.inf, w.load0 / s.host_capacity_mips), kind="stable")) \
+        if s.stale_utilization else None
     while not excluded_under.all():
-        seen = w.load0 if s.stale_utilization else w.load
-        util = np.where(excluded_under | (seen <= 0), np.inf, seen / s.host_capacity_mips)
-        h = int(np.argmin(util))
-        if not np.isfinite(util[h]):
-            break
+        if static is not None:
+            h = next((int(x) for x in static if not excluded_under[x]), -1)
+            if h < 0 or w.load0[h] <= 0:
+                break
+        else:
+            util = np.where(excluded_under | (w.load <= 0), np.inf, w.load / s.host_capacity_mips)
+            h = int(np.argmin(util))
+            if not np.isfinite(util[h]):
+                break
         excluded_under[h] = excluded_place[h] = True
-        vms = np.flatnonzero((w.where == h) & ~s.vm_busy)
-        if vms.size == 0 or s.vm_pinned[vms].any():
+        m = members(h)
+        vms = m[(w.where[m] == h) & ~vm_busy[m]]
+        if vms.size == 0 or vm_pinned[vms].any():
             continue  # a host holding a pinned VM cannot be emptied
         tentative = []
         for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
-            dest = _find_host(w, int(v), excluded_place, det)
+            # every host seen off is in excluded_place: those off at the start, and those emptied since
+            dest = _find_host(w, int(v), excluded_place, det, empty_allowed=False)
             if dest < 0:
                 break
             w.move(int(v), h, dest)
