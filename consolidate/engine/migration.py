@@ -169,7 +169,9 @@ class Migrator:
                         **device_fields(dc.vm_device, dc.vm_host, hosts, dc.vm_cold, dc.failover))
         return snap
 
-    def _start(self, mv) -> MigrationRecord:
+    def _start(self, mv, batch: list | None = None) -> MigrationRecord:
+        """Start a migration: its own process, or, for a plain fixed-delay one when `batch` is given, an entry
+        (end time, record) that one process completes with the rest of its round."""
         dc = self.dc
         rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
                               start_s=dc.env.now)
@@ -179,15 +181,48 @@ class Migrator:
         self.records.append(rec)
         self.unaccounted.append(rec)
         self.active[mv.vm] = rec
-        dc.env.process(self._run(rec))
+        if batch is not None and not dc.vm_cold[mv.vm]:
+            batch.append((dc.env.now + self._fixed_s(rec), rec))
+        else:
+            dc.env.process(self._run(rec))
         return rec
 
     def consolidate(self, demand_mips: np.ndarray) -> None:
         """Plan one round on the current state and start its migrations."""
         dc = self.dc
         snap = self._snapshot(demand_mips)
+        # fixed delays with nothing to wait for or share (no slots, no VF to re-plug) end at known times: one
+        # process per round completes them in order, instead of a process per migration
+        batch = [] if self.m.model == "fixed" and self.slots is None and dc.failover is None else None
         for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, dc.sc.consolidation.underload):
-            self._start(mv)
+            self._start(mv, batch)
+        if batch:
+            dc.env.process(self._complete_in_order(batch))
+
+    def _complete_in_order(self, batch: list):
+        env = self.dc.env
+        for end, rec in sorted(batch, key=lambda e: e[0]):  # stable: same end, same order as started
+            if end > env.now:
+                yield env.timeout(end - env.now)
+            self._fixed_done(rec)
+            self._complete(rec)
+
+    def _fixed_s(self, rec: MigrationRecord) -> float:
+        # CloudSim: memory over half the destination's bandwidth (memory in MB of 10^6 bytes as it counts)
+        return self.dc.ram_mb[rec.vm] * 1e6 * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
+
+    def _fixed_done(self, rec: MigrationRecord) -> None:
+        rec.rounds, rec.bytes = 1, self.dc.ram_mb[rec.vm] * 1e6
+
+    def _complete(self, rec: MigrationRecord) -> None:
+        """The VM is on its destination from now on."""
+        dc = self.dc
+        rec.end_s = dc.env.now
+        dc.vm_host[rec.vm] = rec.destination
+        dc.vm_dest[rec.vm] = -1
+        if dc.failover is not None:
+            rec.service_gap_s += dc.failover.plug(rec.vm, rec.destination, dc.env.now, dc.vm_host, dc.vm_dest)
+        self.active.pop(rec.vm, None)
 
     def drain_at(self, index: int, drain):
         """Process: at the drain's time, stop the hosts taking VMs and move every VM off them."""
@@ -239,18 +274,11 @@ class Migrator:
             rec.downtime_s = seconds + self.m.cold_boot_s
             rec.reason += " (cold)"
         elif self.m.model == "fixed":
-            # CloudSim: memory over half the destination's bandwidth (memory in MB of 10^6 bytes as it counts)
-            seconds = dc.ram_mb[rec.vm] * 1e6 * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
-            yield dc.env.timeout(seconds)
-            rec.rounds, rec.bytes = 1, dc.ram_mb[rec.vm] * 1e6
+            yield dc.env.timeout(self._fixed_s(rec))
+            self._fixed_done(rec)
         else:
             yield from self._precopy(rec)
-        rec.end_s = dc.env.now
-        dc.vm_host[rec.vm] = rec.destination
-        dc.vm_dest[rec.vm] = -1
-        if dc.failover is not None:
-            rec.service_gap_s += dc.failover.plug(rec.vm, rec.destination, dc.env.now, dc.vm_host, dc.vm_dest)
-        self.active.pop(rec.vm, None)
+        self._complete(rec)
         for r, res in zip(reqs, ([self.slots[rec.source], self.slots[rec.destination]] if reqs else [])):
             res.release(r)
 
