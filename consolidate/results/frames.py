@@ -4,6 +4,8 @@ Columns carry their units. Per-interval values hold for the whole interval [time
 """
 from __future__ import annotations
 
+from operator import attrgetter
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -28,7 +30,8 @@ def _migrations_frame(records, duration_s: float) -> pd.DataFrame:
     """One row per migration; a migration still running at the end has end_s = NaN."""
     cols = ["vm", "source", "destination", "reason", "start_s", "end_s", "rounds", "bytes", "downtime_s", "path",
             "queued_s", "service_gap_s"]
-    df = pd.DataFrame([[getattr(r, c) for c in cols] for r in records], columns=cols)
+    row = attrgetter(*cols)
+    df = pd.DataFrame([row(r) for r in records], columns=cols)
     df["end_s"] = df["end_s"].where(np.isfinite(df["end_s"].astype(float)), np.nan)
     return df.astype({"vm": "int32", "source": "int32", "destination": "int32", "rounds": "int32"})
 
