@@ -352,7 +352,9 @@ class Datacenter:
         windows = self.migrator.windows(t0, t0 + sc.interval_s, own) if self.migrator is not None else []
         acc = account(sc.interval_s, own, backend, vm_host, self.vm_cap_mips(vm_host), hosts.capacity_mips,
                       hosts.curves_w, hosts.host_type, windows, sc.migration.cpu_degradation,
-                      sc.power_off_idle_hosts, sc.cloudsim_compat, migration_violates=sc.cloudsim_compat,
+                      sc.power_off_idle_hosts, sc.cloudsim_compat,
+                      # CloudSim's SLATAH convention belongs to its own (fixed) migration model
+                      migration_violates=sc.cloudsim_compat and sc.migration.model == "fixed",
                       gap_s=gap)
         rec.cpu_demand_mips[k] = guest
         rec.cpu_served_mips[k] = acc.vm_served_mips
