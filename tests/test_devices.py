@@ -300,3 +300,17 @@ def test_failover_vm_keeps_its_nic_model():
     sc["hosts"] = [{"type": "srv", "count": 1}, {"type": "srv-xl", "count": 3}]
     m = consolidate.run(sc).maintenance
     assert (m.outcome == "stuck").all() and set(m.reason) == {"no host with room and its NIC model"}
+
+
+def test_failover_vm_keeps_its_vf_while_its_migration_waits_for_a_slot():
+    sc = _failover_scenario()
+    sc["vms"][0]["count"] = 2  # both on host 0 (2 VFs); host 1 has 2 free VFs
+    sc["migration"]["max_concurrent_per_host"] = 1
+    res = consolidate.run(sc)
+    m, s = res.migrations.sort_values("start_s"), res.summary.iloc[0]
+    window = 1024e6 * 8 / 0.5e9
+    assert m.start_s.tolist() == pytest.approx([1800, 1800 + window])  # one at a time
+    assert m.queued_s.tolist() == pytest.approx([0, window])
+    # each VM is paravirtual only for its own transfer, not while it waits
+    assert s.failover_paravirtual_s_total == pytest.approx(2 * window)
+    assert s.failover_replugs == 2

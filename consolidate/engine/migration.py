@@ -176,8 +176,6 @@ class Migrator:
         rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
                               start_s=dc.env.now)
         dc.vm_dest[mv.vm] = mv.destination
-        if dc.failover is not None:
-            rec.service_gap_s += dc.failover.unplug(mv.vm, dc.env.now)
         self.records.append(rec)
         self.unaccounted.append(rec)
         self.active[mv.vm] = rec
@@ -266,6 +264,8 @@ class Migrator:
             yield dc.env.all_of(reqs)
             rec.start_s = dc.env.now
             rec.queued_s = rec.start_s - requested
+        if dc.failover is not None:  # the VF goes when the transfer starts, not while the move waits its turn
+            rec.service_gap_s += dc.failover.unplug(rec.vm, dc.env.now)
         if dc.vm_cold[rec.vm]:
             # cold: stop the VM, copy its memory at the migration share of the NIC, boot it at the destination
             seconds = dc.ram_mb[rec.vm] * MB * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
