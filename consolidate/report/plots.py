@@ -87,11 +87,14 @@ def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) 
     if len(migrations):
         k = (migrations["start_s"] // interval_s).astype(int)
         counts = pd.crosstab(k, migrations["reason"])
+        counts = counts.reindex(np.arange(counts.index.max() + 1), fill_value=0)
+        edges = np.arange(len(counts) + 1) * interval_s / 3600
         bottom = np.zeros(len(counts))
         for reason in counts.columns:
-            ax.bar(counts.index * interval_s / 3600, counts[reason], width=interval_s / 3600, bottom=bottom,
-                   label=reason, align="edge")
-            bottom += counts[reason].to_numpy()
+            # one filled staircase per reason, stacked: a bar per interval and reason costs a patch each
+            top = bottom + counts[reason].to_numpy()
+            ax.stairs(top, edges, baseline=bottom, fill=True, label=reason)
+            bottom = top
         dur = (migrations["end_s"] - migrations["start_s"]).mean()
         ax.set_title(f"Migrations per interval ({len(migrations):,} in all, mean duration {dur:.1f} s)")
         ax.legend(fontsize=8)
