@@ -254,8 +254,9 @@ def test_cloudsim_compat_retires_a_vm_that_asks_for_nothing_twice_in_a_row(tiny,
     assert res.vms.set_index("name").retired.to_dict() == {"idle-later": True, "blip": False}
     assert res.summary.vms_retired.iloc[0] == 1
     vi = res.vm_intervals[res.vm_intervals.vm == 0]
-    assert (vi.cpu_demand_mips[vi.time_s >= 3000] == 0).all()  # gone from the tenth interval on, not unserved
-    assert (vi.cpu_unserved_mips == 0).all()
+    gone = vi.time_s >= 3000
+    assert (vi.cpu_demand_mips[gone] == 0).all()  # gone from the tenth interval on,
+    assert (vi.cpu_unserved_mips[gone] == 0).all()  # not counted as unserved
 
 
 def test_cloudsim_compat_looks_for_idle_vms_only_from_the_first_update(tiny, tmp_path):
@@ -291,3 +292,16 @@ def test_migration_counts_as_sla_violation_at_both_ends_only_in_compat():
     assert plain.host_overloaded == pytest.approx([0, 0, 0])
     compat = account(*args, migration_violates=True)
     assert compat.host_overloaded == pytest.approx([0.3, 0.2, 0.2])
+
+
+def test_planetlab_thr_mmt_reproduces_cloudsim_3_0_3():
+    # the classic study as CloudSim 3.0.3 runs it, against that run's published figures (tests/data says where
+    # each comes from): energy and migrations within 10% (the target), the SLA figures within 30%
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    ref = pd.read_csv(REPO / "tests" / "data" / "cloudsim-planetlab-20110303.csv").set_index("metric")
+    s = consolidate.run(REPO / "scenarios" / "planetlab-consolidation.yaml", policy="thr-mmt-0.8").summary.iloc[0]
+    for metric, row in ref.iterrows():
+        assert s[metric] == pytest.approx(row.published, rel=row.tolerance), (metric, s[metric], row.published)

@@ -48,6 +48,10 @@ class HostTable:
         names = list(dict.fromkeys(g.type for g in sc.hosts))
         types_ = [known[n] for n in names]
         ht = np.concatenate([np.full(g.count, names.index(g.type), dtype=np.int32) for g in sc.hosts])
+        if sc.host_order == "interleaved":
+            # the k-th host of each group shares rank k; a stable sort by rank takes the groups in turn
+            rank = np.concatenate([np.arange(g.count) for g in sc.hosts])
+            ht = ht[np.argsort(rank, kind="stable")]
         col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
         from consolidate.hardware.catalog import nics
 
@@ -363,7 +367,9 @@ class Datacenter:
         rec.host_on[k] = acc.host_on_fraction > 0
         rec.host_on_fraction[k] = acc.host_on_fraction
         rec.host_overloaded[k] = acc.host_overloaded
-        rec.host_power_w[k] = acc.host_power_w
+        # CloudSim integrates energy from its first host update, one interval in: the frame before it starts from
+        # a utilisation of zero, which it prices at nothing
+        rec.host_power_w[k] = 0.0 if sc.cloudsim_compat and k == 0 else acc.host_power_w
         rec.host_vms[k] = acc.host_vms
         rec.vm_host_series[k] = vm_host
         rec.migration_loss_mips[k] = acc.vm_migration_loss_mips

@@ -39,8 +39,11 @@ class Snapshot:
     curves_w: np.ndarray  # (types, 11)
     host_migration_intervals: np.ndarray  # (H,) longest migration of the host's VMs, in scheduling intervals
     vm_mem_need_mb: np.ndarray | None = None  # memory a VM needs where it goes (default: its RAM)
-    # CloudSim reads a host's utilisation from its last update, not from the round's working copy: power
-    # rises, the empty-host test and the choice of hosts to empty all see the state before the round
+    # CloudSim 3.0.3 reads part of a host's state from its last update, not from the round's working copy: the
+    # power it subtracts to price a placement (PowerHost.getPower), which hosts count as switched off and which
+    # is least utilised (getUtilizationOfCpu); the utilisation after a placement and the "host is on, check
+    # overload" test sum the VMs placed so far (getUtilizationOfCpuMips). So a host that took VMs earlier in the
+    # round looks dearer than it is, and VMs spread onto hosts switched on in the same round.
     stale_utilization: bool = False
     # directly assigned devices: 1 = SR-IOV VF, 2 = whole device; a VM with one is pinned (never selected) and
     # may only land where a VF/device is free and the NIC model is the one its driver knows. A failover VM
@@ -107,15 +110,14 @@ class _Work:
         self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
         self.pinned[s.vm_dest[s.vm_busy]] = True
         self.pinned[s.vm_host[busy]] = True
-        # Which hosts PABFD sees as on (load > 0 in the view it prices): only these and the first empty host of
-        # each type can win, so a search looks at a few dozen hosts, not all. With stale utilisation the view is
-        # fixed for the round; otherwise a host joins or leaves the set when its load crosses zero.
         # room left per host, kept up to date by move(): rows memory (MB), CPU (MIPS); the 1e-9 lets a VM that
         # exactly fills a host fit despite rounding
         self.room = np.stack([s.host_memory_mb + 1e-9 - self.mem, s.host_capacity_mips + 1e-9 - self.load,
                               s.host_mips_per_core + 1e-9])
         self.curve_flat = s.curves_w[s.host_type].ravel()  # each host's power curve, 11 points apart
-        self.seen_on = (self.load0 if s.stale_utilization else self.load) > 0
+        # which hosts hold VMs now: only these and the first empty host of each type can win a PABFD search, so a
+        # search looks at a few dozen hosts, not all; a host joins or leaves the set when its load crosses zero
+        self.seen_on = self.load > 0
         self.type_hosts = [np.flatnonzero(s.host_type == t) for t in range(len(s.curves_w))]
         self._sets = None
 
@@ -147,7 +149,7 @@ class _Work:
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
             if self.devices and s.vm_device[v]:
                 (self.vf_used if s.vm_device[v] == 1 else self.pt_used)[host] += sign
-            if not s.stale_utilization and (self.load[host] > 0) != self.seen_on[host]:
+            if (self.load[host] > 0) != self.seen_on[host]:
                 self.seen_on[host] = not self.seen_on[host]
                 self._sets = None
         self.where[v] = to
@@ -188,8 +190,9 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
         cap = s.host_capacity_mips[cand]
         hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
         cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
-    # empty hosts of one type are interchangeable (same curve, same rise, no overload check): only the
-    # lowest-indexed one that fits can win; it is nearly always among the first few
+    # empty hosts of one type are interchangeable (same curve, same rise, no overload check; one a stale view
+    # still prices as on has just been emptied, and is excluded): only the lowest-indexed one that fits can
+    # win; it is nearly always among the first few
     firsts = []
     for off in off_by_type if empty_allowed else ():
         for part in (off[:8], off[8:]):
@@ -202,13 +205,13 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
         cand = np.sort(np.concatenate([cand, firsts]))
     if cand.size == 0:
         return -1
-    seen_load, seen_power = (w.load0, w.power0) if s.stale_utilization else (w.load, w.power)
+    before = w.power0 if s.stale_utilization else w.power
     # power_w, inlined on the flat curves: this runs once per VM placed
-    pos = np.minimum((seen_load[cand] + d) / s.host_capacity_mips[cand], 1.0) * 10.0
+    pos = np.minimum((w.load[cand] + d) / s.host_capacity_mips[cand], 1.0) * 10.0
     lo = np.minimum(pos.astype(np.int64), 9)
     at = cand * 11 + lo
     p0 = w.curve_flat[at]
-    rise = p0 + (pos - lo) * (w.curve_flat[at + 1] - p0) - seen_power[cand]
+    rise = p0 + (pos - lo) * (w.curve_flat[at + 1] - p0) - before[cand]
     return int(cand[np.flatnonzero(rise <= rise.min() + 1e-6)[0]])
 
 

@@ -58,9 +58,11 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
     slatah = float(rec.host_overloaded.sum(dtype=np.float64) / on_time.sum()) if on_time.sum() > 0 else 0.0
     total = float(demand.sum(dtype=np.float64))
     pdm = float(rec.migration_loss_mips.sum(dtype=np.float64) / total) if total > 0 else 0.0
-    on = rec.host_on_fraction > 0
-    # a shutdown: a host on in one interval and off in the next, or emptied before an interval ends
-    shutdowns = int((on[:-1] & ~on[1:]).sum() + ((rec.host_on_fraction > 0) & (rec.host_on_fraction < 1)).sum())
+    # a shutdown: a host that holds VMs at one interval edge and none at the next (the last edge is the end)
+    placed = rec.vm_host >= 0
+    at_end = np.bincount(rec.vm_host[placed], minlength=rec.host_vms.shape[1]) > 0
+    holds = np.vstack([rec.host_vms > 0, at_end[None, :]])
+    shutdowns = int((holds[:-1] & ~holds[1:]).sum())
     energy = float(energy_kwh.sum())
     return pd.DataFrame([{
         "policy": sc.consolidation.policy if sc.consolidation is not None else "none",

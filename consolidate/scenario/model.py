@@ -341,6 +341,9 @@ class Scenario(Model):
     interval_s: PosFloat
     host_types: list[HostType] = Field(default_factory=list, description="in addition to the catalog's")
     hosts: Annotated[list[HostGroup], Field(min_length=1)]
+    host_order: Literal["groups", "interleaved"] = Field(
+        default="groups", description="host indices: group after group, or the groups in turn while each has "
+        "hosts left (CloudSim's PlanetLab study: host i has type i % 2); drains and racks follow this order")
     vm_types: Annotated[list[VmType], Field(min_length=1)]
     vms: Annotated[list[VmGroup], Field(min_length=1)]
     placement: Placement = Field(default_factory=Placement)
