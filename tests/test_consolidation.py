@@ -138,6 +138,26 @@ def test_host_that_cannot_be_emptied_keeps_all_its_vms():
     assert plan_round(s, Detector("thr", 0.8), "mmt", np.random.default_rng(0)) == []
 
 
+def test_cloudsim_3_0_3_prices_a_placement_against_the_hosts_power_at_its_last_update():
+    from dataclasses import replace
+
+    from consolidate.policies.consolidation import place_all
+
+    # two identical empty hosts with a linear power curve, two VMs of 100 MIPS: priced against the round's own
+    # working copy, the second VM costs the same on host 0 as on host 1 and goes to the lower index (packs);
+    # priced as CloudSim 3.0.3 does, host 0 is charged P(200) - P(0) against P(100) - P(0) on host 1 (spreads)
+    s = _snapshot([-1, -1], [100, 100], [512, 512], [1000, 1000], [4096, 4096])
+    s = replace(s, curves_w=np.array([np.linspace(100, 200, 11)]))
+    sizes = np.array([100.0, 100.0])
+    assert place_all(s, Detector("thr", 0.8), sizes).tolist() == [0, 0]
+    assert place_all(replace(s, stale_utilization=True), Detector("thr", 0.8), sizes).tolist() == [0, 1]
+    # whether a host is on, and so checked for overload, sums the VMs placed so far: after a 700-MIPS VM, host 0
+    # (empty at the last update) would be at 850 of 1000 with a 150-MIPS one, over 0.8, so that one goes to host 1
+    two = np.array([700.0, 150.0])
+    s2 = replace(_snapshot([-1, -1], two, [512, 512], [1000, 1000], [4096, 4096]), stale_utilization=True)
+    assert place_all(s2, Detector("thr", 0.8), two).tolist() == [0, 1]
+
+
 # --- whole runs --------------------------------------------------------------------------------------------
 
 def _consolidating(tiny, model="fixed", **extra):
