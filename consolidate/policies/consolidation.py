@@ -188,8 +188,11 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     cand = on[fits(on)] if on.size else on
     if cand.size:
         cap = s.host_capacity_mips[cand]
-        hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
-        cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
+        if det.kind == "thr":  # the common case, without the detector's general path
+            cand = cand[w.load[cand] + d <= det.param * cap]
+        else:
+            hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
+            cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
     # empty hosts of one type are interchangeable (same curve, same rise, no overload check; one a stale view
     # still prices as on has just been emptied, and is excluded): only the lowest-indexed one that fits can
     # win; it is nearly always among the first few
