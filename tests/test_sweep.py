@@ -45,6 +45,12 @@ def test_bad_sweep_is_a_scenario_error(tmp_path):
     f = _sweep_file(tmp_path, {"zip": {"hosts.0.count": [1, 2], "seed": [1]}})
     with pytest.raises(ScenarioError, match=r"sweep.zip: zipped lists differ in length"):
         run_sweep(f, out=tmp_path / "o")
+    # a bad sweep block and a bad scenario: both reported at once
+    f = _sweep_file(tmp_path, {"repeats": 0}, interval_s=-5)
+    with pytest.raises(ScenarioError) as err:
+        run_sweep(f, out=tmp_path / "o")
+    paths = [p.path for p in err.value.problems]
+    assert "sweep.repeats" in paths and "interval_s" in paths
     f = _sweep_file(tmp_path, {"grid": {"hosts.0.count": [1, -1]}})
     with pytest.raises(ScenarioError, match=r"hosts.0.count: invalid value \(got -1, expected a number >= 0\) "
                                             r"\(in the run with hosts.0.count=-1\)"):

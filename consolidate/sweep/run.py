@@ -43,11 +43,19 @@ def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
 
     from consolidate.scenario.loader import _problem_from_pydantic, load_scenario
 
+    def named(problems):
+        return [Problem(p.file if p.file != "<dict>" else str(path), p.path, p.message) for p in problems]
+
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError([Problem(str(path), "sweep." + p.path, p.message) if p.path else p
-                             for p in (_problem_from_pydantic(str(path), e) for e in exc.errors())]) from None
+        problems = [Problem(str(path), "sweep." + p.path, p.message) if p.path else p
+                    for p in (_problem_from_pydantic(str(path), e) for e in exc.errors())]
+        try:  # report the scenario's own problems too, all at once
+            load_scenario(data, base_dir=base)
+        except ScenarioError as base_exc:
+            problems += named(base_exc.problems)
+        raise ScenarioError(problems) from None
     runs = expand(data, spec, str(path))
     problems = []
     for r in runs:  # every run must be a valid scenario before anything starts
@@ -55,8 +63,7 @@ def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
             load_scenario(r.data, base_dir=base)
         except ScenarioError as exc:
             values = ", ".join(f"{k}={v}" for k, v in r.values.items())
-            problems += [Problem(p.file if p.file != "<dict>" else str(path), p.path, f"{p.message} (in the run with "
-                         f"{values})") for p in exc.problems]
+            problems += [Problem(p.file, p.path, f"{p.message} (in the run with {values})") for p in named(exc.problems)]
     if problems:
         raise ScenarioError(problems)
     return str(data.get("name", Path(path).stem)), runs, spec, base
