@@ -65,6 +65,11 @@ def make_run_id(sc: Scenario) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{sc.seed}"
 
 
+# summary columns whose change a maintenance baseline reports (drain_impact_<column> = with - without drains)
+IMPACT_COLUMNS = ("energy_kwh", "hosts_active_mean", "sla_unserved_fraction", "slatah", "pdm", "migrations",
+                  "downtime_s_total")
+
+
 def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
         progress: Progress | None = None, run_id: str | None = None, policy: str | None = None) -> Results:
     """Run a scenario (a Scenario, a path, a dict, or None for the default) and return its Results.
@@ -89,10 +94,6 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
                 s[f"drain_impact_{col}"] = s[col].iloc[0] - base[col]
     return res
 
-
-# summary columns whose change a maintenance baseline reports (drain_impact_<column> = with - without drains)
-IMPACT_COLUMNS = ("energy_kwh", "hosts_active_mean", "sla_unserved_fraction", "slatah", "pdm", "migrations",
-                  "downtime_s_total")
 
 
 def schema() -> dict[str, Any]:

@@ -27,6 +27,7 @@ class Failover:
         self.paravirtual_s_total = 0.0
         self.gap_s_total = 0.0
         self.replugs = 0
+        self.waiting_at_end = 0  # set by close(): VMs still paravirtual when the run ends
 
     def paravirtual_now(self) -> np.ndarray:
         """(VMs,) 1.0 for a VM on its paravirtual NIC now, else 0.0."""
@@ -100,4 +101,3 @@ def vm_failover(groups, group_index: np.ndarray) -> np.ndarray:
     """Per VM: its group migrates it by VF failover."""
     by_group = np.array([g.device == 1 and g.migration_policy == "failover" for g in groups], dtype=bool)
     return by_group[group_index] if len(group_index) else np.zeros(0, dtype=bool)
-

@@ -4,11 +4,10 @@ Columns carry their units. Per-interval values hold for the whole interval [time
 """
 from __future__ import annotations
 
-from operator import attrgetter
-
 import hashlib
 import json
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +82,12 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
     ov = record.series
     guest_h = float(guest.sum(dtype=np.float64) * dt_h)
     over_h = float(ov.overhead_mips.sum(dtype=np.float64) * dt_h)
+    back_h = float(ov.backend_mips.sum(dtype=np.float64) * dt_h)
     row: dict[str, float] = {
         "overhead_mips_h": over_h,
-        "backend_mips_h": float(ov.backend_mips.sum(dtype=np.float64) * dt_h),
+        "backend_mips_h": back_h,
         # what virtualization costs the hosts in all: the VMs' own overhead plus the host threads serving them
-        "virt_cpu_mips_h": over_h + float(ov.backend_mips.sum(dtype=np.float64) * dt_h),
+        "virt_cpu_mips_h": over_h + back_h,
         # demand-weighted: total overhead over total guest work, so idle VMs do not dominate
         "overhead_pct_mean": over_h / guest_h * 100 if guest_h > 0 else 0.0,
     }
