@@ -16,7 +16,8 @@ from typing import Any
 from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter, HostTable, Progress, initial_placement
 from consolidate.results.frames import Results, build_results
-from consolidate.scenario.loader import default_scenario_path, load_scenario as _load
+from consolidate.scenario.loader import default_scenario_path
+from consolidate.validation import load_scenario as _load
 from consolidate.scenario.model import Scenario
 from consolidate.workload.build import build_workload
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import consolidate
-from consolidate.engine import network as net
+from consolidate.engine import flows
+from consolidate.hardware import topology as net
 from consolidate.errors import ScenarioError
 from consolidate.policies.consolidation import Snapshot, plan_round
 from consolidate.policies.overload import Detector, adaptive_threshold, regression_overloaded
@@ -52,20 +53,20 @@ def test_precopy_stops_at_max_rounds():
 def test_two_migrations_share_one_link_equally():
     g = net.flat([1e9, 1e9, 1e9])
     n = net.Network(g)
-    rates = net.maxmin([n.path(0, 2), n.path(1, 2)], n.capacity)  # both end at h2: its link is shared
+    rates = flows.maxmin([n.path(0, 2), n.path(1, 2)], n.capacity)  # both end at h2: its link is shared
     assert rates == [pytest.approx(5e8), pytest.approx(5e8)]
-    assert net.maxmin([n.path(0, 1), n.path(2, 1)], n.capacity) == [pytest.approx(5e8)] * 2
+    assert flows.maxmin([n.path(0, 1), n.path(2, 1)], n.capacity) == [pytest.approx(5e8)] * 2
 
 
 def test_maxmin_gives_spare_capacity_to_unbottlenecked_flows():
     # flows a: h0->h2 and b: h1->h2 share h2's 1 Gb/s link; flow c: h1->h3 shares h1's link with b
     g = net.flat([1e9, 1e9, 1e9, 1e9])
     n = net.Network(g)
-    a, b, c = net.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], n.capacity)
+    a, b, c = flows.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], n.capacity)
     assert (a, b, c) == (pytest.approx(5e8), pytest.approx(5e8), pytest.approx(5e8))
     caps = {**{(u, v): 1e9 for u, v in g.edges}, **{(v, u): 1e9 for u, v in g.edges}}
     caps[("switch", "h2")] = 3e8  # a slow downlink to h2: a and b get 1.5e8 each; c takes the rest of h1's link
-    a, b, c = net.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], lambda link: caps[link])
+    a, b, c = flows.maxmin([n.path(0, 2), n.path(1, 2), n.path(1, 3)], lambda link: caps[link])
     assert (a, b, c) == (pytest.approx(1.5e8), pytest.approx(1.5e8), pytest.approx(8.5e8))
 
 

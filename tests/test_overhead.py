@@ -14,7 +14,7 @@ from consolidate.costmodel.eventmode import replay
 from consolidate.costmodel.interval import interval_overhead
 from consolidate.costmodel.tables import PRICED_COLUMNS, REASONS, build_tables
 from consolidate.errors import ScenarioError
-from consolidate.scenario.loader import host_types_of
+from consolidate.hardware.catalog import scenario_host_types as host_types_of
 from consolidate.workload.profiles import EVENT_COLUMNS, event_rates, profile_table
 from tests.conftest import REPO, TINY
 

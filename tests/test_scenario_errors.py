@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from consolidate.cli import app
 from consolidate.errors import ScenarioError
-from consolidate.scenario import load_scenario
+from consolidate.validation import load_scenario
 
 runner = CliRunner()
 

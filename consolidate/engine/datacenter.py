@@ -15,8 +15,8 @@ import simpy
 
 from consolidate.engine.failover import Failover, vm_failover
 from consolidate.errors import PlacementError, Problem
+from consolidate.hardware.catalog import nics, scenario_host_types
 from consolidate.policies.placement import place
-from consolidate.scenario.loader import host_types_of
 from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead, blend
 from consolidate.costmodel.model import OverheadModel
 from consolidate.scenario.model import HostType, Scenario
@@ -44,7 +44,7 @@ class HostTable:
 
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "HostTable":
-        known = host_types_of(sc)
+        known = scenario_host_types(sc)
         names = list(dict.fromkeys(g.type for g in sc.hosts))
         types_ = [known[n] for n in names]
         ht = np.concatenate([np.full(g.count, names.index(g.type), dtype=np.int32) for g in sc.hosts])
@@ -53,8 +53,6 @@ class HostTable:
             rank = np.concatenate([np.arange(g.count) for g in sc.hosts])
             ht = ht[np.argsort(rank, kind="stable")]
         col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
-        from consolidate.hardware.catalog import nics
-
         models = tuple(dict.fromkeys(n.model for t in types_ for n in t.nics))
         def vfs(n):
             cat_nic = nics()[n.model]

@@ -1,7 +1,7 @@
 """Live migrations as SimPy processes, and the consolidation manager that starts them.
 
 `fixed` (CloudSim's model): the migration takes memory / (bandwidth_share x the destination's NIC rate); no
-network, no downtime. `precopy`: rounds over the network (engine/network.py), each round a transfer that
+network, no downtime. `precopy`: rounds over the network (engine/flows.py over hardware/topology.py), each round a transfer that
 shares every link it crosses max-min fairly with the other migrations in flight; the rates are recomputed
 whenever a transfer starts or ends. Memory stays reserved on the destination from start to end.
 """
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from consolidate.engine import network as netmod
+from consolidate.engine.flows import Flows
+from consolidate.hardware.topology import Network, build_topology
 from consolidate.engine.accounting import MigrationWindow
 from consolidate.policies.consolidation import Snapshot, plan_round
 from consolidate.policies.precopy import next_round
@@ -37,79 +38,6 @@ class MigrationRecord:
     path: str = ""
     queued_s: float = 0.0  # waited for a free migration slot on either host
     service_gap_s: float = 0.0  # VF failover: unplug at the start, re-plug at the end if a VF was free
-
-
-class Flows:
-    """Concurrent transfers over the network, each at its max-min fair rate, recomputed whenever transfers
-    start or end (once per instant, however many). State is kept as arrays over the flows in flight; a stale
-    wake-up is ignored by generation number (SimPy timeouts cannot be cancelled)."""
-
-    def __init__(self, env: simpy.Environment, net: netmod.Network, share: float):
-        self.env, self.net, self.share = env, net, share
-        self.links: list[np.ndarray] = []  # per flow in flight: its link indices
-        self.done: list[simpy.Event] = []
-        self.left = np.zeros(0)  # bits still to send
-        self.rate = np.zeros(0)  # bits/s
-        self._gen = 0
-        self._last = 0.0
-        self._pending = False  # a recomputation is already scheduled for this instant
-
-    def transfer(self, src: int, dst: int, nbytes: float):
-        """Process: move nbytes from host src to host dst; returns the seconds it took."""
-        start = self.env.now
-        if nbytes <= 0:
-            return 0.0
-        self._advance()
-        done = self.env.event()
-        self.links.append(self.net.link_ids(src, dst))
-        self.done.append(done)
-        self.left = np.append(self.left, nbytes * 8.0)
-        self.rate = np.append(self.rate, 0.0)
-        self._soon()
-        yield done
-        return self.env.now - start
-
-    def _advance(self) -> None:
-        dt = self.env.now - self._last
-        if dt > 0 and len(self.left):
-            self.left -= self.rate * dt
-        self._last = self.env.now
-
-    def _soon(self) -> None:
-        """Recompute rates once for all the flows that start or end at this instant (a consolidation round
-        starts hundreds of migrations at the same time)."""
-        if not self._pending:
-            self._pending = True
-            self.env.process(self._recompute_now())
-
-    def _recompute_now(self):
-        yield self.env.timeout(0)
-        self._pending = False
-        self._advance()
-        self._reschedule()
-
-    def _reschedule(self) -> None:
-        self._gen += 1
-        if not self.links:
-            return
-        self.rate = netmod.maxmin_ids(self.links, self.net.capacities * self.share)
-        wait = float(np.min(self.left / self.rate))
-        self.env.process(self._wake(self._gen, max(wait, 0.0)))
-
-    def _wake(self, gen: int, wait: float):
-        yield self.env.timeout(wait)
-        if gen != self._gen:
-            return
-        self._advance()
-        finished = self.left <= 1e-6 * np.maximum(1.0, self.rate)
-        if finished.any():
-            keep = ~finished
-            for i in np.flatnonzero(finished):
-                self.done[i].succeed()
-            self.links = [x for x, k in zip(self.links, keep) if k]
-            self.done = [x for x, k in zip(self.done, keep) if k]
-            self.left, self.rate = self.left[keep], self.rate[keep]
-        self._soon()
 
 
 @dataclass
@@ -144,7 +72,8 @@ class Migrator:
             self.slots = [simpy.Resource(dc.env, capacity=self.m.max_concurrent_per_host) for _ in range(len(dc.hosts))]
         self.flows = None
         if self.m.model == "precopy":
-            self.flows = Flows(dc.env, netmod.Network(build_topology(sc, dc.hosts)), self.m.bandwidth_share)
+            bps = [dc.hosts.types[t].network_bps for t in dc.hosts.host_type]
+            self.flows = Flows(dc.env, Network(build_topology(sc.network, bps)), self.m.bandwidth_share)
         self.host_bps = np.array([t.network_bps for t in dc.hosts.types])[dc.hosts.host_type]
         self.drains: list[DrainRecord] = []
 
@@ -332,17 +261,3 @@ class Migrator:
                                        start=rec.start_s - t0, end=end - t0, downtime_s=rec.downtime_s,
                                        source_extra_mips=src_x, destination_extra_mips=dst_x))
         return out
-
-
-def build_topology(sc, hosts) -> "netmod.nx.Graph":
-    """The scenario's network graph."""
-    n = sc.network
-    bps = [hosts.types[t].network_bps for t in hosts.host_type]
-    if n.topology == "flat":
-        return netmod.flat(bps)
-    if n.topology == "leaf-spine":
-        return netmod.leaf_spine(bps, n.hosts_per_rack, n.spines, n.uplink_bps)
-    if n.topology == "fat-tree":
-        return netmod.fat_tree(bps, n.k, n.link_bps)
-    return netmod.explicit(n.links)
-

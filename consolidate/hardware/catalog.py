@@ -133,6 +133,13 @@ def host_catalog() -> dict[str, CatalogHost]:
     return out
 
 
+def scenario_host_types(sc) -> dict[str, HostType]:
+    """Host types a scenario can use: the catalog's, overridden by the scenario's own of the same name."""
+    types_ = {name: entry.host_type for name, entry in host_catalog().items()}
+    types_.update({h.name: h for h in sc.host_types})
+    return types_
+
+
 @lru_cache(maxsize=1)
 def cpus() -> dict[str, Cpu]:
     """CPU microarchitectures by name (e.g. 'intel-haswell', 'amd-zen3')."""

@@ -8,13 +8,16 @@ import types
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from consolidate.errors import Problem, ScenarioError
-from consolidate.scenario.model import HostType, Scenario
+from consolidate.scenario.model import Scenario
+
+RawCheck = Callable[[dict, str], list[Problem]]  # (raw mapping, file) -> problems; runs beside field validation
+Check = Callable[[Scenario, str], list[Problem]]  # (validated scenario, file) -> problems
 
 
 def default_scenario_path() -> Path:
@@ -53,7 +56,7 @@ def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
-def _problem_from_pydantic(file: str, err: dict) -> Problem:
+def problem_from_pydantic(file: str, err: dict) -> Problem:
     loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -88,8 +91,6 @@ def _cross_checks(data: dict, file: str) -> list[Problem]:
     They read the raw mapping defensively, so they run (and report) even when field validation failed:
     the user sees every problem in one pass.
     """
-    from consolidate.hardware.catalog import host_catalog
-
     def items(key: str) -> list[tuple[int, dict]]:
         v = data.get(key)
         return [(i, x) for i, x in enumerate(v) if isinstance(x, dict)] if isinstance(v, list) else []
@@ -115,12 +116,6 @@ def _cross_checks(data: dict, file: str) -> list[Problem]:
                     problems.append(Problem(file, f"{kind}.{i}.name", f"duplicate name (got {name!r} twice)"))
                 seen.append(name)
         names[kind] = seen
-    known_hosts = sorted({*host_catalog(), *names["host_types"]})
-    for i, group in items("hosts"):
-        t = group.get("type")
-        if isinstance(t, str) and t not in known_hosts:
-            problems.append(Problem(file, f"hosts.{i}.type", f"unknown host type (got {t!r}, expected one "
-                                    f"of: {', '.join(known_hosts)})"))
     counts = [g.get("count") for _, g in items("hosts")]
     if counts and all(isinstance(c, int) for c in counts) and sum(counts) == 0:
         problems.append(Problem(file, "hosts", "no hosts (got a total count of 0, expected at least 1)"))
@@ -134,67 +129,6 @@ def _cross_checks(data: dict, file: str) -> list[Problem]:
             if isinstance(ref, str) and ref not in known_vms:
                 problems.append(Problem(file, path, f"unknown VM type (got {ref!r}, expected one of: "
                                         f"{', '.join(known_vms) or '(no vm_types defined)'})"))
-    return problems
-
-
-def _virt_checks(sc: Scenario, file: str) -> list[Problem]:
-    """Checks of the overhead model's inputs: catalog names, and every VM group against every host type it
-    may land on (a feature its CPU lacks is an error naming both)."""
-    from consolidate.costmodel.config import resolve
-    from consolidate.hardware import catalog as cat
-    from consolidate.hardware.coremodel import ConfigError
-    from consolidate.workload.profiles import profile_table
-
-    problems: list[Problem] = []
-    profiles = profile_table().names
-    for i, g in enumerate(sc.vms):
-        if g.profile not in profiles:
-            problems.append(Problem(file, f"vms.{i}.profile", f"unknown profile (got {g.profile!r}, expected one of: "
-                                    f"{', '.join(profiles)})"))
-    specs = [(f"host_types.{i}.virtualization", h.virtualization) for i, h in enumerate(sc.host_types)] + \
-        [(f"vms.{i}.virtualization", g.virtualization) for i, g in enumerate(sc.vms)]
-    for path, spec in specs:
-        if spec is not None and spec.hypervisor is not None and spec.hypervisor not in cat.hypervisors():
-            problems.append(Problem(file, f"{path}.hypervisor", f"unknown hypervisor (got {spec.hypervisor!r}, "
-                                    f"expected one of: {', '.join(cat.hypervisors())})"))
-    nic_models = [n for n, nic in cat.nics().items() if nic.kind == "sriov"]
-    for i, h in enumerate(sc.host_types):
-        for j, nic in enumerate(h.nics):
-            if nic.model not in nic_models:
-                problems.append(Problem(file, f"host_types.{i}.nics.{j}.model", f"unknown NIC (got {nic.model!r}, "
-                                        f"expected one of: {', '.join(nic_models)})"))
-            elif nic.vfs_per_port is not None and nic.vfs_per_port > cat.nics()[nic.model].vfs_per_port:
-                problems.append(Problem(file, f"host_types.{i}.nics.{j}.vfs_per_port", f"more VFs than the NIC "
-                                        f"has (got {nic.vfs_per_port}, expected at most "
-                                        f"{cat.nics()[nic.model].vfs_per_port} for {nic.model})"))
-        if h.cpu is not None and h.cpu not in cat.cpus():
-            problems.append(Problem(file, f"host_types.{i}.cpu", f"unknown CPU (got {h.cpu!r}, expected one of: "
-                                    f"{', '.join(cat.cpus())})"))
-    if not sc.overhead_enabled:
-        given = [p for p, spec in specs if spec is not None]
-        for p in given:
-            problems.append(Problem(file, p, "virtualization settings without the overhead model (expected "
-                                    "overhead: {enabled: true} at the top level, or remove them)"))
-        return problems
-    if problems:
-        return problems
-    types_ = host_types_of(sc)
-    used = list(dict.fromkeys(g.type for g in sc.hosts))
-    for name in used:
-        if types_[name].cpu is None:
-            idx = next((i for i, h in enumerate(sc.host_types) if h.name == name), None)
-            problems.append(Problem(file, f"host_types.{idx}.cpu" if idx is not None else "hosts",
-                                    f"host type {name!r} names no cpu, which the overhead model needs "
-                                    f"(expected one of: {', '.join(cat.cpus())})"))
-    if problems:
-        return problems
-    for i, g in enumerate(sc.vms):
-        for name in used:
-            try:
-                resolve(g, types_[name])
-            except ConfigError as exc:
-                problems.append(Problem(file, f"vms.{i}.virtualization", f"VM group {g.name or f'group{i}'!r} on "
-                                        f"host type {name!r} (cpu {types_[name].cpu}): {exc}"))
     return problems
 
 
@@ -218,48 +152,6 @@ def _drain_checks(sc: Scenario, file: str) -> list[Problem]:
             problems.append(Problem(file, f"maintenance.{i}.rack", f"no such rack (got {d.rack}, expected 0..{racks - 1} "
                                     f"with network.hosts_per_rack {sc.network.hosts_per_rack})"))
     return problems
-
-
-def _network_checks(sc: Scenario, file: str) -> list[Problem]:
-    """The network must have a port for every host and connect them all (pre-copy migrations use it)."""
-    n = sc.network
-    n_hosts = sum(g.count for g in sc.hosts)
-    if n.topology == "fat-tree":
-        if n.k is None or n.k % 2:
-            return [Problem(file, "network.k", f"fat-tree needs an even k (got {n.k}, expected 2, 4, 6, ...)")]
-        if n.k ** 3 // 4 < n_hosts:
-            need = next(k for k in range(2, 10_000, 2) if k ** 3 // 4 >= n_hosts)
-            return [Problem(file, "network.k", f"a fat tree with k={n.k} has {n.k ** 3 // 4} host ports (got {n_hosts} "
-                            f"hosts, expected k >= {need})")]
-    if n.topology == "graph":
-        if not n.links:
-            return [Problem(file, "network.links", "graph topology needs links (got none, expected "
-                            "[[node, node, capacity_bps], ...] with hosts named h0, h1, ...)")]
-        import networkx as nx
-
-        from consolidate.engine.network import explicit, host_node
-
-        g = explicit(n.links)
-        missing = [host_node(h) for h in range(n_hosts) if host_node(h) not in g]
-        if missing:
-            return [Problem(file, "network.links", f"hosts missing from the graph (got no {', '.join(missing[:5])}"
-                            f"{' ...' if len(missing) > 5 else ''}, expected nodes h0 .. h{n_hosts - 1})")]
-        hosts = [host_node(h) for h in range(n_hosts)]
-        comp = nx.node_connected_component(g, hosts[0])
-        cut = [h for h in hosts if h not in comp]
-        if cut:
-            return [Problem(file, "network.links", f"hosts not connected to h0 (got {', '.join(cut[:5])}, "
-                            "expected one connected network)")]
-    return []
-
-
-def host_types_of(sc: Scenario) -> dict[str, HostType]:
-    """Host types a scenario can use: the catalog's, overridden by the scenario's own of the same name."""
-    from consolidate.hardware.catalog import host_catalog
-
-    types_ = {name: entry.host_type for name, entry in host_catalog().items()}
-    types_.update({h.name: h for h in sc.host_types})
-    return types_
 
 
 def set_path(data: dict, dotted: str, value: Any) -> None:
@@ -354,14 +246,26 @@ def read_mapping(path: str | Path) -> tuple[dict, Path]:
     return _expand(data, file, base), base
 
 
+def _in_schema_order(problems: list[Problem]) -> list[Problem]:
+    """Problems sorted (stably) by the schema position of the top-level field they concern, so that the
+    checks' problems read in the same order as the file, whichever layer found them."""
+    order = {name: i for i, name in enumerate(Scenario.model_fields)}
+    return sorted(problems, key=lambda p: order.get(p.path.split(".")[0], len(order)))
+
+
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
-                  overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None) -> Scenario:
+                  overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None,
+                  raw_checks: Sequence[RawCheck] = (), checks: Sequence[Check] = ()) -> Scenario:
     """Load and validate a scenario from a YAML path or a dict.
 
     Relative paths inside the scenario resolve against the file's folder (or `base_dir` for a dict,
     default the current folder). `extends: base.yaml` deep-merges the file over a base scenario and
     `set: {dotted.path: value}` then changes single fields (`vms.0.virtualization.io.net: sriov`). `overrides` sets top-level fields (e.g. `{"seed": 7}`) before
     validation. Raises ScenarioError listing every problem found.
+
+    This layer knows the schema only. Checks that need the hardware catalog, the cost model or the policies
+    come from above (consolidate.validation) as `raw_checks`, run beside field validation so that one pass
+    reports everything, and `checks`, run on the validated scenario.
     """
     if isinstance(source, dict):
         file, data = "<dict>", dict(source)
@@ -391,11 +295,13 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem_from_pydantic(file, e) for e in exc.errors()]
+        problems = [problem_from_pydantic(file, e) for e in exc.errors()]
     problems += _cross_checks(data, file)
+    for raw_check in raw_checks:
+        problems += raw_check(data, file)
     if problems:
-        raise ScenarioError(problems)
-    problems = _virt_checks(sc, file) + _network_checks(sc, file) + _drain_checks(sc, file)
+        raise ScenarioError(_in_schema_order(problems))
+    problems = [p for check in checks for p in check(sc, file)] + _drain_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
     sc._file = file

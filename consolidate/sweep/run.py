@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+from pydantic import ValidationError
 
 from consolidate.errors import Problem, ScenarioError
-from consolidate.scenario.loader import read_mapping
+from consolidate.scenario.loader import problem_from_pydantic, read_mapping
+from consolidate.validation import load_scenario
 from consolidate.sweep.expand import RunSpec, SweepSpec, expand
 from consolidate.sweep.worker import run_one
 
@@ -39,10 +41,6 @@ def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
     if raw is None:
         raise ScenarioError([Problem(str(path), "sweep", "no sweep block (expected sweep: {grid: ..., zip: ..., "
                                      "repeats: ...})")])
-    from pydantic import ValidationError
-
-    from consolidate.scenario.loader import _problem_from_pydantic, load_scenario
-
     def named(problems):
         return [Problem(p.file if p.file != "<dict>" else str(path), p.path, p.message) for p in problems]
 
@@ -50,7 +48,7 @@ def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
         problems = [Problem(str(path), "sweep." + p.path, p.message) if p.path else p
-                    for p in (_problem_from_pydantic(str(path), e) for e in exc.errors())]
+                    for p in (problem_from_pydantic(str(path), e) for e in exc.errors())]
         try:  # report the scenario's own problems too, all at once
             load_scenario(data, base_dir=base)
         except ScenarioError as base_exc:

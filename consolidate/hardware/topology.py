@@ -1,5 +1,5 @@
-"""The datacenter network: a networkx graph of hosts and switches with link capacities, paths between hosts,
-and max-min fair sharing of links among concurrent transfers (progressive filling).
+"""The datacenter network as hardware: a networkx graph of hosts and switches with link capacities, and the
+paths between hosts. How concurrent transfers share it is the engine's (engine/flows.py).
 
 Links are full duplex: each direction of an edge is a separate capacity.
 """
@@ -100,44 +100,12 @@ class Network:
         return self._cap[link]
 
 
-def maxmin(paths: list[tuple[Link, ...]], capacity) -> list[float]:
-    """Max-min fair rates (bits/s) of flows along `paths`, given capacity(link) in bits/s."""
-    ids: dict[Link, int] = {}
-    per_flow = [np.array([ids.setdefault(link, len(ids)) for link in p], dtype=np.int64) for p in paths]
-    return maxmin_ids(per_flow, np.array([capacity(link) for link in ids], dtype=float)).tolist()
-
-
-def maxmin_ids(flow_links: list[np.ndarray], capacities: np.ndarray) -> np.ndarray:
-    """Max-min fair rates of flows given as arrays of link indices into `capacities` (bits/s).
-
-    Progressive filling: find the links whose remaining capacity, shared equally among the flows not yet
-    fixed that cross them, is smallest; fix those flows at that share; take it off their links; repeat.
-    Vectorised over the flow-link incidence; flows with no links (same host) are unconstrained (inf).
-    """
-    F = len(flow_links)
-    rate = np.full(F, np.inf)
-    if F == 0:
-        return rate
-    lengths = np.array([len(x) for x in flow_links])
-    if lengths.sum() == 0:
-        return rate
-    rows_a = np.repeat(np.arange(F), lengths)
-    cols_a = np.concatenate(flow_links)
-    residual = capacities.astype(float).copy()
-    fixed = lengths == 0
-    while not fixed.all():
-        live = ~fixed[rows_a]
-        counts = np.bincount(cols_a[live], minlength=len(residual))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(counts > 0, residual / counts, np.inf)
-        s = share.min()
-        if not np.isfinite(s):
-            break
-        # every link at the least share saturates at once: fix the flows crossing any of them
-        tight = share <= s * (1 + 1e-12)
-        newly = np.zeros(F, bool)
-        newly[rows_a[live & tight[cols_a]]] = True
-        rate[newly] = s
-        fixed |= newly
-        np.subtract.at(residual, cols_a[newly[rows_a]], s)
-    return rate
+def build_topology(net, host_bps: list[float]) -> nx.Graph:
+    """The graph of a scenario's `network` block (a NetworkSpec) for hosts with these NIC rates (bits/s)."""
+    if net.topology == "flat":
+        return flat(host_bps)
+    if net.topology == "leaf-spine":
+        return leaf_spine(host_bps, net.hosts_per_rack, net.spines, net.uplink_bps)
+    if net.topology == "fat-tree":
+        return fat_tree(host_bps, net.k, net.link_bps)
+    return explicit(net.links)

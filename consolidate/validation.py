@@ -1,0 +1,136 @@
+"""Scenario checks that need more than the schema: the hardware catalog, the cost model's configurations, the
+workload profiles and the network topology.
+
+The scenario package knows only its own fields; this module sits above the cost model and the policies and
+hands its checks to the loader, which runs them in the same pass as field validation, so a user sees every
+problem at once. `load_scenario` here is the one the API, the CLI and sweeps use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from consolidate.costmodel.config import resolve
+from consolidate.errors import Problem
+from consolidate.hardware import catalog as cat
+from consolidate.hardware.coremodel import ConfigError
+from consolidate.hardware.topology import explicit, host_node
+from consolidate.scenario import loader
+from consolidate.scenario.model import Scenario
+from consolidate.workload.profiles import profile_table
+
+
+def host_type_refs(data: dict, file: str) -> list[Problem]:
+    """Every `hosts[].type` names a catalog host type or one the scenario defines (read from the raw mapping,
+    so it reports even when field validation failed)."""
+    own = [h.get("name") for h in data.get("host_types") or [] if isinstance(h, dict)] \
+        if isinstance(data.get("host_types"), list) else []
+    known = sorted({*cat.host_catalog(), *(n for n in own if isinstance(n, str))})
+    groups = data.get("hosts")
+    problems = []
+    for i, group in enumerate(groups if isinstance(groups, list) else []):
+        t = group.get("type") if isinstance(group, dict) else None
+        if isinstance(t, str) and t not in known:
+            problems.append(Problem(file, f"hosts.{i}.type", f"unknown host type (got {t!r}, expected one "
+                                    f"of: {', '.join(known)})"))
+    return problems
+
+
+def virtualization_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Checks of the overhead model's inputs: catalog names, and every VM group against every host type it
+    may land on (a feature its CPU lacks is an error naming both)."""
+    problems: list[Problem] = []
+    profiles = profile_table().names
+    for i, g in enumerate(sc.vms):
+        if g.profile not in profiles:
+            problems.append(Problem(file, f"vms.{i}.profile", f"unknown profile (got {g.profile!r}, expected one of: "
+                                    f"{', '.join(profiles)})"))
+    specs = [(f"host_types.{i}.virtualization", h.virtualization) for i, h in enumerate(sc.host_types)] + \
+        [(f"vms.{i}.virtualization", g.virtualization) for i, g in enumerate(sc.vms)]
+    for path, spec in specs:
+        if spec is not None and spec.hypervisor is not None and spec.hypervisor not in cat.hypervisors():
+            problems.append(Problem(file, f"{path}.hypervisor", f"unknown hypervisor (got {spec.hypervisor!r}, "
+                                    f"expected one of: {', '.join(cat.hypervisors())})"))
+    nic_models = [n for n, nic in cat.nics().items() if nic.kind == "sriov"]
+    for i, h in enumerate(sc.host_types):
+        for j, nic in enumerate(h.nics):
+            if nic.model not in nic_models:
+                problems.append(Problem(file, f"host_types.{i}.nics.{j}.model", f"unknown NIC (got {nic.model!r}, "
+                                        f"expected one of: {', '.join(nic_models)})"))
+            elif nic.vfs_per_port is not None and nic.vfs_per_port > cat.nics()[nic.model].vfs_per_port:
+                problems.append(Problem(file, f"host_types.{i}.nics.{j}.vfs_per_port", f"more VFs than the NIC "
+                                        f"has (got {nic.vfs_per_port}, expected at most "
+                                        f"{cat.nics()[nic.model].vfs_per_port} for {nic.model})"))
+        if h.cpu is not None and h.cpu not in cat.cpus():
+            problems.append(Problem(file, f"host_types.{i}.cpu", f"unknown CPU (got {h.cpu!r}, expected one of: "
+                                    f"{', '.join(cat.cpus())})"))
+    if not sc.overhead_enabled:
+        given = [p for p, spec in specs if spec is not None]
+        for p in given:
+            problems.append(Problem(file, p, "virtualization settings without the overhead model (expected "
+                                    "overhead: {enabled: true} at the top level, or remove them)"))
+        return problems
+    if problems:
+        return problems
+    types_ = cat.scenario_host_types(sc)
+    used = list(dict.fromkeys(g.type for g in sc.hosts))
+    for name in used:
+        if types_[name].cpu is None:
+            idx = next((i for i, h in enumerate(sc.host_types) if h.name == name), None)
+            problems.append(Problem(file, f"host_types.{idx}.cpu" if idx is not None else "hosts",
+                                    f"host type {name!r} names no cpu, which the overhead model needs "
+                                    f"(expected one of: {', '.join(cat.cpus())})"))
+    if problems:
+        return problems
+    for i, g in enumerate(sc.vms):
+        for name in used:
+            try:
+                resolve(g, types_[name])
+            except ConfigError as exc:
+                problems.append(Problem(file, f"vms.{i}.virtualization", f"VM group {g.name or f'group{i}'!r} on "
+                                        f"host type {name!r} (cpu {types_[name].cpu}): {exc}"))
+    return problems
+
+
+
+def network_checks(sc: Scenario, file: str) -> list[Problem]:
+    """The network must have a port for every host and connect them all (pre-copy migrations use it)."""
+    n = sc.network
+    n_hosts = sum(g.count for g in sc.hosts)
+    if n.topology == "fat-tree":
+        if n.k is None or n.k % 2:
+            return [Problem(file, "network.k", f"fat-tree needs an even k (got {n.k}, expected 2, 4, 6, ...)")]
+        if n.k ** 3 // 4 < n_hosts:
+            need = next(k for k in range(2, 10_000, 2) if k ** 3 // 4 >= n_hosts)
+            return [Problem(file, "network.k", f"a fat tree with k={n.k} has {n.k ** 3 // 4} host ports (got {n_hosts} "
+                            f"hosts, expected k >= {need})")]
+    if n.topology == "graph":
+        if not n.links:
+            return [Problem(file, "network.links", "graph topology needs links (got none, expected "
+                            "[[node, node, capacity_bps], ...] with hosts named h0, h1, ...)")]
+        g = explicit(n.links)
+        missing = [host_node(h) for h in range(n_hosts) if host_node(h) not in g]
+        if missing:
+            return [Problem(file, "network.links", f"hosts missing from the graph (got no {', '.join(missing[:5])}"
+                            f"{' ...' if len(missing) > 5 else ''}, expected nodes h0 .. h{n_hosts - 1})")]
+        hosts = [host_node(h) for h in range(n_hosts)]
+        comp = nx.node_connected_component(g, hosts[0])
+        cut = [h for h in hosts if h not in comp]
+        if cut:
+            return [Problem(file, "network.links", f"hosts not connected to h0 (got {', '.join(cut[:5])}, "
+                            "expected one connected network)")]
+    return []
+
+
+RAW_CHECKS = (host_type_refs,)
+CHECKS = (virtualization_checks, network_checks)
+
+
+def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
+                  overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None) -> Scenario:
+    """A scenario validated against its schema and against the catalog, the cost model and the topology
+    (see scenario.loader.load_scenario for the arguments). Raises ScenarioError listing every problem."""
+    return loader.load_scenario(source, base_dir=base_dir, overrides=overrides, sets=sets, raw_checks=RAW_CHECKS,
+                                checks=CHECKS)
