@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from consolidate import rng
 from consolidate.errors import Problem, ScenarioError, TraceError
-from consolidate.scenario.model import Scenario, Synthetic, TypeAssignment, VmGroup
-from consolidate.workload import planetlab
-from consolidate.workload.native import read_native_source
-from consolidate.workload.resample import resample, samples_needed
+from consolidate.scenario.model import Scenario, TypeAssignment
+from consolidate.workload import sources
 
 
 @dataclass
@@ -50,67 +47,6 @@ def _assign_types(rule: TypeAssignment, n: int, gen: np.random.Generator) -> lis
     return [rule.types[i] for i in idx]
 
 
-def _fit_to_grid(values: np.ndarray, interval_s: float, start_s: float, sc: Scenario, repeat: bool,
-                 where: str) -> np.ndarray:
-    """Resample (rows, samples) onto the scenario grid, tiling if `repeat`; returns (rows, intervals)."""
-    if start_s > 0:
-        raise TraceError(where, f"trace starts at time_s {start_s:g} (expected the first sample at 0 or earlier)")
-    need = samples_needed(sc.duration_s, interval_s, start_s)
-    have = values.shape[1]
-    if have < need:
-        if not repeat:
-            raise TraceError(where, f"trace covers {have * interval_s + start_s:g} s ({have} samples of {interval_s:g} s) "
-                             f"but duration_s is {sc.duration_s:g} (expected at least {need} samples, or repeat: true)")
-        values = np.tile(values, (1, -(-need // have)))
-    return resample(values, interval_s, sc.interval_s, sc.n_intervals, start_s)
-
-
-def _synthetic(p: Synthetic, n: int, sc: Scenario, gen: np.random.Generator) -> np.ndarray:
-    t = (np.arange(sc.n_intervals) + 0.5) * sc.interval_s  # mid-interval
-    phase = gen.uniform(0, 2 * np.pi, size=(n, 1)) if p.random_phase else np.zeros((n, 1))
-    util = p.mean + p.amplitude * np.sin(2 * np.pi * t[None, :] / p.period_s + phase)
-    if p.noise_std > 0:
-        util = util + gen.normal(0.0, p.noise_std, size=util.shape)
-    return np.clip(util, 0.0, 1.0)
-
-
-def _group_traces(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator
-                  ) -> tuple[list[str], list[str], np.ndarray, dict[str, np.ndarray]]:
-    """(names, trace labels, util (n, intervals), extra columns {name: (n, intervals)}) for one group;
-    raises TraceError on a bad trace."""
-    src = g.trace
-    extras: dict[str, np.ndarray] = {}
-    if src.synthetic is not None:
-        n = g.count
-        names = [f"{g.name or f'group{i}'}-{j}" for j in range(n)]
-        return names, ["synthetic"] * n, _synthetic(src.synthetic, n, sc, gen), extras
-    if src.planetlab is not None:
-        names, pct = planetlab.load_planetlab(src.planetlab, sc.base_dir)
-        labels = [f"{src.planetlab}/{nm}" for nm in names]
-        rows = _fit_to_grid(pct.astype(np.float32) / 100.0, planetlab.INTERVAL_S, 0.0, sc, src.repeat, src.planetlab)
-    else:
-        path = Path(src.native)
-        if not path.is_absolute():
-            path = sc.base_dir / path
-        traces = read_native_source(path)
-        names = [t.name for t in traces]
-        labels = [str(path)] * len(traces)
-        out = []
-        cols = sorted({c for t in traces for c in t.extra})
-        extras = {c: np.full((len(traces), sc.n_intervals), np.nan) for c in cols}
-        for j, t in enumerate(traces):
-            step = t.interval_s if np.isfinite(t.interval_s) else sc.duration_s - t.start_s
-            where = f"{path} (VM {t.name!r})"
-            out.append(_fit_to_grid(t.cpu_util[None, :], step, t.start_s, sc, src.repeat, where))
-            for c, v in t.extra.items():
-                extras[c][j] = _fit_to_grid(v[None, :], step, t.start_s, sc, src.repeat, where)[0]
-        rows = np.vstack(out)
-    n = g.count if g.count is not None else len(names)
-    pick = np.arange(n) % len(names)  # more VMs than traces: replay them in order
-    return [names[j] if n <= len(names) else f"{names[j]}#{k}" for k, j in enumerate(pick)], \
-        [labels[j] for j in pick], rows[pick], {c: v[pick] for c, v in extras.items()}
-
-
 def build_workload(sc: Scenario) -> Workload:
     """Read or generate every group's traces, assign VM types and stack them onto the scenario grid.
 
@@ -120,11 +56,10 @@ def build_workload(sc: Scenario) -> Workload:
     frames, utils, problems, group_extras = [], [], [], []
     for i, g in enumerate(sc.vms):
         gen = rng.stream(sc.seed, rng.WORKLOAD, i)
-        kind = "synthetic" if g.trace.synthetic is not None else ("planetlab" if g.trace.planetlab else "native")
         try:
-            names, labels, util, extras = _group_traces(i, g, sc, gen)
+            names, labels, util, extras = sources.read_group(i, g, sc, gen)
         except TraceError as exc:
-            problems.append(Problem(sc.file, f"vms.{i}.trace.{kind}", str(exc)))
+            problems.append(Problem(sc.file, f"vms.{i}.trace.{sources.kind_of(g.trace)}", str(exc)))
             continue
         types_ = _assign_types(g.type, len(names), gen)
         frames.append(pd.DataFrame({

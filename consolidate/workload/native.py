@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from consolidate.errors import TraceError
+from consolidate.scenario.model import Scenario, VmGroup
 from consolidate.workload import columns as C
+from consolidate.workload.sources import GroupTraces, fit_to_grid, register
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,29 @@ def read_native_source(source: Path) -> list[Trace]:
             raise TraceError(str(source), "folder holds no .csv or .parquet trace files")
         return [t for f in files for t in read_native(f)]
     return read_native(source)
+
+
+def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
+    """Every VM of the file or folder (path relative to the scenario file), CPU as a fraction 0..1 and the
+    optional columns in their own units, per scenario interval; NaN where a VM's trace lacks a column."""
+    src = g.trace
+    path = Path(src.native)
+    if not path.is_absolute():
+        path = sc.base_dir / path
+    traces = read_native_source(path)
+    names = [t.name for t in traces]
+    labels = [str(path)] * len(traces)
+    out = []
+    cols = sorted({c for t in traces for c in t.extra})
+    extras = {c: np.full((len(traces), sc.n_intervals), np.nan) for c in cols}
+    for j, t in enumerate(traces):
+        # a one-row trace has no step of its own: it holds for the whole run
+        step = t.interval_s if np.isfinite(t.interval_s) else sc.duration_s - t.start_s
+        where = f"{path} (VM {t.name!r})"
+        out.append(fit_to_grid(t.cpu_util[None, :], step, t.start_s, sc, src.repeat, where))
+        for c, v in t.extra.items():
+            extras[c][j] = fit_to_grid(v[None, :], step, t.start_s, sc, src.repeat, where)[0]
+    return GroupTraces(names, labels, np.vstack(out), extras)
+
+
+register("native", read_group)

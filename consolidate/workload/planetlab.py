@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from consolidate.errors import TraceError
+from consolidate.scenario.model import Scenario, VmGroup
+from consolidate.workload.sources import GroupTraces, fit_to_grid, register
 
 INTERVAL_S = 300.0
 BUILTIN_PREFIX = "builtin:"
@@ -92,3 +94,16 @@ def load_planetlab(source: str, base_dir: Path | None = None) -> tuple[list[str]
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     return read_planetlab_folder(path)
+
+
+def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
+    """Every VM of the day, in file-name order, as a fraction 0..1 per scenario interval."""
+    src = g.trace
+    names, pct = load_planetlab(src.planetlab, sc.base_dir)
+    labels = [f"{src.planetlab}/{nm}" for nm in names]
+    # divided in float32, as the published results were: on a coarser grid the averages carry this rounding
+    util = fit_to_grid(pct.astype(np.float32) / 100.0, INTERVAL_S, 0.0, sc, src.repeat, src.planetlab)
+    return GroupTraces(names, labels, util, {})
+
+
+register("planetlab", read_group)
