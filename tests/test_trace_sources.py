@@ -147,3 +147,13 @@ def test_native_replay_and_extra_columns(tiny, write_yaml, tmp_path):
     rx = w.extra["net_rx_pps"]
     np.testing.assert_array_equal(rx[:, :3], np.repeat([[5, 9], [7, 11], [5, 9]], 6, axis=1).T.astype(np.float32))
     assert np.isnan(rx[:, 3]).all()  # c.csv has no such column: the VM's profile fills it
+
+
+def test_native_file_with_a_vm_column_and_no_rows(tiny, write_yaml, tmp_path):
+    (tmp_path / "e.csv").write_text("vm,time_s,cpu_util\n")
+    tiny["vms"][0]["trace"] = {"native": "e.csv"}
+    f = write_yaml(tiny)
+    with pytest.raises(ScenarioError) as exc:
+        build_workload(load_scenario(f))
+    assert [str(p) for p in exc.value.problems] == [
+        f"{f}: vms.0.trace.native: {tmp_path / 'e.csv'}: file has no rows (expected rows of vm, time_s, cpu_util)"]

@@ -103,6 +103,8 @@ def read_native(path: Path) -> list[Trace]:
     rows = np.arange(1, len(df) + 1)
     if C.VM not in df.columns:
         return [_check_one(path, df, rows, path.stem)]
+    if len(df) == 0:
+        raise TraceError(str(path), f"file has no rows (expected rows of {C.VM}, {C.TIME}, {C.CPU})")
     traces = []
     # sort=False keeps VMs in order of first appearance: the file's order is the user's order
     for name, idx in df.groupby(C.VM, sort=False).indices.items():
