@@ -250,7 +250,15 @@ def _catalog_rows(kind: CatalogKind) -> tuple[str, list[dict]]:
              "vfs_per_port": n.vfs_per_port, "source": _sources(n.sources)} for n in cat.nics().values()]
     rows += [{"name": p.name, "kind": "io-path", "line_rate_bps": "", "ports": "", "vfs_per_port": "",
               "source": f"{p.description}. {_sources(p.sources)}"} for p in cat.io_paths().values()]
-    return "devices: NICs with SR-IOV VF pools, and I/O paths", rows
+    rows += [{"name": c.name, "kind": c.kind, "line_rate_bps": "", "ports": "", "vfs_per_port": "",
+              "interface": c.interface, "max_read_iops": c.max_read_iops, "max_write_iops": c.max_write_iops,
+              "virtual_functions": c.virtual_functions, "source": _sources(c.sources)}
+             for c in cat.nvme_controllers().values()]
+    for r in rows:  # one column set for every row: NVMe columns blank for NICs and paths, source last
+        for k in ("interface", "max_read_iops", "max_write_iops", "virtual_functions"):
+            r.setdefault(k, "")
+        r["source"] = r.pop("source")
+    return "devices: NICs with SR-IOV VF pools, I/O paths, and NVMe controllers (assigned whole through the IOMMU)", rows
 
 
 @app.command()

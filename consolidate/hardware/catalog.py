@@ -103,6 +103,19 @@ class Nic:
 
 
 @dataclass(frozen=True)
+class NvmeController:
+    """An NVMe SSD controller a host can carry; a VM gets it whole by passthrough (or one of its SR-IOV VFs)."""
+
+    name: str
+    kind: str  # "nvme"
+    interface: str  # e.g. "PCIe 3.0 x4"
+    max_read_iops: float  # 4 KiB random read, datasheet maximum
+    max_write_iops: float  # 4 KiB random write, datasheet maximum
+    virtual_functions: int  # SR-IOV VFs exposed for assignment; 0 when none
+    sources: dict[str, dict[str, str]] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class IoPath:
     """Per-packet (or per-I/O) figures of one I/O path; see devices.yaml."""
 
@@ -176,6 +189,12 @@ def nics() -> dict[str, Nic]:
 
 
 @lru_cache(maxsize=1)
+def nvme_controllers() -> dict[str, NvmeController]:
+    """NVMe controllers by name (e.g. 'intel-dc-p3700', 'samsung-pm1735'), assignable whole through the IOMMU."""
+    return {e["name"]: NvmeController(**e) for e in _data("devices.yaml").get("nvme") or []}
+
+
+@lru_cache(maxsize=1)
 def io_paths() -> dict[str, IoPath]:
     """Network I/O paths (`emulated`, `virtio`, `vhost`, `passthrough`, `sriov`) and disk paths, by name."""
     d = _data("devices.yaml")
@@ -226,6 +245,8 @@ def missing_sources() -> list[str]:
             problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")
     d = _data("devices.yaml")
     for e in d["nics"]:
+        check("devices.yaml", e["name"], e)
+    for e in d.get("nvme") or []:
         check("devices.yaml", e["name"], e)
     for name, e in {**d["io_paths"], **d["disk_paths"]}.items():
         check("devices.yaml", name, e)
