@@ -6,33 +6,54 @@ A history is the host's utilisation over past scheduling intervals, computed fro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from consolidate.policies.registry import Param, detector
 
 FALLBACK_THRESHOLD = 0.7  # static threshold the adaptive detectors use until a host has enough history
 MIN_HISTORY_MAD_IQR = 12  # non-zero samples MAD and IQR need
 MIN_HISTORY_LR = 10  # samples local regression needs (and uses)
 
+# example values: Beloglazov & Buyya 2012's best settings (THR 0.8, IQR 1.5, MAD 2.5, LR/LRR 1.2)
+_SAFETY = "the safety parameter (dimensionless; larger is more cautious)"
 
-@dataclass(frozen=True)
-class Detector:
-    """An overload detector: `kind` is thr, iqr, mad, lr or lrr; `param` is the threshold (thr), the
-    safety parameter s in 1 - s*IQR or 1 - s*MAD (iqr, mad), or the safety factor (lr, lrr)."""
 
-    kind: str
-    param: float
+@detector("thr", "static threshold: overloaded when utilisation > p",
+          Param("p", "the CPU utilisation (fraction of capacity) above which a host is overloaded", 0.0, 1.0,
+                example=0.8),
+          reads_history=False, static_threshold=True)
+def static_threshold(p: float, util: np.ndarray, history: np.ndarray | None,
+                     migration_intervals: np.ndarray) -> np.ndarray:
+    return util > p
 
-    def overloaded(self, util: np.ndarray, history: np.ndarray | None, migration_intervals: np.ndarray) -> np.ndarray:
-        """Overloaded hosts: util (hosts,) now, history (hosts, L) most recent last (unused by thr),
-        migration_intervals (hosts,) the longest migration time of each host's VMs in scheduling intervals."""
-        if self.kind == "thr":
-            return util > self.param
-        if history is None:
-            history = np.zeros((len(util), 0))
-        if self.kind in ("iqr", "mad"):
-            return util > adaptive_threshold(self.kind, self.param, history)
-        return regression_overloaded(history, self.param, migration_intervals, robust=self.kind == "lrr", util=util)
+
+@detector("iqr", f"interquartile range: overloaded when utilisation > 1 - s x IQR of the host's history "
+          f"({FALLBACK_THRESHOLD} until {MIN_HISTORY_MAD_IQR} recent non-zero samples)",
+          Param("s", _SAFETY, 0.0, example=1.5))
+def interquartile_range(s: float, util: np.ndarray, history: np.ndarray, migration_intervals: np.ndarray) -> np.ndarray:
+    return util > adaptive_threshold("iqr", s, history)
+
+
+@detector("mad", f"median absolute deviation: overloaded when utilisation > 1 - s x MAD of the host's history "
+          f"({FALLBACK_THRESHOLD} until {MIN_HISTORY_MAD_IQR} recent non-zero samples)",
+          Param("s", _SAFETY, 0.0, example=2.5))
+def median_absolute_deviation(s: float, util: np.ndarray, history: np.ndarray,
+                              migration_intervals: np.ndarray) -> np.ndarray:
+    return util > adaptive_threshold("mad", s, history)
+
+
+@detector("lr", f"local regression of the last {MIN_HISTORY_LR} samples, extrapolated by the host's longest "
+          f"migration: overloaded when s x prediction >= 1 ({FALLBACK_THRESHOLD} until {MIN_HISTORY_LR} samples)",
+          Param("s", _SAFETY, 0.0, example=1.2))
+def local_regression(s: float, util: np.ndarray, history: np.ndarray, migration_intervals: np.ndarray) -> np.ndarray:
+    return regression_overloaded(history, s, migration_intervals, robust=False, util=util)
+
+
+@detector("lrr", "robust local regression: as lr, the fit bisquare-reweighted against outliers",
+          Param("s", _SAFETY, 0.0, example=1.2))
+def robust_local_regression(s: float, util: np.ndarray, history: np.ndarray,
+                            migration_intervals: np.ndarray) -> np.ndarray:
+    return regression_overloaded(history, s, migration_intervals, robust=True, util=util)
 
 
 def _leading_nonzero(history: np.ndarray) -> np.ndarray:
