@@ -19,6 +19,7 @@ from rich.table import Table
 
 from consolidate import api
 from consolidate.errors import ConsolidateError
+from consolidate.policies import registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Datacenter consolidation simulator that knows what hardware-assisted virtualization costs.")
@@ -77,8 +78,8 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         seed: Optional[int] = typer.Option(None, "--seed", min=0, help="override the scenario's seed"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder"),
         csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet"),
-        policy: Optional[str] = typer.Option(None, "--policy", help="consolidation policy, e.g. thr-mmt-0.8, "
-                                             "mad-mmt-2.5, lr-mc-1.2, or none")) -> None:
+        policy: Optional[str] = typer.Option(None, "--policy", help=f"consolidation policy: {registry.policy_syntax()} "
+                                             "(consolidate catalog policies)")) -> None:
     """Run a scenario, print its summary and write frames, plots and index.html."""
     progress = None if quiet else _DelayedProgress(f"{scenario or 'default scenario'}")
     try:
@@ -212,6 +213,7 @@ class CatalogKind(str, Enum):
     hypervisors = "hypervisors"
     devices = "devices"
     hosts = "hosts"
+    policies = "policies"
 
 
 class Format(str, Enum):
@@ -223,9 +225,24 @@ def _sources(sources: dict) -> str:
     return "; ".join(f"{k}: {v['source']} ({v['confidence']})" for k, v in sources.items())
 
 
+def _policy_rows() -> list[dict]:
+    rows = [{"kind": "detector", "name": d.name, "aliases": "", "parameter": d.param.meaning,
+             "valid_range": d.param.range_text, "study_value": d.param.example,
+             "reads_history": "yes" if d.reads_history else "no", "description": d.doc}
+            for d in registry.DETECTORS.values()]
+    rows += [{"kind": "selector", "name": s.name, "aliases": "", "parameter": "", "valid_range": "", "study_value": "",
+              "reads_history": "", "description": s.doc} for s in registry.SELECTORS.values()]
+    rows += [{"kind": "placement", "name": p.name, "aliases": " ".join(p.aliases), "parameter": "", "valid_range": "",
+              "study_value": "", "reads_history": "", "description": p.doc} for p in registry.PLACEMENTS.values()]
+    return rows
+
+
 def _catalog_rows(kind: CatalogKind) -> tuple[str, list[dict]]:
     from consolidate.hardware import catalog as cat
 
+    if kind is CatalogKind.policies:
+        return ("policies (consolidation.policy: '<detector>-<selector>-<parameter>' or none; placement.policy: a "
+                "placement or its alias)"), _policy_rows()
     if kind is CatalogKind.hosts:
         return "host types (power_w at 0%, 10%, ..., 100% CPU)", [
             {"name": n, "processor": e.processor, "cpu": e.host_type.cpu, "cores": e.host_type.cores, "mips_per_core": e.host_type.mips_per_core,
@@ -264,7 +281,8 @@ def _catalog_rows(kind: CatalogKind) -> tuple[str, list[dict]]:
 @app.command()
 def catalog(kind: CatalogKind = typer.Argument(CatalogKind.hosts, help="what to list"),
             fmt: Format = typer.Option(Format.table, "--format", help="table or csv")) -> None:
-    """List the hardware catalog shipped with the package, every figure with its source."""
+    """List the hardware catalog shipped with the package, every figure with its source, or the registered
+    policies (detectors with their parameter ranges, selectors, placements)."""
     title, rows = _catalog_rows(kind)
     if fmt is Format.csv:
         import pandas as pd
