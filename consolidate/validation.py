@@ -1,5 +1,5 @@
 """Scenario checks that need more than the schema: the hardware catalog, the cost model's configurations, the
-workload profiles and the network topology.
+workload profiles, the network topology and the policy registry.
 
 The scenario package knows only its own fields; this module sits above the cost model and the policies and
 hands its checks to the loader, which runs them in the same pass as field validation, so a user sees every
@@ -14,9 +14,10 @@ import networkx as nx
 
 from consolidate.costmodel.config import resolve
 from consolidate.errors import Problem
-from consolidate.hardware import catalog as cat
+from consolidate.hardware import assignment, catalog as cat
 from consolidate.hardware.coremodel import ConfigError
 from consolidate.hardware.topology import explicit, host_node
+from consolidate.policies import registry
 from consolidate.scenario import loader
 from consolidate.scenario.model import Scenario
 from consolidate.workload.profiles import profile_table
@@ -50,6 +51,12 @@ def virtualization_checks(sc: Scenario, file: str) -> list[Problem]:
     specs = [(f"host_types.{i}.virtualization", h.virtualization) for i, h in enumerate(sc.host_types)] + \
         [(f"vms.{i}.virtualization", g.virtualization) for i, g in enumerate(sc.vms)]
     for path, spec in specs:
+        for io_class in assignment.IO_CLASSES:
+            given = getattr(spec.io, io_class.name) if spec is not None else None
+            known = assignment.paths_of(io_class)
+            if given is not None and given not in known:
+                problems.append(Problem(file, f"{path}.io.{io_class.name}", f"unknown {io_class.name} I/O path (got "
+                                        f"{given!r}, expected one of: {', '.join(known)})"))
         if spec is not None and spec.hypervisor is not None and spec.hypervisor not in cat.hypervisors():
             problems.append(Problem(file, f"{path}.hypervisor", f"unknown hypervisor (got {spec.hypervisor!r}, "
                                     f"expected one of: {', '.join(cat.hypervisors())})"))
@@ -124,13 +131,78 @@ def network_checks(sc: Scenario, file: str) -> list[Problem]:
     return []
 
 
-RAW_CHECKS = (host_type_refs,)
-CHECKS = (virtualization_checks, network_checks)
+def device_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Directly assigned devices: known NVMe models, devices assigned by VM groups only, and a migration policy
+    the devices a group holds allow (see hardware/assignment.py)."""
+    problems = []
+    models = cat.nvme_controllers()
+    for i, h in enumerate(sc.host_types):
+        for j, n in enumerate(h.nvme):
+            if n.model not in models:
+                problems.append(Problem(file, f"host_types.{i}.nvme.{j}.model", f"unknown NVMe controller (got "
+                                        f"{n.model!r}, expected one of: {', '.join(models)})"))
+        io = h.virtualization.io if h.virtualization is not None else None
+        for c in assignment.DEVICE_CLASSES:
+            path = getattr(io, c) if io is not None else None
+            if path in assignment.POOL_OF_PATH:
+                problems.append(Problem(file, f"host_types.{i}.virtualization.io.{c}", f"a host type cannot assign "
+                                        f"devices to every VM on it (got {path}, expected a shared path; set it on "
+                                        "the VM groups that hold a device)"))
+    for i, g in enumerate(sc.vms):
+        held = assignment.group_holding(g)
+        if g.migration_policy == assignment.FAILOVER and assignment.VF not in held.pools:
+            net = g.virtualization.io.net if g.virtualization is not None else None
+            problems.append(Problem(file, f"vms.{i}.migration_policy", f"migration_policy failover needs "
+                                    f"virtualization.io.net sriov, a VF to unplug (got io.net {net or 'unset'})"))
+        elif assignment.NVME in held.pools and g.migration_policy != assignment.PINNED:
+            problems.append(Problem(file, f"vms.{i}.migration_policy", f"an nvme-passthrough disk pins the VM: its "
+                                    f"data is on that host's drive (got {g.migration_policy}, expected pinned)"))
+    return problems
+
+
+def policy_names(data: dict, file: str) -> list[Problem]:
+    """`consolidation.policy` parses against the policy registry (names, parameter range) and
+    `placement.policy` names a registered placement or alias (read from the raw mapping, so it reports beside
+    field validation)."""
+    problems = []
+    cons = data.get("consolidation")
+    text = cons.get("policy") if isinstance(cons, dict) else None
+    if isinstance(text, str):
+        try:
+            registry.parse_policy(text)
+        except registry.PolicyError as exc:
+            problems.append(Problem(file, "consolidation.policy", str(exc)))
+    place = data.get("placement")
+    name = place if isinstance(place, str) else place.get("policy") if isinstance(place, dict) else None
+    if isinstance(name, str):
+        try:
+            registry.get_placement(name)
+        except registry.PolicyError as exc:
+            problems.append(Problem(file, "placement.policy", str(exc)))
+    return problems
+
+
+def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
+    """cpu_overcommit lets placement pack VMs by their size up to capacity x ratio. A consolidating run re-places
+    VMs by their measured demand and its overload detector judges the physical capacity, which it never lets a
+    host exceed: there an overcommit ratio would be silently ignored after the first round, so it is refused."""
+    if sc.consolidation is not None and sc.cpu_overcommit != 1.0:
+        return [Problem(file, "cpu_overcommit", f"overcommit with dynamic consolidation (got {sc.cpu_overcommit:g} "
+                        f"with consolidation.policy {sc.consolidation.policy}, expected 1.0: the overload detector "
+                        "decides how full a host may get; or remove consolidation)")]
+    return []
+
+
+RAW_CHECKS = (host_type_refs, policy_names)
+CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks)
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,
                   overrides: dict[str, Any] | None = None, sets: dict[str, Any] | None = None) -> Scenario:
     """A scenario validated against its schema and against the catalog, the cost model and the topology
-    (see scenario.loader.load_scenario for the arguments). Raises ScenarioError listing every problem."""
-    return loader.load_scenario(source, base_dir=base_dir, overrides=overrides, sets=sets, raw_checks=RAW_CHECKS,
-                                checks=CHECKS)
+    (see scenario.loader.load_scenario for the arguments). Raises ScenarioError listing every problem.
+    A placement alias (pabfd) comes back as its registered name, as the resolved scenario records it."""
+    sc = loader.load_scenario(source, base_dir=base_dir, overrides=overrides, sets=sets, raw_checks=RAW_CHECKS,
+                              checks=CHECKS)
+    sc.placement.policy = registry.get_placement(sc.placement.policy).name
+    return sc

@@ -58,7 +58,7 @@ def test_more_vfs_than_exist_is_an_error_or_a_rejection():
 
 
 def test_passthrough_needs_an_iommu_and_a_free_device():
-    with pytest.raises(PlacementError, match="needs a passthrough device; the hosts have 0 for 2 such VMs"):
+    with pytest.raises(PlacementError, match="needs a passthrough NIC port; the hosts have 0 for 2 such VMs"):
         consolidate.run(_scenario(2, [{"model": "intel-x710"}], iommu=False, net="passthrough"))
     res = consolidate.run(_scenario(12, [{"model": "intel-x710"}], net="passthrough"))  # 4 ports per host
     assert (_per_host(res, "direct") <= 4).all()
@@ -161,9 +161,9 @@ def test_failover_vm_pays_the_paravirtual_cost_exactly_during_its_window():
     sc_dict = _failover_scenario()
     res = consolidate.run(sc_dict)
     m, s = res.migrations, res.summary.iloc[0]
-    # the live migration: 1024 MB (CloudSim's 10^6-byte MB) over half of 1 Gbit/s; the VF is unplugged at its
-    # start and, the destination having a free VF, plugged back at its end: two service gaps of 1 s
-    window = 1024e6 * 8 / 0.5e9
+    # the live migration: 1024 MiB over half of 1 Gbit/s; the VF is unplugged at its start and, the destination
+    # having a free VF, plugged back at its end: two service gaps of 1 s
+    window = 1024 * 2 ** 20 * 8 / 0.5e9
     assert len(m) == 1 and (m.source.iloc[0], m.destination.iloc[0]) == (0, 1)
     assert m.end_s.iloc[0] - m.start_s.iloc[0] == pytest.approx(window)
     assert m.service_gap_s.iloc[0] == pytest.approx(2.0)
@@ -209,7 +209,7 @@ def test_failover_state_gives_the_vf_back_when_one_frees():
 
     # VMs 0, 1: failover; VM 2: a pinned SR-IOV VM beside VM 0. Host 0 has 2 VFs, host 1 one.
     fo = np.array([True, True, False])
-    device = np.array([1, 1, 1])
+    device = np.array([True, True, True])
     vm_host = np.array([0, 1, 0])
     vm_dest = np.full(3, -1)
     f = Failover(fo, device, vm_host, np.array([2, 1]), gap_s=0.5)
@@ -308,7 +308,7 @@ def test_failover_vm_keeps_its_vf_while_its_migration_waits_for_a_slot():
     sc["migration"]["max_concurrent_per_host"] = 1
     res = consolidate.run(sc)
     m, s = res.migrations.sort_values("start_s"), res.summary.iloc[0]
-    window = 1024e6 * 8 / 0.5e9
+    window = 1024 * 2 ** 20 * 8 / 0.5e9  # MiB over half of 1 Gbit/s
     assert m.start_s.tolist() == pytest.approx([1800, 1800 + window])  # one at a time
     assert m.queued_s.tolist() == pytest.approx([0, window])
     # each VM is paravirtual only for its own transfer, not while it waits

@@ -98,8 +98,8 @@ def test_per_interval_model_agrees_with_event_by_event_replay(host, virt):
         counts = {c: int(round(per_vcpu[EVENT_COLUMNS.index(c)] * 2)) for c in PRICED_COLUMNS}  # 1 s, 2 vCPUs
         misses, packets, switches = int(rng.integers(0, 20000)), 16 * int(rng.integers(0, 400)), int(rng.integers(0, 50))
         ev = np.array([[counts[c] / 2 for c in PRICED_COLUMNS]])
-        ov = interval_overhead(t, np.array([0]), np.array([2.0]), ev, np.array([misses / 2]), np.array([float(packets)]),
-                               np.array([0.0]), np.array([float(switches)]))
+        ov = interval_overhead(t, np.array([0]), np.array([2.0]), ev, np.array([misses / 2]),
+                               [np.array([float(packets)]), np.array([0.0])], np.array([float(switches)]))
         rate_cycles = ov.overhead_mips[0] / t.cycles_to_mips[0]
         rep = replay(r, counts, tlb_misses=misses, packets=packets, world_switches=switches)
         assert rep.guest_cycles == pytest.approx(rate_cycles, rel=0.01)

@@ -1,6 +1,7 @@
 """Resolve each (VM group, host type) pair to a concrete virtualization configuration.
 
-Precedence: built-in defaults < the host type's `virtualization` < the VM group's `virtualization`.
+Precedence: built-in defaults < the host type's `virtualization` < the VM group's `virtualization`. Each I/O class
+(hardware.assignment.IO_CLASSES) defaults to its own path.
 """
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from dataclasses import dataclass
 
 from consolidate.hardware import catalog as cat
 from consolidate.hardware import coremodel as cm
+from consolidate.hardware.assignment import DEVICE_CLASSES, IO_CLASSES
 from consolidate.scenario.model import HostType, VirtSpec, VmGroup
 
 DEFAULT_HYPERVISOR = "kvm-qemu"
-DEFAULT_NET = "virtio"
-DEFAULT_DISK = "virtio-blk"
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,12 @@ class Resolved:
     cpu: cat.Cpu
     hypervisor: cat.Hypervisor | None
     config: cm.VirtConfig
-    net: str
-    disk: str
+    paths: tuple[str, ...]  # I/O path per class of hardware.assignment.IO_CLASSES
     host_type: HostType
+
+    def path(self, io_class: str) -> str:
+        """The I/O path of one class ('net', 'disk')."""
+        return self.paths[DEVICE_CLASSES.index(io_class)]
 
 
 def _merge(*specs: VirtSpec | None) -> dict:
@@ -53,5 +56,5 @@ def resolve(group: VmGroup, host_type: HostType) -> Resolved:
     cfg = cm.VirtConfig(mode=mode, paging=m.get("paging"), host_page=m.get("host_page", "4k"),
                         working_set_pages=m.get("working_set_pages", 4096), **m["features"])
     cm.effective(cpu, hv, cfg)  # raises ConfigError on a conflict
-    return Resolved(cpu=cpu, hypervisor=hv, config=cfg, net=m["io"].get("net", DEFAULT_NET),
-                    disk=m["io"].get("disk", DEFAULT_DISK), host_type=host_type)
+    return Resolved(cpu=cpu, hypervisor=hv, config=cfg,
+                    paths=tuple(m["io"].get(c.name, c.default_path) for c in IO_CLASSES), host_type=host_type)

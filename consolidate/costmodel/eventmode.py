@@ -76,7 +76,7 @@ def replay(r: Resolved, event_counts: dict[str, int], tlb_misses: int = 0, packe
     for _ in range(tlb_misses):
         st.guest_work(walk)
     if packets:
-        path = cat.io_paths()[r.net]
+        path = cat.io_paths()[r.path("net")]
         kio = cm.io_scale(cpu)
         native_driver = cat.io_paths()["passthrough"].guest_cycles_per_packet * kio
         irq = cm.event_steps("device_irq", cpu, hv, cfg, eff) if eff.mode == "hw" else []

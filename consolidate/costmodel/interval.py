@@ -5,11 +5,11 @@ For VM v under configuration c (cycles per second, then MIPS through the host's 
     events      = sum over e of rate_e * vCPUs * cost_e(c)         (exits, handlers, injections, refills)
     page walks  = tlb_misses * vCPUs * walk_extra(c)               (nested walks are longer than native)
     world sw.   = world_switches * cost_ws(c)                      (vCPUs sharing a core)
-    I/O, guest  = served_pps * (exit + driver-extra cycles)(c)     (+ the same for disk I/Os)
-    I/O, host   = served_pps * backend_cycles(c)                   (QEMU / vhost threads, host side)
+    I/O, guest  = sum over I/O classes (net, disk) of served ops/s * (exit + driver-extra cycles)(c)
+    I/O, host   = sum over I/O classes of served ops/s * backend_cycles(c)   (QEMU / vhost threads, host side)
     overhead    = events + page walks + world switches + I/O guest;   backend = I/O host
 
-served_pps = min(demanded pps, the path's cap, vCPUs x clock / guest cycles per packet); the rest is
+served = min(demanded ops/s, the path's cap, vCPUs x clock / guest cycles per op); the rest is
 unserved I/O. Nothing here loops over VMs: a
 loop over the handful of configurations does the matrix products for exits by reason.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from consolidate.costmodel.tables import REASON_LABELS, REASONS, CostTables
+from consolidate.hardware.assignment import IO_CLASSES
 
 COMPONENTS = ("exits", "tlb_refill", "page_walk", "world_switch", "io_guest", "io_backend")
 
@@ -34,10 +35,8 @@ class IntervalOverhead:
     exits_per_s: np.ndarray  # (VMs, reasons)
     tlb_flushes_per_s: np.ndarray
     world_switches_per_s: np.ndarray
-    net_pps_demand: np.ndarray
-    net_pps_served: np.ndarray
-    disk_iops_demand: np.ndarray
-    disk_iops_served: np.ndarray
+    io_demand: dict[str, np.ndarray]  # per I/O class (IO_CLASSES): operations per second asked for
+    io_served: dict[str, np.ndarray]  # and carried by the path
     reason_mips: np.ndarray  # (reasons + 1,) summed over VMs: exit-driven overhead by reason, 'software' last
 
 
@@ -94,14 +93,15 @@ def event_terms(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rat
 
 
 def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray | EventTerms,
-                      tlb_misses: np.ndarray | None, net_pps: np.ndarray, disk_iops: np.ndarray,
-                      ws_per_s: np.ndarray, reason_idx: np.ndarray = ALL_REASONS) -> IntervalOverhead:
+                      tlb_misses: np.ndarray | None, io_demand: list[np.ndarray], ws_per_s: np.ndarray,
+                      reason_idx: np.ndarray = ALL_REASONS) -> IntervalOverhead:
     """Overhead of every VM for one interval.
 
     cfg_idx: configuration per VM (-1 = unplaced: no overhead); event_rates: (VMs, PRICED_COLUMNS) per second
-    per vCPU (with tlb_misses per second per vCPU), or their EventTerms already summed; net_pps, disk_iops:
-    the VM's demanded I/O rates; ws_per_s: world switches per second (world_switches_per_s); reason_idx: the
-    exit reasons (indices into REASONS) to report per VM, all by default.
+    per vCPU (with tlb_misses per second per vCPU), or their EventTerms already summed; io_demand: per I/O class
+    of IO_CLASSES, the VM's demanded operations per second (packets, disk I/Os); ws_per_s: world switches per
+    second (world_switches_per_s); reason_idx: the exit reasons (indices into REASONS) to report per VM, all by
+    default.
     """
     terms = event_rates if isinstance(event_rates, EventTerms) else \
         event_terms(t, cfg_idx, vcpus, event_rates, tlb_misses, reason_idx)
@@ -111,17 +111,20 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     to_mips = t.cycles_to_mips[c]
 
     # a path carries no more than its cap, nor more than the VM's vCPUs could drive if they did nothing else
-    with np.errstate(divide="ignore"):
-        vcpu_net = np.where(t.net.guest_cycles[c] > 0, vcpus * t.hz[c] / t.net.guest_cycles[c], np.inf)
-        vcpu_disk = np.where(t.disk.guest_cycles[c] > 0, vcpus * t.hz[c] / t.disk.guest_cycles[c], np.inf)
-    net_served = np.minimum(net_pps, np.minimum(t.net.cap[c], vcpu_net))
-    disk_served = np.minimum(disk_iops, np.minimum(t.disk.cap[c], vcpu_disk))
+    served = []
+    for tab, demand in zip(t.io, io_demand):
+        with np.errstate(divide="ignore"):
+            vcpu_cap = np.where(tab.guest_cycles[c] > 0, vcpus * t.hz[c] / tab.guest_cycles[c], np.inf)
+        served.append(np.minimum(demand, np.minimum(tab.cap[c], vcpu_cap)))
+
+    def per_op(cost: str) -> np.ndarray:
+        """Cycles per second of one per-operation cost, summed over the I/O classes."""
+        return sum(s * getattr(tab, cost)[c] for s, tab in zip(served, t.io))
+
     ws = ws_per_s * t.ws_cycles[c]
     ws_refill = ws_per_s * t.ws_refill[c]
-    io_exit = net_served * t.net.exit_cycles[c] + disk_served * t.disk.exit_cycles[c]
-    io_refill = net_served * t.net.refill_cycles[c] + disk_served * t.disk.refill_cycles[c]
-    io_driver = net_served * t.net.driver_extra_cycles[c] + disk_served * t.disk.driver_extra_cycles[c]
-    backend = net_served * t.net.backend_cycles[c] + disk_served * t.disk.backend_cycles[c]
+    io_exit, io_refill = per_op("exit_cycles"), per_op("refill_cycles")
+    io_driver, backend = per_op("driver_extra_cycles"), per_op("backend_cycles")
 
     gate = np.where(live, to_mips, 0.0)  # native or unplaced VMs carry exactly zero
     comp = {
@@ -135,29 +138,32 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     overhead = comp["exits"] + comp["tlb_refill"] + comp["page_walk"] + comp["world_switch"] + comp["io_guest"]
 
     live_f = live.astype(np.float64)
-    net_live, disk_live = net_served * live_f, disk_served * live_f
-    net_x, disk_x = t.net.exits[:, reason_idx], t.disk.exits[:, reason_idx]  # slice the small table first
     exits = terms.exits
-    if net_x.any():
-        exits = exits + net_live[:, None] * net_x[c]
-    if disk_x.any():
-        exits = exits + disk_live[:, None] * disk_x[c]
-    # I/O exits and interrupt deliveries, attributed to their reasons by their exit counts
     n_cfg = len(t.configs)
-    net_sum = np.bincount(c, weights=net_live, minlength=n_cfg)
-    disk_sum = np.bincount(c, weights=disk_live, minlength=n_cfg)
-    counts = net_sum[:, None] * t.net.exits + disk_sum[:, None] * t.disk.exits  # (C, R)
-    cyc = (net_sum * t.net.exit_cycles + disk_sum * t.disk.exit_cycles) * t.cycles_to_mips  # (C,)
+    counts, cyc = 0.0, 0.0  # per configuration: I/O exits by reason (C, R), their cycles (C,)
+    for s, tab in zip(served, t.io):
+        op_live = s * live_f
+        x = tab.exits[:, reason_idx]  # slice the small table first
+        if x.any():
+            exits = exits + op_live[:, None] * x[c]
+        by_cfg = np.bincount(c, weights=op_live, minlength=n_cfg)
+        counts = counts + by_cfg[:, None] * tab.exits
+        cyc = cyc + by_cfg * tab.exit_cycles
+    # I/O exits and interrupt deliveries, attributed to their reasons by their exit counts
+    cyc = cyc * t.cycles_to_mips
     total = counts.sum(axis=1)
     share = np.divide(counts, total[:, None], out=np.zeros_like(counts), where=total[:, None] > 0)
     reason = terms.reason_cycles.copy()
     reason[:-1] += (share * cyc[:, None]).sum(axis=0)
-    flushes = terms.flushes + net_served * t.net.flushes[c] + disk_served * t.disk.flushes[c] + ws_per_s * t.ws_flushes[c]
+    flushes = terms.flushes
+    for s, tab in zip(served, t.io):
+        flushes = flushes + s * tab.flushes[c]
+    flushes = flushes + ws_per_s * t.ws_flushes[c]
     return IntervalOverhead(
         overhead_mips=overhead, backend_mips=comp["io_backend"], components_mips=comp, exits_per_s=exits,
         tlb_flushes_per_s=np.where(live, flushes, 0.0), world_switches_per_s=np.where(live, ws_per_s, 0.0),
-        net_pps_demand=net_pps, net_pps_served=np.where(placed, net_served, 0.0),
-        disk_iops_demand=disk_iops, disk_iops_served=np.where(placed, disk_served, 0.0), reason_mips=reason)
+        io_demand={k.name: d for k, d in zip(IO_CLASSES, io_demand)},
+        io_served={k.name: np.where(placed, s, 0.0) for k, s in zip(IO_CLASSES, served)}, reason_mips=reason)
 
 
 def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> IntervalOverhead:
@@ -178,7 +184,6 @@ def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> Interv
         components_mips={c: mix(a.components_mips[c], b.components_mips[c]) for c in a.components_mips},
         exits_per_s=mix(a.exits_per_s, b.exits_per_s), tlb_flushes_per_s=mix(a.tlb_flushes_per_s, b.tlb_flushes_per_s),
         world_switches_per_s=mix(a.world_switches_per_s, b.world_switches_per_s),
-        net_pps_demand=mix(a.net_pps_demand, b.net_pps_demand), net_pps_served=mix(a.net_pps_served, b.net_pps_served),
-        disk_iops_demand=mix(a.disk_iops_demand, b.disk_iops_demand),
-        disk_iops_served=mix(a.disk_iops_served, b.disk_iops_served),
+        io_demand={k: mix(a.io_demand[k], b.io_demand[k]) for k in a.io_demand},
+        io_served={k: mix(a.io_served[k], b.io_served[k]) for k in a.io_served},
         reason_mips=a.reason_mips + weight * (b.reason_mips - a.reason_mips))

@@ -8,9 +8,10 @@ from consolidate.costmodel.config import resolve
 from consolidate.costmodel.interval import (EventTerms, IntervalOverhead, event_terms, interval_overhead,
                                              world_switches_per_s)
 from consolidate.costmodel.tables import PRICED_COLUMNS, REASON_LABELS, REASONS, TLB_COLUMN, build_tables
+from consolidate.hardware.assignment import FAILOVER, IO_CLASSES, group_holding
 from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
-from consolidate.workload.profiles import EVENT_COLUMNS, event_rates, io_rates, profile_table
+from consolidate.workload.profiles import EVENT_COLUMNS, IO_COLUMNS, event_rates, io_rates, profile_table
 
 
 class OverheadModel:
@@ -28,7 +29,7 @@ class OverheadModel:
         # a failover VM runs on a paravirtual NIC while its VF is unplugged: the same VM under a twin configuration
         self.cfg_pv_of = self.cfg_of.copy()
         for gi, g in enumerate(sc.vms):
-            if g.migration_policy == "failover" and g.device == 1:
+            if group_holding(g).mobility == FAILOVER:
                 io = g.virtualization.io.model_copy(update={"net": sc.migration.failover_net})
                 twin = g.model_copy(update={"virtualization": g.virtualization.model_copy(update={"io": io})})
                 for ti, ht in enumerate(host_types):
@@ -47,7 +48,7 @@ class OverheadModel:
         # costs a few operations per VM instead of one per VM and event.
         t = self.tables
         # reasons that can occur in this scenario: only these get columns in the results
-        any_exit = t.ev_exits.sum(axis=(0, 1)) + t.net.exits.sum(axis=0) + t.disk.exits.sum(axis=0)
+        any_exit = t.ev_exits.sum(axis=(0, 1)) + t.io_exits_any
         self.active_reasons = np.flatnonzero(any_exit > 0)
         coef = pt.coef[:, self._ev_idx, :]  # (P, E, 3)
         P, C = coef.shape[0], len(t.configs)
@@ -80,11 +81,11 @@ class OverheadModel:
             cfg = np.where(paravirtual, self.cfg_pv_of[self.group, t], cfg)
         return np.where(placed, cfg, -1)
 
-    def rates(self, k: int, util: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(event rates per vCPU per s (VMs, PRICED_COLUMNS), TLB misses per vCPU per s, net pps, disk IOPS) in
-        interval k (or at utilisation `util` when k is None): trace columns where present, profiles elsewhere."""
+    def rates(self, k: int | None, util: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(event rates per vCPU per s (VMs, PRICED_COLUMNS), TLB misses per vCPU per s, I/O operations per s per
+        class of IO_CLASSES) in interval k (or at utilisation `util` when k is None): trace columns where present,
+        profiles elsewhere."""
         ev_all = event_rates(self.profile, util)
-        io = io_rates(self.profile, util, self.vcpus)
         if k is not None:
             for col, arr in self.wl.extra.items():
                 v = arr[k]
@@ -92,12 +93,7 @@ class OverheadModel:
                 if col in EVENT_COLUMNS:
                     j = EVENT_COLUMNS.index(col)
                     ev_all[given, j] = v[given]
-            for j, col in enumerate(("net_rx_pps", "net_tx_pps", "disk_iops")):
-                if col in self.wl.extra:
-                    v = self.wl.extra[col][k]
-                    given = ~np.isnan(v)
-                    io[given, j] = v[given]
-        return ev_all[:, self._ev_idx], ev_all[:, self._tlb_idx], io[:, 0] + io[:, 1], io[:, 2]
+        return ev_all[:, self._ev_idx], ev_all[:, self._tlb_idx], self._io(k, util)
 
     def _terms(self, k: int, util: np.ndarray, cfg: np.ndarray) -> tuple[EventTerms, np.ndarray]:
         """Event terms of every VM and its HLT rate per vCPU: the collapsed profile tables for VMs whose trace
@@ -126,7 +122,7 @@ class OverheadModel:
         by_combo = np.stack([np.bincount(combos, weights=vb[:, j], minlength=n) for j in range(3)], axis=1)
         reason = np.einsum("kj,kjr->r", by_combo, self._k_reason)
         if override.any():
-            ev, tlb, _, _ = self.rates(k, util)
+            ev, tlb, _ = self.rates(k, util)
             halts[override] = ev[override, self._halt]
             m = override & live
             sub = event_terms(t, cfg[m], self.vcpus[m], ev[m], tlb[m], self.active_reasons)
@@ -136,14 +132,17 @@ class OverheadModel:
         return EventTerms(cycles=cycles, refill=refill, flushes=flushes, exits=exits, walk=walk,
                           reason_cycles=reason), halts
 
-    def _io(self, k: int, util: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _io(self, k: int | None, util: np.ndarray) -> list[np.ndarray]:
+        """Operations per second of each I/O class (IO_CLASSES): the sum of its trace columns, each taken from the
+        trace where it gives one in interval k and from the profile elsewhere."""
         io = io_rates(self.profile, util, self.vcpus)
-        for j, col in enumerate(("net_rx_pps", "net_tx_pps", "disk_iops")):
-            if col in self.wl.extra:
-                v = self.wl.extra[col][k]
-                given = ~np.isnan(v)
-                io[given, j] = v[given]
-        return io[:, 0] + io[:, 1], io[:, 2]
+        if k is not None:
+            for j, col in enumerate(IO_COLUMNS):
+                if col in self.wl.extra:
+                    v = self.wl.extra[col][k]
+                    given = ~np.isnan(v)
+                    io[given, j] = v[given]
+        return [sum(io[:, IO_COLUMNS.index(col)] for col in c.trace_columns) for c in IO_CLASSES]
 
     def at(self, k: int, util: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray,
            host_cores: np.ndarray, with_world_switches: bool = True,
@@ -152,20 +151,20 @@ class OverheadModel:
         paravirtual NIC)."""
         cfg = self.configs_for(vm_host, host_type, paravirtual)
         terms, halts = self._terms(k, util, cfg)
-        net, disk = self._io(k, util)
+        io = self._io(k, util)
         ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, halts, self.timeslice_s) \
             if with_world_switches else np.zeros(len(util))
-        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, net, disk, ws, self.active_reasons)
+        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, io, ws, self.active_reasons)
 
     def sizing_mips(self, k: int | None, util: np.ndarray, n_types: int) -> np.ndarray:
         """Overhead plus backend (MIPS) each VM would add on each host type at `util` (with interval k's trace
         columns, or profiles only when k is None), shape (VMs, types), for placement. World switches are left
         out: they depend on the placement being decided."""
         out = np.zeros((len(util), n_types))
-        ev, tlb, net, disk = self.rates(k, util)
+        ev, tlb, io = self.rates(k, util)
         for t in range(n_types):
             cfg = self.cfg_of[self.group, t]
-            ov = interval_overhead(self.tables, cfg, self.vcpus, ev, tlb, net, disk, np.zeros(len(util)),
+            ov = interval_overhead(self.tables, cfg, self.vcpus, ev, tlb, io, np.zeros(len(util)),
                                    self.active_reasons)
             out[:, t] = ov.overhead_mips + ov.backend_mips
         return out

@@ -12,6 +12,7 @@ import numpy as np
 from consolidate.costmodel.config import Resolved
 from consolidate.hardware import catalog as cat
 from consolidate.hardware import coremodel as cm
+from consolidate.hardware.assignment import IO_CLASSES, IoClass
 from consolidate.workload.profiles import EVENT_COLUMNS
 
 # trace column -> core-model guest event (tlb_misses_per_s is priced as extra page-walk cycles instead)
@@ -71,16 +72,20 @@ class CostTables:
     native: np.ndarray
     cycles_to_mips: np.ndarray
     hz: np.ndarray  # (C,) the host CPU's clock
-    net: IoTable
-    disk: IoTable
+    io: tuple[IoTable, ...]  # per class of IO_CLASSES
+
+    @property
+    def io_exits_any(self) -> np.ndarray:
+        """(R,) exits per operation summed over every I/O class and configuration (which reasons can occur)."""
+        return sum(tab.exits.sum(axis=0) for tab in self.io)
 
 
-def _io_table(configs: list[Resolved], kind: str) -> IoTable:
+def _io_table(configs: list[Resolved], io_class: IoClass) -> IoTable:
     paths = cat.io_paths()
-    native_driver = paths["passthrough" if kind == "net" else "nvme-passthrough"].guest_cycles_per_packet
+    native_driver = paths[io_class.native_path].guest_cycles_per_packet
     rows = []
     for r in configs:
-        name = r.net if kind == "net" else r.disk
+        name = r.path(io_class.name)
         path = paths[name]
         if r.config.mode == "native":
             rows.append((0.0, 0.0, 0.0, 0.0, 0.0, {}, np.inf, name, 0.0))
@@ -134,4 +139,4 @@ def build_tables(configs: list[Resolved]) -> CostTables:
     return CostTables(configs=tuple(configs), ev_cycles=ev_cycles, ev_refill=ev_refill, ev_flushes=ev_flushes,
                       ev_exits=ev_exits, ev_reason_cycles=ev_reason, walk_extra=walk_extra, ws_cycles=ws_cycles,
                       ws_refill=ws_refill, ws_flushes=ws_flushes, native=native, cycles_to_mips=to_mips, hz=hz,
-                      net=_io_table(configs, "net"), disk=_io_table(configs, "disk"))
+                      io=tuple(_io_table(configs, c) for c in IO_CLASSES))

@@ -13,10 +13,13 @@ from typing import Any, Callable
 import numpy as np
 import simpy
 
-from consolidate.engine.failover import Failover, vm_failover
+from consolidate.engine.failover import Failover
 from consolidate.errors import PlacementError, Problem
-from consolidate.hardware.catalog import nics, scenario_host_types
+from consolidate.hardware.assignment import (COLD, DEVICE_CLASSES, FAILOVER, PINNED, POOL_NAMES, POOLS, VF,
+                                             group_holding, host_pool_models, host_pools)
+from consolidate.hardware.catalog import scenario_host_types
 from consolidate.policies.placement import place
+from consolidate.policies.registry import consolidation_policy, make_detector
 from consolidate.costmodel.interval import COMPONENTS, IntervalOverhead, blend
 from consolidate.costmodel.model import OverheadModel
 from consolidate.scenario.model import HostType, Scenario
@@ -37,10 +40,14 @@ class HostTable:
     capacity_mips: np.ndarray
     memory_mb: np.ndarray
     curves_w: np.ndarray  # (types, 11)
-    vf_capacity: np.ndarray | None = None  # (hosts,) SR-IOV VFs over all NIC ports (0 without an IOMMU)
-    pt_capacity: np.ndarray | None = None  # (hosts,) NIC ports assignable whole by passthrough
-    device_model: np.ndarray | None = None  # (hosts,) index into device_models of the first NIC, -1 none
+    pool_capacity: np.ndarray | None = None  # (hosts, POOLS) devices each host offers for direct assignment
+    pool_model: np.ndarray | None = None  # (hosts, POOLS) index into device_models of the pool's model, -1 none
     device_models: tuple[str, ...] = ()
+
+    @property
+    def vf_capacity(self) -> np.ndarray:
+        """(hosts,) SR-IOV VFs over all NIC ports (0 without an IOMMU)."""
+        return self.pool_capacity[:, VF]
 
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "HostTable":
@@ -53,21 +60,16 @@ class HostTable:
             rank = np.concatenate([np.arange(g.count) for g in sc.hosts])
             ht = ht[np.argsort(rank, kind="stable")]
         col = lambda f: np.array([f(t) for t in types_], dtype=float)[ht]  # noqa: E731
-        models = tuple(dict.fromkeys(n.model for t in types_ for n in t.nics))
-        def vfs(n):
-            cat_nic = nics()[n.model]
-            per_port = cat_nic.vfs_per_port if n.vfs_per_port is None else n.vfs_per_port
-            return per_port * cat_nic.ports * n.count
-
-        vf = [sum(vfs(n) for n in t.nics) if t.iommu else 0 for t in types_]
-        pt = [sum(nics()[n.model].ports * n.count for n in t.nics) if t.iommu else 0 for t in types_]
-        dm = [models.index(t.nics[0].model) if t.nics else -1 for t in types_]
+        bound = [host_pool_models(t) for t in types_]
+        models = tuple(dict.fromkeys(m for b in bound for m in b if m is not None))
+        pools = np.array([host_pools(t) for t in types_], dtype=np.int64).reshape(len(types_), len(POOLS))
+        pool_model = np.array([[models.index(m) if m is not None else -1 for m in b] for b in bound],
+                              dtype=np.int64).reshape(len(types_), len(POOLS))
         return cls(type_names=names, types=types_, host_type=ht, cores=col(lambda t: t.cores),
                    mips_per_core=col(lambda t: t.mips_per_core), capacity_mips=col(lambda t: t.capacity_mips),
                    memory_mb=col(lambda t: t.memory_mb),
                    curves_w=np.array([t.power_curve_w() for t in types_], dtype=float),
-                   vf_capacity=np.array(vf, dtype=np.int64)[ht], pt_capacity=np.array(pt, dtype=np.int64)[ht],
-                   device_model=np.array(dm, dtype=np.int64)[ht], device_models=models)
+                   pool_capacity=pools[ht], pool_model=pool_model[ht], device_models=models)
 
     def __len__(self) -> int:
         return len(self.host_type)
@@ -109,8 +111,9 @@ class OverheadRecord:
     def empty(cls, n_int: int, n_vm: int, reasons: list[str], n_reason_labels: int) -> "OverheadRecord":
         arrays = {}
         for f in fields(IntervalOverhead):
-            if f.name == "components_mips":
-                arrays[f.name] = {c: np.zeros((n_int, n_vm), np.float32) for c in COMPONENTS}
+            if f.name in ("components_mips", "io_demand", "io_served"):
+                keys = COMPONENTS if f.name == "components_mips" else DEVICE_CLASSES
+                arrays[f.name] = {c: np.zeros((n_int, n_vm), np.float32) for c in keys}
             elif f.name == "exits_per_s":
                 arrays[f.name] = np.zeros((n_int, n_vm, len(reasons)), np.float32)
             elif f.name == "reason_mips":
@@ -125,35 +128,47 @@ class OverheadRecord:
             value = getattr(ov, f.name)
             if isinstance(value, dict):
                 for c, arr in value.items():
-                    self.series.components_mips[c][k] = arr
+                    getattr(self.series, f.name)[c][k] = arr
             else:
                 getattr(self.series, f.name)[k] = value
 
 
-def vm_devices(sc: Scenario, wl: Workload) -> np.ndarray:
-    """Per VM: 0 none, 1 an SR-IOV VF, 2 a passthrough device (from its group's io.net)."""
-    by_group = np.array([g.device for g in sc.vms], dtype=np.int64)
-    return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=np.int64)
+@dataclass(frozen=True)
+class VmDevices:
+    """Per VM: the device pools it holds and how it moves, from its group (hardware.assignment)."""
 
+    pools: np.ndarray  # (VMs, POOLS) bool
+    pinned: np.ndarray  # (VMs,) holds devices and is never migrated
+    cold: np.ndarray  # (VMs,) holds devices and moves by cold migration
+    failover: np.ndarray  # (VMs,) holds a VF and moves live by VF failover
 
-def vm_cold(sc: Scenario, wl: Workload) -> np.ndarray:
-    """Per VM: a device VM whose group migrates it cold."""
-    by_group = np.array([g.device > 0 and g.migration_policy == "cold" for g in sc.vms], dtype=bool)
-    return by_group[wl.vms["group_index"].to_numpy()] if len(wl.vms) else np.zeros(0, dtype=bool)
+    @classmethod
+    def of(cls, groups, group_index: np.ndarray) -> "VmDevices":
+        held = [group_holding(g) for g in groups]
+        pools = np.zeros((len(held), len(POOLS)), bool)
+        for gi, h in enumerate(held):
+            pools[gi, list(h.pools)] = True
+        mobility = np.array([h.mobility or "" for h in held], dtype=object)
+        g = np.asarray(group_index, dtype=np.int64)
+        return cls(pools=pools[g].reshape(len(g), len(POOLS)), pinned=(mobility == PINNED)[g].astype(bool),
+                   cold=(mobility == COLD)[g].astype(bool), failover=(mobility == FAILOVER)[g].astype(bool))
 
-
-def device_fields(device: np.ndarray, vm_host: np.ndarray, hosts: "HostTable", cold: np.ndarray | None = None,
-                  failover: Failover | None = None) -> dict:
-    """The Snapshot fields that keep directly assigned devices within their pools and models. A failover VM
-    needs no free VF to move (it can run paravirtual), but the VFs failover VMs hold are not free."""
-    model = np.where((device > 0) & (vm_host >= 0), hosts.device_model[np.where(vm_host >= 0, vm_host, 0)], -1)
-    vf = hosts.vf_capacity
-    if failover is not None:
-        held = failover.attached & (vm_host >= 0)
-        vf = vf - np.bincount(vm_host[held], minlength=len(vf))
-        device = np.where(failover.vm, 0, device)
-    return {"vm_device": device, "vm_device_model": model, "host_vf_capacity": vf,
-            "host_pt_capacity": hosts.pt_capacity, "host_device_model": hosts.device_model, "vm_cold": cold}
+    def snapshot_fields(self, vm_host: np.ndarray, hosts: "HostTable", failover: Failover | None = None) -> dict:
+        """The Snapshot fields that keep directly assigned devices within their pools and models. A failover VM
+        needs no free VF to move (it can run paravirtual), but the VFs failover VMs hold are not free."""
+        if not self.pools.any():
+            return {}
+        placed = vm_host >= 0
+        models = np.where(self.pools & placed[:, None], hosts.pool_model[np.where(placed, vm_host, 0)], -1)
+        need, cap = self.pools, hosts.pool_capacity
+        if failover is not None:
+            held = failover.attached & placed
+            cap = cap.copy()
+            cap[:, VF] -= np.bincount(vm_host[held], minlength=len(cap))
+            need = need.copy()
+            need[failover.vm, VF] = False
+        return {"vm_pools": need, "vm_models": models, "host_pool_capacity": cap, "host_pool_model": hosts.pool_model,
+                "pinned": self.pinned}
 
 
 def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: OverheadModel | None = None) -> np.ndarray:
@@ -176,24 +191,24 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     if om is not None:
         size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
     mem = wl.vms["memory_mb"].to_numpy(np.float64)
-    device = vm_devices(sc, wl)
-    if sc.policy is not None and size.ndim == 1:
+    devices = VmDevices.of(sc.vms, wl.vms["group_index"].to_numpy())
+    policy = consolidation_policy(sc)
+    if policy is not None and size.ndim == 1:
         # a consolidating datacenter places as it re-places: PABFD with the detector's overload check
         from consolidate.policies.consolidation import Snapshot, place_all
-        from consolidate.policies.overload import Detector
 
         V = len(size)
         snap = Snapshot(vm_host=np.full(V, -1), vm_dest=np.full(V, -1), vm_demand_mips=size,
                         vm_vcpus=wl.vms["vcpus"].to_numpy(np.float64), vm_ram_mb=mem,
-                        vm_history_mips=np.zeros((0, V)), host_capacity_mips=hosts.capacity_mips * sc.cpu_overcommit,
+                        vm_history_mips=np.zeros((0, V)), host_capacity_mips=hosts.capacity_mips,
                         host_mips_per_core=hosts.mips_per_core, host_memory_mb=hosts.memory_mb,
                         host_type=hosts.host_type, curves_w=hosts.curves_w, host_migration_intervals=np.zeros(len(hosts)),
-                        stale_utilization=sc.cloudsim_compat, **device_fields(device, np.full(V, -1), hosts))
-        vm_host = place_all(snap, Detector(sc.policy[0], sc.policy[2]), size)
+                        stale_utilization=sc.cloudsim_compat, **devices.snapshot_fields(np.full(V, -1), hosts))
+        vm_host = place_all(snap, policy.detector, size)
     else:
         vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
                         host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type,
-                        vm_device=device, host_vf=hosts.vf_capacity, host_pt=hosts.pt_capacity)
+                        vm_pools=devices.pools, host_pools=hosts.pool_capacity)
     if sc.on_unplaceable == "error" and (vm_host < 0).any():
         lost = np.flatnonzero(vm_host < 0)
         free_mem = hosts.memory_mb.max()
@@ -201,11 +216,13 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
         for v in lost[:20]:
             row = wl.vms.iloc[v]
             need = size[v].min() if size.ndim == 2 else size[v]
-            kind = {1: "an SR-IOV VF", 2: "a passthrough device"}.get(int(device[v]))
-            pool = {1: hosts.vf_capacity, 2: hosts.pt_capacity}.get(int(device[v]))
-            if kind and pool.sum() < (device == device[v]).sum():
-                why = (f"needs {kind}; the hosts have {int(pool.sum())} for {int((device == device[v]).sum())} such "
-                       "VMs")
+            held = np.flatnonzero(devices.pools[v])
+            kind = " and ".join(POOL_NAMES[p] for p in held)
+            short = [p for p in held if hosts.pool_capacity[:, p].sum() < devices.pools[:, p].sum()]
+            if short:
+                p = short[0]
+                why = (f"needs {POOL_NAMES[p]}; the hosts have {int(hosts.pool_capacity[:, p].sum())} for "
+                       f"{int(devices.pools[:, p].sum())} such VMs")
             elif row.memory_mb > free_mem:
                 why = f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB"
             else:
@@ -243,11 +260,9 @@ class Datacenter:
         self.nominal_mips = wl.nominal_mips
         self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
         self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
-        self.vm_device = vm_devices(sc, wl)
-        self.vm_cold = vm_cold(sc, wl)
-        failover = vm_failover(sc.vms, wl.vms["group_index"].to_numpy())
-        self.failover = Failover(failover, self.vm_device, vm_host, hosts.vf_capacity, sc.migration.failover_gap_s) \
-            if failover.any() else None
+        self.devices = VmDevices.of(sc.vms, wl.vms["group_index"].to_numpy())
+        self.failover = Failover(self.devices.failover, self.devices.pools[:, VF], vm_host, hosts.vf_capacity,
+                                 sc.migration.failover_gap_s) if self.devices.failover.any() else None
         self.rec = RunRecord(
             vm_host=vm_host.copy(),
             cpu_demand_mips=np.empty((n_int, n_vm), np.float32),
@@ -267,16 +282,16 @@ class Datacenter:
 
             self.rec.overhead = OverheadRecord.empty(n_int, n_vm, om.reasons, len(REASON_LABELS))
             cfg = om.configs_for(vm_host, hosts.host_type)
-            self.rec.overhead.cfg_net_path = [om.tables.net.path[c] if c >= 0 else "" for c in cfg]
-        self.policy = sc.policy
+            net = om.tables.io[DEVICE_CLASSES.index("net")]
+            self.rec.overhead.cfg_net_path = [net.path[c] if c >= 0 else "" for c in cfg]
+        self.policy = consolidation_policy(sc)
         self.draining = np.zeros(n_h, bool)
         if self.policy is not None or sc.maintenance:
             from consolidate import rng
             from consolidate.engine.migration import Migrator
-            from consolidate.policies.overload import Detector
 
             # without a consolidation policy, drains place VMs wherever they fit (up to full capacity)
-            self.detector = Detector(self.policy[0], self.policy[2]) if self.policy else Detector("thr", 1.0)
+            self.detector = self.policy.detector if self.policy else make_detector("thr", 1.0)
             self.rng = rng.stream(sc.seed, rng.POLICY)
             length = sc.consolidation.history_intervals if sc.consolidation is not None else 30
             self.history = np.full((length, n_vm), np.nan)

@@ -14,10 +14,11 @@ import numpy as np
 class Failover:
     """The VFs of failover VMs and their paravirtual windows, for one run."""
 
-    def __init__(self, vm_failover: np.ndarray, vm_device: np.ndarray, vm_host: np.ndarray,
+    def __init__(self, vm_failover: np.ndarray, vm_vf: np.ndarray, vm_host: np.ndarray,
                  host_vf_capacity: np.ndarray, gap_s: float):
+        """vm_failover: (VMs,) moves by VF failover; vm_vf: (VMs,) holds an SR-IOV VF (failover or pinned)."""
         self.vm = vm_failover
-        self.vm_device = vm_device
+        self.vm_vf = vm_vf
         self.capacity = host_vf_capacity
         self.gap_s = gap_s
         self.attached = vm_failover & (vm_host >= 0)
@@ -37,7 +38,7 @@ class Failover:
         """(hosts,) VFs in use: every other SR-IOV VM holds one where it is (and, while it moves, where it goes);
         a failover VM only while attached."""
         H = len(self.capacity)
-        fixed = (self.vm_device == 1) & ~self.vm
+        fixed = self.vm_vf & ~self.vm
         held = np.zeros(H)
         for where, mask in ((vm_host, fixed | self.attached), (vm_dest, fixed)):
             sel = mask & (where >= 0)
@@ -95,9 +96,3 @@ class Failover:
         open_ = ~np.isnan(self.since)
         self.paravirtual_s_total += float((now - self.since[open_]).sum())
         self.waiting_at_end = int(open_.sum())
-
-
-def vm_failover(groups, group_index: np.ndarray) -> np.ndarray:
-    """Per VM: its group migrates it by VF failover."""
-    by_group = np.array([g.device == 1 and g.migration_policy == "failover" for g in groups], dtype=bool)
-    return by_group[group_index] if len(group_index) else np.zeros(0, dtype=bool)

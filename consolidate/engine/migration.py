@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from consolidate.engine.accounting import MigrationWindow
 from consolidate.engine.flows import Flows
 from consolidate.hardware.topology import Network, build_topology
-from consolidate.engine.accounting import MigrationWindow
 from consolidate.policies.consolidation import Snapshot, plan_round
 from consolidate.policies.precopy import next_round
+from consolidate.units import BYTES_PER_MB, CLOUDSIM_BYTES_PER_MB
 
-MB = 2 ** 20
+MB = BYTES_PER_MB
 
 
 @dataclass
@@ -76,10 +77,10 @@ class Migrator:
             self.flows = Flows(dc.env, Network(build_topology(sc.network, bps)), self.m.bandwidth_share)
         self.host_bps = np.array([t.network_bps for t in dc.hosts.types])[dc.hosts.host_type]
         self.drains: list[DrainRecord] = []
+        # the fixed model counts memory in MiB like the rest, except when it reproduces CloudSim's arithmetic
+        self.fixed_bytes_per_mb = CLOUDSIM_BYTES_PER_MB if sc.cloudsim_compat else BYTES_PER_MB
 
     def _snapshot(self, demand_mips: np.ndarray) -> Snapshot:
-        from consolidate.engine.datacenter import device_fields
-
         dc = self.dc
         sc, hosts = dc.sc, dc.hosts
         # the longest migration of each host's VMs, in scheduling intervals (LR and LRR extrapolate by it)
@@ -95,7 +96,7 @@ class Migrator:
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(dc.ram_mb) if sc.cloudsim_compat else None,
                         stale_utilization=sc.cloudsim_compat, host_unavailable=dc.draining,
-                        **device_fields(dc.vm_device, dc.vm_host, hosts, dc.vm_cold, dc.failover))
+                        **dc.devices.snapshot_fields(dc.vm_host, hosts, dc.failover))
         return snap
 
     def _start(self, mv, batch: list | None = None) -> MigrationRecord:
@@ -108,7 +109,7 @@ class Migrator:
         self.records.append(rec)
         self.unaccounted.append(rec)
         self.active[mv.vm] = rec
-        if batch is not None and not dc.vm_cold[mv.vm]:
+        if batch is not None and not dc.devices.cold[mv.vm]:
             batch.append((dc.env.now + self._fixed_s(rec), rec))
         else:
             dc.env.process(self._run(rec))
@@ -121,7 +122,7 @@ class Migrator:
         # fixed delays with nothing to wait for or share (no slots, no VF to re-plug) end at known times: one
         # process per round completes them in order, instead of a process per migration
         batch = [] if self.m.model == "fixed" and self.slots is None and dc.failover is None else None
-        for mv in plan_round(snap, dc.detector, dc.policy[1], dc.rng, dc.sc.consolidation.underload):
+        for mv in plan_round(snap, dc.detector, dc.policy.selector, dc.rng, dc.sc.consolidation.underload):
             self._start(mv, batch)
         if batch:
             dc.env.process(self._complete_in_order(batch))
@@ -135,11 +136,12 @@ class Migrator:
             self._complete(rec)
 
     def _fixed_s(self, rec: MigrationRecord) -> float:
-        # CloudSim: memory over half the destination's bandwidth (memory in MB of 10^6 bytes as it counts)
-        return self.dc.ram_mb[rec.vm] * 1e6 * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
+        # CloudSim: memory over half the destination's bandwidth
+        return self.dc.ram_mb[rec.vm] * self.fixed_bytes_per_mb * 8 / (self.host_bps[rec.destination]
+                                                                       * self.m.bandwidth_share)
 
     def _fixed_done(self, rec: MigrationRecord) -> None:
-        rec.rounds, rec.bytes = 1, self.dc.ram_mb[rec.vm] * 1e6
+        rec.rounds, rec.bytes = 1, self.dc.ram_mb[rec.vm] * self.fixed_bytes_per_mb
 
     def _complete(self, rec: MigrationRecord) -> None:
         """The VM is on its destination from now on."""
@@ -195,7 +197,7 @@ class Migrator:
             rec.queued_s = rec.start_s - requested
         if dc.failover is not None:  # the VF goes when the transfer starts, not while the move waits its turn
             rec.service_gap_s += dc.failover.unplug(rec.vm, dc.env.now)
-        if dc.vm_cold[rec.vm]:
+        if dc.devices.cold[rec.vm]:
             # cold: stop the VM, copy its memory at the migration share of the NIC, boot it at the destination
             seconds = dc.ram_mb[rec.vm] * MB * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
             yield dc.env.timeout(seconds + self.m.cold_boot_s)

@@ -194,6 +194,12 @@ def nvme_controllers() -> dict[str, NvmeController]:
     return {e["name"]: NvmeController(**e) for e in _data("devices.yaml").get("nvme") or []}
 
 
+@lru_cache(maxsize=None)
+def io_paths_of(section: str) -> tuple[str, ...]:
+    """Names of the paths in one section of devices.yaml (`io_paths` for the network, `disk_paths`)."""
+    return tuple(_data("devices.yaml")[section])
+
+
 @lru_cache(maxsize=1)
 def io_paths() -> dict[str, IoPath]:
     """Network I/O paths (`emulated`, `virtio`, `vhost`, `passthrough`, `sriov`) and disk paths, by name."""

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from consolidate.hardware.assignment import FREE_NAMES, NVME
 from consolidate.hardware.power import power_w
-from consolidate.policies.overload import Detector
-from consolidate.policies.selection import select_vm
+from consolidate.policies.registry import Detector, Selector
 
 
 @dataclass
@@ -45,23 +45,19 @@ class Snapshot:
     # overload" test sum the VMs placed so far (getUtilizationOfCpuMips). So a host that took VMs earlier in the
     # round looks dearer than it is, and VMs spread onto hosts switched on in the same round.
     stale_utilization: bool = False
-    # directly assigned devices: 1 = SR-IOV VF, 2 = whole device; a VM with one is pinned (never selected) and
-    # may only land where a VF/device is free and the NIC model is the one its driver knows. A failover VM
-    # appears with no device (it can run paravirtual) but keeps its NIC model (to get a VF back)
-    vm_device: np.ndarray | None = None  # (V,)
-    vm_device_model: np.ndarray | None = None  # (V,) NIC model the VM's driver is bound to, -1 none
-    host_vf_capacity: np.ndarray | None = None  # (H,)
-    host_pt_capacity: np.ndarray | None = None  # (H,)
-    host_device_model: np.ndarray | None = None  # (H,)
+    # directly assigned devices (hardware.assignment): a VM holding some may only land where each of its pools
+    # has a free device of the model its driver is bound to. A failover VM appears without its VF (it can run
+    # paravirtual) but keeps its NIC model (to get a VF back). None: no VM holds a device
+    vm_pools: np.ndarray | None = None  # (V, POOLS) bool: devices the VM needs where it goes
+    vm_models: np.ndarray | None = None  # (V, POOLS) model its driver is bound to in each pool, -1 none
+    host_pool_capacity: np.ndarray | None = None  # (H, POOLS) devices available to VMs
+    host_pool_model: np.ndarray | None = None  # (H, POOLS) model of each pool, -1 none
     host_unavailable: np.ndarray | None = None  # (H,) hosts being drained: they take no VM
-    vm_cold: np.ndarray | None = None  # (V,) device VMs that may move by cold migration instead of staying put
+    pinned: np.ndarray | None = None  # (V,) VMs never migrated (they hold a device their group pins)
 
     @property
     def vm_pinned(self) -> np.ndarray:
-        if self.vm_device is None:
-            return np.zeros(len(self.vm_host), bool)
-        cold = self.vm_cold if self.vm_cold is not None else np.zeros(len(self.vm_host), bool)
-        return (self.vm_device > 0) & ~cold
+        return self.pinned if self.pinned is not None else np.zeros(len(self.vm_host), bool)
 
     @property
     def mem_need(self) -> np.ndarray:
@@ -103,10 +99,10 @@ class _Work:
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
         self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
-        self.devices = s.vm_device is not None and bool(s.vm_device.any())
+        self.devices = s.vm_pools is not None and bool(s.vm_pools.any())
         if self.devices:
-            self.vf_used = np.bincount(where[placed], weights=(s.vm_device == 1)[placed], minlength=H)
-            self.pt_used = np.bincount(where[placed], weights=(s.vm_device == 2)[placed], minlength=H)
+            self.pool_used = np.zeros(s.host_pool_capacity.shape)
+            np.add.at(self.pool_used, where[placed], s.vm_pools[placed])
         self.pinned = np.zeros(H, bool)  # hosts with VMs in migration in or out
         self.pinned[s.vm_dest[s.vm_busy]] = True
         self.pinned[s.vm_host[busy]] = True
@@ -147,8 +143,8 @@ class _Work:
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
-            if self.devices and s.vm_device[v]:
-                (self.vf_used if s.vm_device[v] == 1 else self.pt_used)[host] += sign
+            if self.devices:
+                self.pool_used[host] += sign * s.vm_pools[v]
             if (self.load[host] > 0) != self.seen_on[host]:
                 self.seen_on[host] = not self.seen_on[host]
                 self._sets = None
@@ -169,27 +165,25 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     s = w.s
     d = s.vm_demand_mips[v]
     need, per_core = s.mem_need[v], d / s.vm_vcpus[v]
-    pool = w.devices and s.vm_device[v]
-    model = s.vm_device_model[v] if s.vm_device_model is not None else -1
+    pools = np.flatnonzero(s.vm_pools[v]) if w.devices else ()
+    bound = np.flatnonzero(s.vm_models[v] >= 0) if s.vm_models is not None else ()
 
     want = np.array([[need], [d], [per_core]])
 
     def fits(idx: np.ndarray) -> np.ndarray:
         ok = (w.room[:, idx] >= want).all(axis=0) & ~excluded[idx]
-        if pool:
-            free = (s.host_vf_capacity[idx] - w.vf_used[idx] if s.vm_device[v] == 1
-                    else s.host_pt_capacity[idx] - w.pt_used[idx])
-            ok &= free >= 1
-        if model >= 0:  # its driver knows one NIC model
-            ok &= s.host_device_model[idx] == model
+        for p in pools:
+            ok &= s.host_pool_capacity[idx, p] - w.pool_used[idx, p] >= 1
+        for p in bound:  # its driver knows one model of each device it holds
+            ok &= s.host_pool_model[idx, p] == s.vm_models[v, p]
         return ok
 
     on, off_by_type = w.on_sets()
     cand = on[fits(on)] if on.size else on
     if cand.size:
         cap = s.host_capacity_mips[cand]
-        if det.kind == "thr":  # the common case, without the detector's general path
-            cand = cand[w.load[cand] + d <= det.param * cap]
+        if det.static_threshold is not None:  # the common case, without the detector's general path
+            cand = cand[w.load[cand] + d <= det.static_threshold * cap]
         else:
             hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
             cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
@@ -218,10 +212,10 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     return int(cand[np.flatnonzero(rise <= rise.min() + 1e-6)[0]])
 
 
-def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generator,
+def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Generator,
                underload: bool = True) -> list[Move]:
     """The migrations one consolidation round decides, in the order they are decided."""
-    w = _Work(s, with_history=det.kind != "thr")
+    w = _Work(s, with_history=det.reads_history)
     blocked = s.host_unavailable if s.host_unavailable is not None else np.zeros(len(w.load), bool)
     active = (w.load > 0) & ~blocked
     over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
@@ -243,7 +237,7 @@ def plan_round(s: Snapshot, det: Detector, selector: str, rng: np.random.Generat
             cand = m[(w.where[m] == h) & (s.vm_host[m] == h) & ~vm_busy[m] & ~vm_pinned[m]]
             if cand.size == 0:
                 break
-            v = select_vm(selector, cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
+            v = selector.fn(cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
             w.move(v, h, -1)
             selected.append((v, h))
             if not det.overloaded(w.util([h]), w.hist_util([h]), s.host_migration_intervals[[h]])[0]:
@@ -309,7 +303,7 @@ def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
     decreasing size, each by PABFD with the detector's overload check. Returns host per VM (-1: none)."""
     s = Snapshot(**{**s.__dict__, "vm_demand_mips": sizes_mips, "vm_host": np.full(len(sizes_mips), -1),
                     "vm_dest": np.full(len(sizes_mips), -1)})
-    w = _Work(s, with_history=det.kind != "thr")
+    w = _Work(s, with_history=det.reads_history)
     none = np.zeros(len(s.host_capacity_mips), bool)
     out = np.full(len(sizes_mips), -1, dtype=np.int64)
     for v in np.argsort(-sizes_mips, kind="stable"):
@@ -323,7 +317,7 @@ def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
 def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[Move], list[tuple[int, str]]]:
     """Moves that empty the `draining` hosts (biggest VMs first, PABFD elsewhere), and the VMs that must stay
     with the reason: pinned to a directly assigned device, or no host with room."""
-    w = _Work(s, with_history=det.kind != "thr")
+    w = _Work(s, with_history=det.reads_history)
     moves, stuck = [], []
     vms = np.flatnonzero(draining[np.where(s.vm_host >= 0, s.vm_host, 0)] & (s.vm_host >= 0) & ~s.vm_busy)
     for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
@@ -333,9 +327,11 @@ def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[M
             continue
         dest = _find_host(w, v, draining, det)
         if dest < 0:
-            kind = {1: "a free VF", 2: "a free device"}.get(int(s.vm_device[v]) if s.vm_device is not None else 0)
-            bound = s.vm_device_model is not None and s.vm_device_model[v] >= 0
-            why = (f"no host with room and {kind} of its NIC model" if kind else
+            need = np.flatnonzero(s.vm_pools[v]) if s.vm_pools is not None else ()
+            kind = " and ".join(FREE_NAMES[p] for p in need)
+            bound = s.vm_models is not None and bool((s.vm_models[v] >= 0).any())
+            what = "NIC" if all(p != NVME for p in need) else "device"
+            why = (f"no host with room and {kind} of its {what} model" if kind else
                    "no host with room and its NIC model" if bound else "no host with room")
             stuck.append((v, why))
             continue

@@ -27,10 +27,11 @@ class Model(BaseModel):
 
 
 class IoSpec(Model):
-    """The I/O path of each device of a VM."""
+    """The I/O path of each I/O class of a VM, a path of the hardware catalog (`consolidate catalog devices`);
+    checked against it by consolidate.validation, so a new path is a catalog entry, not a schema change."""
 
-    net: Literal["emulated", "virtio", "vhost", "passthrough", "sriov"] | None = None
-    disk: Literal["virtio-blk", "nvme-passthrough"] | None = None
+    net: Name | None = Field(default=None, description="emulated, virtio, vhost, passthrough or sriov")
+    disk: Name | None = Field(default=None, description="virtio-blk or nvme-passthrough")
 
 
 class VirtSpec(Model):
@@ -58,45 +59,15 @@ class Overhead(Model):
     timeslice_s: PosFloat = Field(default=0.003, description="scheduler slice when vCPUs share a core")
 
 
-POLICY_DETECTORS = ("thr", "iqr", "mad", "lr", "lrr")
-POLICY_SELECTORS = ("mmt", "mc", "rs", "mu")
-
-
-def parse_policy(text: str) -> tuple[str, str, float] | None:
-    """'thr-mmt-0.8' -> ('thr', 'mmt', 0.8); 'none' -> None. Raises ValueError with what was expected."""
-    if text == "none":
-        return None
-    parts = text.split("-")
-    expected = ("expected '<detector>-<selector>-<parameter>' with detector one of "
-                f"{', '.join(POLICY_DETECTORS)} and selector one of {', '.join(POLICY_SELECTORS)}, "
-                "e.g. thr-mmt-0.8, mad-mmt-2.5, lr-mc-1.2, or none")
-    if len(parts) != 3 or parts[0] not in POLICY_DETECTORS or parts[1] not in POLICY_SELECTORS:
-        raise ValueError(f"unknown consolidation policy (got {text!r}, {expected})")
-    try:
-        param = float(parts[2])
-    except ValueError:
-        raise ValueError(f"policy parameter is not a number (got {parts[2]!r}, {expected})") from None
-    if param <= 0:
-        raise ValueError(f"policy parameter must be positive (got {param:g})")
-    return parts[0], parts[1], param
-
-
 class Consolidation(Model):
     """Dynamic consolidation every scheduling interval (Beloglazov & Buyya 2012): overload detection,
     VM selection, PABFD placement, underload evacuation and switch-off."""
 
-    policy: str = Field(default="thr-mmt-0.8", description="'<detector>-<selector>-<parameter>' or 'none'")
+    # checked against the policy registry by consolidate.validation (this package may not import policies)
+    policy: str = Field(default="thr-mmt-0.8", description="'<detector>-<selector>-<parameter>' or 'none' "
+                        "(consolidate catalog policies)")
     underload: bool = Field(default=True, description="also empty the least-utilised hosts")
     history_intervals: Annotated[int, Field(ge=10)] = Field(default=30, description="utilisation history kept")
-
-    @field_validator("policy")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        try:
-            parse_policy(v)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        return v
 
 
 class Migration(Model):
@@ -154,6 +125,14 @@ class NicSpec(Model):
         "default: the maximum")
 
 
+class NvmeSpec(Model):
+    """NVMe controllers of a host type, from the catalog (`consolidate catalog devices`), each assignable whole to
+    one VM by passthrough (io.disk: nvme-passthrough)."""
+
+    model: Name
+    count: Annotated[int, Field(ge=1)] = 1
+
+
 class Drain(Model):
     """A maintenance drain: at `at_s`, every VM leaves the given hosts (host indices in scenario order, a host
     type, or a rack of network.hosts_per_rack hosts) and they take no VM until the run ends."""
@@ -187,6 +166,7 @@ class HostType(Model):
     iommu: bool = Field(default=True, description="VT-d / AMD-Vi present: needed to assign devices or VFs to VMs")
     nics: list[NicSpec] = Field(default_factory=list, description="NICs whose ports (passthrough) and SR-IOV VF "
                                 "pools VMs can be given directly")
+    nvme: list[NvmeSpec] = Field(default_factory=list, description="NVMe controllers VMs can be given whole")
     virtualization: VirtSpec | None = Field(default=None, description="defaults for VMs on this host type")
     source: str | None = Field(default=None, description="where the figures come from")
 
@@ -290,12 +270,6 @@ class VmGroup(Model):
         "VF is hot-unplugged, the VM runs on a paravirtual NIC while it migrates live, and gets a VF back at the "
         "destination when one is free)")
 
-    @property
-    def device(self) -> int:
-        """0: no directly assigned device; 1: an SR-IOV VF; 2: a whole device by passthrough."""
-        net = self.virtualization.io.net if self.virtualization is not None else None
-        return {"sriov": 1, "passthrough": 2}.get(net, 0)
-
     @field_validator("type", mode="before")
     @classmethod
     def _type_shorthand(cls, v: Any) -> Any:
@@ -305,29 +279,18 @@ class VmGroup(Model):
     def _count_for_synthetic(self) -> "VmGroup":
         if self.trace.synthetic is not None and self.count is None:
             raise _fail("a synthetic group needs count (got none)")
-        if self.migration_policy == "failover" and self.device != 1:
-            net = self.virtualization.io.net if self.virtualization is not None else None
-            raise _fail(f"migration_policy failover needs virtualization.io.net sriov, a VF to unplug (got io.net "
-                        f"{net or 'unset'})")
+        # failover needs a VF to unplug: consolidate.validation checks it against the device-assignment rules
         return self
-
-
-PLACEMENT_POLICIES = ("first-fit", "best-fit-decreasing", "power-aware-best-fit-decreasing")
-_PLACEMENT_ALIASES = {"ff": "first-fit", "bfd": "best-fit-decreasing", "pabfd": "power-aware-best-fit-decreasing"}
 
 
 class Placement(Model):
     """Initial placement. `cpu_basis` is the CPU size a VM is packed by: its demand in the first interval
     (what CloudSim's PABFD sees), its peak over the run, or its nominal vCPUs x MIPS."""
 
-    policy: Literal["first-fit", "best-fit-decreasing", "power-aware-best-fit-decreasing"] = \
-        "power-aware-best-fit-decreasing"
+    # a registered placement name or alias: consolidate.validation checks it and normalises aliases
+    policy: str = Field(default="power-aware-best-fit-decreasing",
+                        description="placement name or alias (consolidate catalog policies)")
     cpu_basis: Literal["initial_demand", "peak_demand", "nominal"] = "initial_demand"
-
-    @field_validator("policy", mode="before")
-    @classmethod
-    def _alias(cls, v: Any) -> Any:
-        return _PLACEMENT_ALIASES.get(v, v) if isinstance(v, str) else v
 
 
 class Scenario(Model):
@@ -379,11 +342,6 @@ class Scenario(Model):
     def base_dir(self) -> Path:
         """Folder that relative paths in the scenario are resolved against."""
         return self._base_dir
-
-    @property
-    def policy(self) -> tuple[str, str, float] | None:
-        """(detector, selector, parameter) of the consolidation policy, or None when consolidation is off."""
-        return parse_policy(self.consolidation.policy) if self.consolidation is not None else None
 
     @property
     def overhead_enabled(self) -> bool:
