@@ -4,10 +4,11 @@
     sc = consolidate.load_scenario("scenarios/default.yaml")   # or a dict, or None for the default
     res = consolidate.run(sc)
     res.summary, res.vm_intervals, res.host_intervals
-    res.write("reports/mine")
+    consolidate.write(res, "reports/mine")      # frames, scenario and the HTML report
 """
 from __future__ import annotations
 
+import re
 import time
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import Any
 
 from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter, HostTable, Progress, initial_placement
+from consolidate.policies import registry
+from consolidate.report.html import write_report
 from consolidate.results.frames import Results, build_results
+from consolidate.results.metrics import IMPACT_METRICS
 from consolidate.scenario.loader import default_scenario_path
 from consolidate.validation import load_scenario as _load
 from consolidate.scenario.model import Scenario
@@ -67,8 +71,7 @@ def make_run_id(sc: Scenario) -> str:
 
 
 # summary columns whose change a maintenance baseline reports (drain_impact_<column> = with - without drains)
-IMPACT_COLUMNS = ("energy_kwh", "hosts_active_mean", "sla_unserved_fraction", "slatah", "pdm", "migrations",
-                  "downtime_s_total")
+IMPACT_COLUMNS = IMPACT_METRICS
 
 
 def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None = None,
@@ -97,6 +100,25 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
 
 
 
+def write(res: Results, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
+    """Write a run folder: every frame as Parquet (and CSV), the resolved scenario and, if `report`, the plots and
+    index.html. Returns the folder."""
+    out = res.write(out_dir, csv=csv)
+    if report:
+        write_report(res, out)
+    return out
+
+
 def schema() -> dict[str, Any]:
-    """The JSON Schema of the scenario format (for editors and validators)."""
-    return Scenario.model_json_schema()
+    """The JSON Schema of the scenario format (for editors and validators), with the registered policy names
+    (the scenario package cannot know them: the registry sits above it)."""
+    out = Scenario.model_json_schema()
+    place = out["$defs"]["Placement"]["properties"]["policy"]
+    place["enum"] = registry.placement_names(aliases=True)
+    place["description"] = "one of " + ", ".join(
+        f"{p.name} ({', '.join(p.aliases)})" if p.aliases else p.name for p in registry.PLACEMENTS.values())
+    cons = out["$defs"]["Consolidation"]["properties"]["policy"]
+    cons["description"] = registry.policy_syntax()
+    det, sel = ("|".join(map(re.escape, names)) for names in (registry.DETECTORS, registry.SELECTORS))
+    cons["pattern"] = rf"^(none|({det})-({sel})-[0-9.eE+-]+)$"
+    return out

@@ -91,7 +91,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
             progress.close()
     target = out_dir or Path("reports") / res.scenario.name / res.run_id
     try:
-        path = res.write(target, csv=csv)
+        path = api.write(res, target, csv=csv)
     except OSError as exc:
         _plain(err, f"{target}: cannot write results ({exc.strerror or exc})")
         raise typer.Exit(code=2)

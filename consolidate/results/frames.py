@@ -14,15 +14,13 @@ import numpy as np
 import pandas as pd
 
 from consolidate.engine.datacenter import HostTable, RunRecord
+from consolidate.hardware.assignment import IO_CLASSES
+from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
+from consolidate.results.writer import write_results
 from consolidate.scenario.model import Scenario
 from consolidate.workload.build import Workload
 
-SUMMARY_COLUMNS = (
-    "scenario", "run_id", "seed", "scenario_sha256", "consolidate_version", "duration_s", "interval_s",
-    "hosts", "vms", "vms_placed", "vms_rejected", "hosts_active_mean", "hosts_active_max", "energy_kwh",
-    "power_w_mean", "power_w_max", "host_cpu_util_mean", "cpu_demand_mips_h", "cpu_served_mips_h",
-    "cpu_effective_mips_h", "cpu_unserved_mips_h", "cpu_rejected_mips_h", "sla_unserved_fraction", "wall_s",
-)
+SUMMARY_COLUMNS = tuple(m.name for m in SUMMARY_METRICS if m.feature == "always")  # in every run's summary
 
 
 def _migrations_frame(records, duration_s: float) -> pd.DataFrame:
@@ -49,7 +47,55 @@ def _maintenance_frame(drains) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, energy_kwh: np.ndarray, sc) -> pd.DataFrame:
+def _run_summary(sc: Scenario, run_id: str, version: str, n_h: int, n_vm: int, placed: np.ndarray) -> dict:
+    """What ran: identity, configuration (duration_s, interval_s in s), and the VMs placed at the start."""
+    return {
+        "scenario": sc.name,
+        "run_id": run_id,
+        "seed": sc.seed,
+        "scenario_sha256": scenario_sha256(sc),
+        "consolidate_version": version,
+        "duration_s": sc.duration_s,
+        "interval_s": sc.interval_s,
+        "hosts": n_h,
+        "vms": n_vm,
+        "vms_placed": int(placed.sum()),
+        "vms_rejected": int((~placed).sum()),
+    }
+
+
+def _host_summary(rec, cap: np.ndarray, energy_kwh: np.ndarray) -> dict:
+    """Hosts on, energy (kWh), datacenter power (W) and the powered-on hosts' utilisation (0..1)."""
+    n_int = rec.host_on.shape[0]
+    active = rec.host_on.sum(axis=1)
+    total_power = rec.host_power_w.sum(axis=1)
+    on_util = (rec.host_served_mips / cap)[rec.host_on]
+    return {
+        "hosts_active_mean": float(active.mean()) if n_int else 0.0,
+        "hosts_active_max": int(active.max()) if n_int else 0,
+        "energy_kwh": float(energy_kwh.sum()),
+        "power_w_mean": float(total_power.mean()) if n_int else 0.0,
+        "power_w_max": float(total_power.max()) if n_int else 0.0,
+        "host_cpu_util_mean": float(on_util.mean()) if on_util.size else 0.0,
+    }
+
+
+def _cpu_summary(guest: np.ndarray, demand: np.ndarray, served: np.ndarray, placed: np.ndarray,
+                 dt_h: float) -> dict:
+    """CPU asked for, served and not, in MIPS-h; `demand` is the effective one (guest + overhead + backend)."""
+    demand_h = float(demand.sum(dtype=np.float64) * dt_h)
+    unserved_h = float(np.maximum(demand - served, 0.0).sum(dtype=np.float64) * dt_h)
+    return {
+        "cpu_demand_mips_h": float(guest.sum(dtype=np.float64) * dt_h),
+        "cpu_effective_mips_h": demand_h,
+        "cpu_served_mips_h": float(served.sum(dtype=np.float64) * dt_h),
+        "cpu_unserved_mips_h": unserved_h,
+        "cpu_rejected_mips_h": float(demand[:, ~placed].sum(dtype=np.float64) * dt_h),
+        "sla_unserved_fraction": unserved_h / demand_h if demand_h > 0 else 0.0,
+    }
+
+
+def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, energy_kwh: np.ndarray, sc) -> dict:
     """Beloglazov & Buyya's metrics, computed as CloudSim does: SLATAH = time active hosts spend asked for more
     than their capacity over their active time; PDM = demand lost to migrations over all demand; SLAV =
     SLATAH x PDM; ESV = energy x SLAV."""
@@ -63,7 +109,7 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
     holds = np.vstack([rec.host_vms > 0, at_end[None, :]])
     shutdowns = int((holds[:-1] & ~holds[1:]).sum())
     energy = float(energy_kwh.sum())
-    return pd.DataFrame([{
+    return {
         "policy": sc.consolidation.policy if sc.consolidation is not None else "none",
         "migration_model": sc.migration.model,
         "migrations": int(len(migrations)),
@@ -74,11 +120,36 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
         "downtime_s_total": float(migrations["downtime_s"].sum()),
         "migration_bytes": float(migrations["bytes"].sum()),
         "host_shutdowns": shutdowns,
-    }])
+    }
 
 
-def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
-    """Summary columns of the overhead model: means, components, exit reasons, I/O paths."""
+def _maintenance_summary(rec, maintenance: pd.DataFrame) -> dict:
+    """What the drains moved and could not move, and the longest evacuation (s)."""
+    return {
+        "drains": len(rec.drains),
+        "drain_vms_moved": int((maintenance.outcome == "moved").sum()),
+        "drain_vms_stuck": int((maintenance.outcome == "stuck").sum()),
+        # drained hosts still holding a VM when the run ends: what maintenance could not take down
+        "drain_hosts_not_emptied": int(np.isin(sorted({h for d in rec.drains for h in d.hosts}),
+                                               rec.vm_host[rec.vm_host >= 0]).sum()),
+        "drain_evacuation_s_max": float(np.nanmax([d.evacuation_s for d in rec.drains]))
+        if any(np.isfinite(d.evacuation_s) for d in rec.drains) else float("nan"),
+    }
+
+
+def _failover_summary(f) -> dict:
+    """Failover VMs, their paravirtual time and service gaps (s), and VF re-plugs."""
+    return {
+        "failover_vms": int(f.vm.sum()),
+        "failover_paravirtual_s_total": f.paravirtual_s_total,
+        "failover_service_gap_s_total": f.gap_s_total,
+        "failover_replugs": f.replugs,
+        "failover_waiting_at_end": f.waiting_at_end,
+    }
+
+
+def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
+    """Summary values of the overhead model: MIPS-h, % of guest work, exit and flush rates (1/s), I/O paths."""
     ov = record.series
     guest_h = float(guest.sum(dtype=np.float64) * dt_h)
     over_h = float(ov.overhead_mips.sum(dtype=np.float64) * dt_h)
@@ -103,10 +174,10 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> pd.DataFrame:
         g = float(guest[:, m].sum(dtype=np.float64) * dt_h)
         o = float((ov.overhead_mips[:, m] + ov.backend_mips[:, m]).sum(dtype=np.float64) * dt_h)
         row[f"overhead_pct_net_{path}"] = o / g * 100 if g > 0 else 0.0
-        row[f"net_pps_served_mean_{path}"] = float(ov.net_pps_served[:, m].sum(dtype=np.float64) / n)
-    row["net_pps_unserved_fraction"] = float((ov.net_pps_demand - ov.net_pps_served).sum(dtype=np.float64)
-                                             / max(ov.net_pps_demand.sum(dtype=np.float64), 1e-12))
-    return pd.DataFrame([row])
+        row[f"net_pps_served_mean_{path}"] = float(ov.io_served["net"][:, m].sum(dtype=np.float64) / n)
+    row["net_pps_unserved_fraction"] = float((ov.io_demand["net"] - ov.io_served["net"]).sum(dtype=np.float64)
+                                             / max(ov.io_demand["net"].sum(dtype=np.float64), 1e-12))
+    return row
 
 
 def scenario_sha256(sc: Scenario) -> str:
@@ -119,7 +190,7 @@ def scenario_sha256(sc: Scenario) -> str:
 class Results:
     """Everything one run produced, as pandas frames.
 
-    - `summary`: one row, the run's headline figures (SUMMARY_COLUMNS).
+    - `summary`: one row, the run's headline figures (columns, units, definitions: results/metrics.py).
     - `vm_intervals`: per VM per interval: time_s, vm, host, cpu_demand_mips, cpu_served_mips, cpu_unserved_mips.
     - `host_intervals`: per host per interval: time_s, host, host_type, state, vms, cpu_capacity_mips,
       cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh.
@@ -154,11 +225,10 @@ class Results:
             out["maintenance"] = self.maintenance
         return out
 
-    def write(self, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
-        """Write every frame as Parquet (and CSV), the scenario and, if `report`, plots and index.html."""
-        from consolidate.results.writer import write_results
-
-        self.out_dir = write_results(self, Path(out_dir), csv=csv, report=report)
+    def write(self, out_dir: str | Path, *, csv: bool = True) -> Path:
+        """Write every frame as Parquet (and CSV) and the resolved scenario under out_dir (created); returns it.
+        The HTML report is the report layer's: `consolidate.write(res, out_dir)` writes both."""
+        self.out_dir = write_results(self, Path(out_dir), csv=csv)
         return self.out_dir
 
 
@@ -199,12 +269,11 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
             cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
         cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
         cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
-        cols["net_pps_demand"] = ov.net_pps_demand.ravel()
-        cols["net_pps_served"] = ov.net_pps_served.ravel()
-        cols["net_pps_unserved"] = (ov.net_pps_demand - ov.net_pps_served).ravel()
-        cols["disk_iops_demand"] = ov.disk_iops_demand.ravel()
-        cols["disk_iops_served"] = ov.disk_iops_served.ravel()
-        cols["disk_iops_unserved"] = (ov.disk_iops_demand - ov.disk_iops_served).ravel()
+        for io in IO_CLASSES:  # e.g. net_pps_demand, disk_iops_served
+            asked, carried = ov.io_demand[io.name], ov.io_served[io.name]
+            cols[f"{io.name}_{io.rate_unit}_demand"] = asked.ravel()
+            cols[f"{io.name}_{io.rate_unit}_served"] = carried.ravel()
+            cols[f"{io.name}_{io.rate_unit}_unserved"] = (asked - carried).ravel()
     if rec.migrations is not None:
         cols["cpu_migration_loss_mips"] = rec.migration_loss_mips.ravel()
     vm_intervals = pd.DataFrame(cols, copy=False)  # columns are views of the record: no second copy
@@ -253,73 +322,30 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
                                       minlength=n_h),
     })
 
-    active = rec.host_on.sum(axis=1)
-    total_power = rec.host_power_w.sum(axis=1)
-    demand_h = float(demand.sum(dtype=np.float64) * dt_h)
-    served_h = float(served.sum(dtype=np.float64) * dt_h)
-    unserved_h = float(np.maximum(demand - served, 0.0).sum(dtype=np.float64) * dt_h)
-    rejected_h = float(demand[:, ~placed].sum(dtype=np.float64) * dt_h)
-    guest_h = float(guest.sum(dtype=np.float64) * dt_h)
-    on_util = (rec.host_served_mips / cap)[rec.host_on]
-    summary = pd.DataFrame([{
-        "scenario": sc.name,
-        "run_id": run_id,
-        "seed": sc.seed,
-        "scenario_sha256": scenario_sha256(sc),
-        "consolidate_version": version,
-        "duration_s": sc.duration_s,
-        "interval_s": sc.interval_s,
-        "hosts": n_h,
-        "vms": n_vm,
-        "vms_placed": int(placed.sum()),
-        "vms_rejected": int((~placed).sum()),
-        "hosts_active_mean": float(active.mean()) if n_int else 0.0,
-        "hosts_active_max": int(active.max()) if n_int else 0,
-        "energy_kwh": float(energy_kwh.sum()),
-        "power_w_mean": float(total_power.mean()) if n_int else 0.0,
-        "power_w_max": float(total_power.max()) if n_int else 0.0,
-        "host_cpu_util_mean": float(on_util.mean()) if on_util.size else 0.0,
-        "cpu_demand_mips_h": guest_h,
-        "cpu_effective_mips_h": demand_h,
-        "cpu_served_mips_h": served_h,
-        "cpu_unserved_mips_h": unserved_h,
-        "cpu_rejected_mips_h": rejected_h,
-        "sla_unserved_fraction": unserved_h / demand_h if demand_h > 0 else 0.0,
-        "wall_s": wall_s,
-    }], columns=list(SUMMARY_COLUMNS))
-    extra = []
+    values = {**_run_summary(sc, run_id, version, n_h, n_vm, placed), **_host_summary(rec, cap, energy_kwh),
+              **_cpu_summary(guest, demand, served, placed, dt_h), "wall_s": wall_s}
+    features = {"always"}
     if sc.cloudsim_compat and rec.vm_retired is not None:
-        extra.append(pd.DataFrame([{"vms_retired": int(rec.vm_retired.sum())}]))
+        features.add("cloudsim_compat")
+        values["vms_retired"] = int(rec.vm_retired.sum())
     migrations = None
     if rec.migrations is not None:
         migrations = _migrations_frame(rec.migrations, sc.duration_s)
-        extra.append(_consolidation_summary(rec, migrations, demand, energy_kwh, sc))
+        features.add("consolidation")
+        values.update(_consolidation_summary(rec, migrations, demand, energy_kwh, sc))
     maintenance = None
     if rec.drains is not None and sc.maintenance:
         maintenance = _maintenance_frame(rec.drains)
-        extra.append(pd.DataFrame([{
-            "drains": len(rec.drains),
-            "drain_vms_moved": int((maintenance.outcome == "moved").sum()),
-            "drain_vms_stuck": int((maintenance.outcome == "stuck").sum()),
-            # drained hosts still holding a VM when the run ends: what maintenance could not take down
-            "drain_hosts_not_emptied": int(np.isin(sorted({h for d in rec.drains for h in d.hosts}),
-                                                   rec.vm_host[rec.vm_host >= 0]).sum()),
-            "drain_evacuation_s_max": float(np.nanmax([d.evacuation_s for d in rec.drains]))
-            if any(np.isfinite(d.evacuation_s) for d in rec.drains) else float("nan"),
-        }]))
+        features.add("maintenance")
+        values.update(_maintenance_summary(rec, maintenance))
     if rec.failover is not None:
-        f = rec.failover
-        extra.append(pd.DataFrame([{
-            "failover_vms": int(f.vm.sum()),
-            "failover_paravirtual_s_total": f.paravirtual_s_total,
-            "failover_service_gap_s_total": f.gap_s_total,
-            "failover_replugs": f.replugs,
-            "failover_waiting_at_end": f.waiting_at_end,
-        }]))
+        features.add("failover")
+        values.update(_failover_summary(rec.failover))
     if ov is not None:
-        extra.append(_overhead_summary(rec.overhead, guest, dt_h))
-    if extra:
-        summary = pd.concat([summary.drop(columns="wall_s"), *extra, summary[["wall_s"]]], axis=1)
+        features.add("overhead")
+        values.update(_overhead_summary(rec.overhead, guest, dt_h))
+    # column set and order come from the metric registry, which also checks every value is registered
+    summary = summary_frame(values, features)
     reasons = None
     if ov is not None:
         from consolidate.costmodel.tables import REASON_LABELS

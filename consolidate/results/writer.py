@@ -1,4 +1,5 @@
-"""Write a run's frames to disk: Parquet always, CSV on request, the resolved scenario, and the report."""
+"""Write a run's frames to disk: Parquet always, CSV on request, and the resolved scenario. The HTML report is
+the report layer's (report/html.py), which reads these results."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def write_csv(table: pa.Table, path: Path) -> None:
     pa_csv.write_csv(table.cast(plain), path, pa_csv.WriteOptions(quoting_style="needed"))
 
 
-def write_results(res: "Results", out_dir: Path, *, csv: bool = True, report: bool = True) -> Path:
+def write_results(res: "Results", out_dir: Path, *, csv: bool = True) -> Path:
     """Write `res` under `out_dir` (created); returns the folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for stem, df in res.frames.items():
@@ -35,8 +36,4 @@ def write_results(res: "Results", out_dir: Path, *, csv: bool = True, report: bo
     # the scenario as validated, defaults filled in: what was really run
     (out_dir / "scenario.resolved.yaml").write_text(
         f"# resolved from {res.scenario.file}\n" + yaml.safe_dump(res.scenario.model_dump(mode="json"), sort_keys=False))
-    if report:
-        from consolidate.report.html import write_report
-
-        write_report(res, out_dir)
     return out_dir
