@@ -21,7 +21,7 @@ import numpy as np
 def bench_synthetic(n_vms: int, repeat: int) -> float:
     import consolidate
     from consolidate.costmodel.model import OverheadModel
-    from consolidate.engine.datacenter import HostTable
+    from consolidate.engine.state import HostTable
 
     sc = consolidate.load_scenario({
         "name": "bench", "duration_s": 300, "interval_s": 300, "overhead": {"enabled": True},
@@ -50,7 +50,8 @@ def bench_synthetic(n_vms: int, repeat: int) -> float:
 def bench_planetlab(repeat: int) -> tuple[float, int]:
     import consolidate
     from consolidate.costmodel.model import OverheadModel
-    from consolidate.engine.datacenter import HostTable, initial_placement
+    from consolidate.engine.placement import initial_placement
+    from consolidate.engine.state import HostTable
     from consolidate.scenario.loader import default_scenario_path
     from consolidate.workload.build import build_workload
     import yaml

@@ -264,7 +264,7 @@ def test_failover_never_holds_more_vfs_than_a_host_has(n, seed):
 
     def check():
         while True:
-            held = dc.failover.vfs_held(dc.vm_host, dc.vm_dest)
+            held = dc.state.failover.vfs_held(dc.state.vm_host, dc.state.vm_dest)
             worst.append(float((held - hosts.vf_capacity).max()))
             yield dc.env.timeout(5)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from consolidate.engine.datacenter import HostTable, RunRecord
+from consolidate.costmodel.tables import REASON_LABELS
+from consolidate.engine.record import RunRecord
+from consolidate.engine.state import HostTable
 from consolidate.hardware.assignment import IO_CLASSES
 from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
 from consolidate.results.writer import write_results
@@ -181,8 +183,10 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
 
 
 def scenario_sha256(sc: Scenario) -> str:
-    """Hash of the validated scenario (after defaults), so equal inputs give equal hashes."""
-    blob = json.dumps(sc.model_dump(mode="json"), sort_keys=True).encode()
+    """Hash of the validated scenario, so equal inputs give equal hashes. Fields left at their defaults are left
+    out, so adding a schema field with a default does not change the hash of scenarios that do not use it
+    (`consolidate_version` beside it tells runs of different versions apart)."""
+    blob = json.dumps(sc.model_dump(mode="json", exclude_defaults=True), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -348,8 +352,6 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     summary = summary_frame(values, features)
     reasons = None
     if ov is not None:
-        from consolidate.costmodel.tables import REASON_LABELS
-
         keep = [j for j, _ in enumerate(REASON_LABELS) if ov.reason_mips[:, j].any()]
         reasons = pd.DataFrame({"time_s": t, **{f"{REASON_LABELS[j]}_mips": ov.reason_mips[:, j] for j in keep}})
         vms["net_path"] = rec.overhead.cfg_net_path
