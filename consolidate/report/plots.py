@@ -1,26 +1,33 @@
-"""PNG plots of a run, from its result frames (matplotlib, no display needed)."""
+"""PNG plots of a run, from its result frames.
+
+Figures are matplotlib `Figure` objects rendered straight to PNG, never pyplot: no display is needed, a notebook's
+backend is left alone, and matplotlib is imported only when the first plot is drawn, so `import consolidate`
+stays light.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: reports are written on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def _subplots(figsize: tuple[float, float]):
+    from matplotlib.figure import Figure  # a second of imports, paid only by runs that draw
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def _series(series: pd.Series, ylabel: str, title: str, path: Path) -> Path:
     """A step plot of a series indexed by time_s, in hours."""
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = _subplots((8, 3.2))
     ax.step(series.index / 3600, series.to_numpy(), where="post")
     ax.set(xlabel="time (h)", ylabel=ylabel, title=title, ylim=(0, None))
     ax.grid(alpha=0.3)
@@ -37,7 +44,7 @@ def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
     """5th/25th/50th/75th/95th percentile of CPU utilisation over active hosts, over time."""
     on = host_intervals[host_intervals["state"] == "on"]
     q = on.groupby("time_s")["cpu_util"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = _subplots((8, 3.2))
     if not q.empty:
         h = q.index / 3600
         ax.fill_between(h, q[0.05] * 100, q[0.95] * 100, alpha=0.2, step="post", label="p5-p95")
@@ -58,7 +65,7 @@ def overhead_by_reason(reasons: pd.DataFrame, path: Path) -> Path:
     """The datacenter's exit-driven virtualization overhead over time, stacked by exit reason (MIPS)."""
     cols = [c for c in reasons.columns if c != "time_s"]
     order = sorted(cols, key=lambda c: -reasons[c].sum())
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = _subplots((8, 3.6))
     ax.stackplot(reasons["time_s"] / 3600, *[reasons[c].to_numpy() / 1000 for c in order],
                  labels=[c[:-len("_mips")] for c in order], step="post")
     ax.set(xlabel="time (h)", ylabel="overhead (thousand MIPS)", title="Virtualization overhead by exit reason")
@@ -73,7 +80,7 @@ def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
     on = host_intervals[host_intervals["state"] == "on"]
     share = ((on["cpu_overhead_mips"] + on["cpu_backend_mips"]) / on["cpu_capacity_mips"] * 100)
     per_host = share.groupby(on["host"]).mean().sort_values(ascending=False)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = _subplots((8, 3.2))
     ax.plot(np.arange(len(per_host)), per_host.to_numpy(), drawstyle="steps-post")
     ax.set(xlabel="active hosts, most overhead first", ylabel="overhead (% of capacity)",
            title="Virtualization overhead per host", ylim=(0, None))
@@ -83,7 +90,7 @@ def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
 
 def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) -> Path:
     """Migrations started per scheduling interval, by reason, and their mean duration."""
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = _subplots((8, 3.2))
     if len(migrations):
         k = (migrations["start_s"] // interval_s).astype(int)
         counts = pd.crosstab(k, migrations["reason"])

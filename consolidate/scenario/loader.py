@@ -304,6 +304,5 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
     problems = [p for check in checks for p in check(sc, file)] + _drain_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
-    sc._file = file
-    sc._base_dir = base
+    sc.set_origin(file, base)
     return sc

@@ -333,6 +333,12 @@ class Scenario(Model):
     def _placement_shorthand(cls, v: Any) -> Any:
         return {"policy": v} if isinstance(v, str) else v
 
+    def set_origin(self, file: str, base_dir: Path) -> "Scenario":
+        """Record where the scenario came from (for messages) and what its relative paths resolve against;
+        returns self."""
+        self._file, self._base_dir = file, Path(base_dir)
+        return self
+
     @property
     def file(self) -> str:
         """The file this scenario came from (or '<dict>'), for error messages."""

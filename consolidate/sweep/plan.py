@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from consolidate import api
 from consolidate.errors import PlacementError, Problem, ScenarioError
 from consolidate.scenario.loader import read_mapping, set_path
 
@@ -41,8 +42,6 @@ def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: in
          max_value: int = 1_000_000, on_trial=None) -> tuple[int | None, list[Trial]]:
     """Smallest value of `vary` in [low, ...] whose run meets `target`, assuming more of it never hurts.
     Returns (value or None if even max_value fails, the trials made in order)."""
-    import consolidate
-
     try:
         metric, op, bound = parse_target(target)
     except ValueError as exc:
@@ -62,7 +61,7 @@ def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: in
         d = copy.deepcopy(data)
         set_path(d, vary, value)
         try:
-            res = consolidate.run(consolidate.load_scenario(d, base_dir=base))
+            res = api.run(api.load_scenario(d, base_dir=base))
         except PlacementError:  # too little capacity for the VMs to even start: the target is missed
             t = Trial(value, float("nan"), False)
             trials.append(t)

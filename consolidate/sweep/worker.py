@@ -10,17 +10,17 @@ import time
 import traceback
 from pathlib import Path
 
+from consolidate import api
+from consolidate.errors import ConsolidateError
+
 
 def run_one(data: dict, base_dir: str, out_dir: str, key: str) -> dict:
     """Run one scenario mapping; return {key, status ('ok' or 'failed'), error, wall_s}. Never raises."""
-    import consolidate
-    from consolidate.errors import ConsolidateError
-
     t0 = time.perf_counter()
     folder = Path(out_dir) / "runs" / key
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        res = consolidate.run(consolidate.load_scenario(data, base_dir=base_dir), run_id=key)
+        res = api.run(api.load_scenario(data, base_dir=base_dir), run_id=key)
         tmp = folder / f".summary.{os.getpid()}.parquet"
         res.summary.to_parquet(tmp, index=False)
         os.replace(tmp, folder / "summary.parquet")
