@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from consolidate.costmodel.model import OverheadModel
-from consolidate.engine.datacenter import Datacenter, HostTable, Progress, initial_placement
+from consolidate.engine.datacenter import Datacenter, Progress
+from consolidate.engine.placement import initial_placement
+from consolidate.engine.state import HostTable
+from consolidate.hardware import assignment, catalog
 from consolidate.policies import registry
 from consolidate.report.html import write_report
 from consolidate.results.frames import Results, build_results
@@ -54,7 +57,7 @@ def load_scenario(source: str | Path | dict | Scenario | None = None, *, seed: i
 
 def _with_seed(sc: Scenario, seed: int) -> Scenario:
     new = sc.model_copy(update={"seed": seed})
-    new._file, new._base_dir = sc.file, sc.base_dir
+    new.set_origin(sc.file, sc.base_dir)
     return new
 
 
@@ -121,4 +124,18 @@ def schema() -> dict[str, Any]:
     cons["description"] = registry.policy_syntax()
     det, sel = ("|".join(map(re.escape, names)) for names in (registry.DETECTORS, registry.SELECTORS))
     cons["pattern"] = rf"^(none|({det})-({sel})-[0-9.eE+-]+)$"
+    # I/O paths and device models come from the hardware catalog, so a new catalog entry reaches editors too
+    defs = out["$defs"]
+    for io_class in assignment.IO_CLASSES:
+        prop = defs["IoSpec"]["properties"][io_class.name]
+        paths = list(assignment.paths_of(io_class))
+        # nullable: {anyOf: [{type: string, ...}, {type: null}]}; the enum goes on the string branch, where
+        # editors offer completions, and null stays allowed (unset: inherited)
+        for branch in prop.get("anyOf", [prop]):
+            if branch.get("type") == "string":
+                branch["enum"] = paths
+        prop["description"] = (f"a catalog {io_class.name} path (consolidate catalog devices): {', '.join(paths)}; "
+                               f"unset: the host type's, else {io_class.default_path}")
+    defs["NvmeSpec"]["properties"]["model"]["enum"] = list(catalog.nvme_controllers())
+    defs["NicSpec"]["properties"]["model"]["enum"] = [n for n, nic in catalog.nics().items() if nic.kind == "sriov"]
     return out

@@ -148,6 +148,11 @@ def device_checks(sc: Scenario, file: str) -> list[Problem]:
                 problems.append(Problem(file, f"host_types.{i}.virtualization.io.{c}", f"a host type cannot assign "
                                         f"devices to every VM on it (got {path}, expected a shared path; set it on "
                                         "the VM groups that hold a device)"))
+    net_class = next(c for c in assignment.IO_CLASSES if c.name == "net")
+    shared = [p for p in assignment.paths_of(net_class) if p not in assignment.POOL_OF_PATH]
+    if sc.migration.failover_net not in shared:
+        problems.append(Problem(file, "migration.failover_net", f"not a shared network path (got "
+                                f"{sc.migration.failover_net!r}, expected one of: {', '.join(shared)})"))
     for i, g in enumerate(sc.vms):
         held = assignment.group_holding(g)
         if g.migration_policy == assignment.FAILOVER and assignment.VF not in held.pools:
@@ -182,6 +187,20 @@ def policy_names(data: dict, file: str) -> list[Problem]:
     return problems
 
 
+def consolidation_placement_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Without the overhead model, a consolidating datacenter places its VMs as its rounds re-place them (CloudSim's
+    allocateHostForVm: power-aware best fit with the detector's overload check); another placement policy would
+    be ignored, so it is refused. (With the overhead model a VM's size depends on the host type, and the
+    scenario's placement policy places it.)"""
+    pabfd = "power-aware-best-fit-decreasing"
+    if sc.consolidation is not None and not sc.overhead_enabled and \
+            registry.get_placement(sc.placement.policy).name != pabfd:
+        return [Problem(file, "placement.policy", f"with dynamic consolidation and no overhead model VMs are "
+                        f"placed as consolidation places them (got {sc.placement.policy}, expected {pabfd}, or "
+                        "remove consolidation)")]
+    return []
+
+
 def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
     """cpu_overcommit lets placement pack VMs by their size up to capacity x ratio. A consolidating run re-places
     VMs by their measured demand and its overload detector judges the physical capacity, which it never lets a
@@ -194,7 +213,8 @@ def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
 
 
 RAW_CHECKS = (host_type_refs, policy_names)
-CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks)
+CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks,
+          consolidation_placement_checks)
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,

@@ -176,7 +176,7 @@ def test_cli_rejects_an_out_of_range_policy(write_yaml):
 def test_aliases_normalise_to_the_registered_name():
     for alias, name in (("ff", "first-fit"), ("bfd", "best-fit-decreasing"),
                         ("pabfd", "power-aware-best-fit-decreasing")):
-        a, b = _scenario(), _scenario()
+        a, b = _scenario(policy=None), _scenario(policy=None)
         a["placement"], b["placement"] = {"policy": alias}, name
         sa, sb = consolidate.load_scenario(a), consolidate.load_scenario(b)
         assert sa.placement.policy == name

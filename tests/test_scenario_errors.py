@@ -180,3 +180,17 @@ def test_cli_policy_option_runs_the_study_policy_choice(tiny, write_yaml, tmp_pa
     res = runner.invoke(app, ["run", str(f), "--out", str(out), "--quiet", "--policy", "best-one"])
     assert res.exit_code == 2
     assert res.stderr.startswith(f"{f}: consolidation.policy: unknown consolidation policy (got 'best-one'")
+
+
+def test_what_consolidation_would_ignore_is_refused(tiny):
+    load = load_scenario
+    consolidating = {**tiny, "consolidation": {"policy": "thr-mmt-0.8"}}
+    load(consolidating)  # the defaults are fine
+    with pytest.raises(ScenarioError) as exc:
+        load({**consolidating, "cpu_overcommit": 1.5})
+    assert [p.path for p in exc.value.problems] == ["cpu_overcommit"]
+    assert "overcommit with dynamic consolidation (got 1.5" in str(exc.value)
+    with pytest.raises(ScenarioError) as exc:
+        load({**consolidating, "placement": "ff"})
+    assert [p.path for p in exc.value.problems] == ["placement.policy"]
+    load({**tiny, "cpu_overcommit": 1.5, "placement": "ff"})  # without consolidation both apply

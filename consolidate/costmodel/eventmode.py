@@ -10,6 +10,10 @@ from consolidate.costmodel.config import Resolved
 from consolidate.costmodel.tables import EVENT_OF_COLUMN
 from consolidate.hardware import catalog as cat
 from consolidate.hardware import coremodel as cm
+from consolidate.hardware.assignment import IO_CLASSES
+
+
+NET = next(c for c in IO_CLASSES if c.name == "net")  # the event replay steps network packets
 
 
 @dataclass
@@ -76,9 +80,9 @@ def replay(r: Resolved, event_counts: dict[str, int], tlb_misses: int = 0, packe
     for _ in range(tlb_misses):
         st.guest_work(walk)
     if packets:
-        path = cat.io_paths()[r.path("net")]
+        path = cat.io_paths()[r.path(NET.name)]
         kio = cm.io_scale(cpu)
-        native_driver = cat.io_paths()["passthrough"].guest_cycles_per_packet * kio
+        native_driver = cat.io_paths()[NET.native_path].guest_cycles_per_packet * kio
         irq = cm.event_steps("device_irq", cpu, hv, cfg, eff) if eff.mode == "hw" else []
         kicks = [cm.Step("exit", reason=reason, user_space=path.user_space, emulate=path.user_space, label=reason)
                  for reason, n in path.exits_per_batch.items() for _ in range(int(round(n)))] if eff.mode == "hw" else []

@@ -94,7 +94,7 @@ class Migration(Model):
         default=None, description="migrations a host may send or receive at once (excess ones wait)")
     cold_boot_s: NonNegFloat = Field(default=60.0, description="boot time added to a cold migration's downtime "
                                      "(an assumption: a server OS restarting with its services)")
-    failover_net: Literal["emulated", "virtio", "vhost"] = Field(
+    failover_net: Name = Field(
         default="virtio", description="paravirtual NIC a failover VM runs on while its VF is unplugged (Linux "
         "net_failover pairs the VF with a virtio-net standby)")
     failover_gap_s: NonNegFloat = Field(
