@@ -45,7 +45,8 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
                         vm_history_mips=np.zeros((0, V)), host_capacity_mips=hosts.capacity_mips,
                         host_mips_per_core=hosts.mips_per_core, host_memory_mb=hosts.memory_mb,
                         host_type=hosts.host_type, curves_w=hosts.curves_w, host_migration_intervals=np.zeros(len(hosts)),
-                        stale_utilization=sc.cloudsim_compat, **devices.snapshot_fields(np.full(V, -1), hosts))
+                        stale_utilization=sc.cloudsim_compat, compat=sc.cloudsim_compat,
+                        **devices.snapshot_fields(np.full(V, -1), hosts))
         vm_host = place_all(snap, policy.detector, size)
     else:
         vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,

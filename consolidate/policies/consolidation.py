@@ -54,6 +54,15 @@ class Snapshot:
     host_pool_model: np.ndarray | None = None  # (H, POOLS) model of each pool, -1 none
     host_unavailable: np.ndarray | None = None  # (H,) hosts being drained: they take no VM
     pinned: np.ndarray | None = None  # (V,) VMs never migrated (they hold a device their group pins)
+    # CloudSim 3.0.3's round (cloudsim_compat): selectors see candidates in the order they joined their host
+    # (vm_joined, smaller first) and its selector variants (demand relative to vm_mips, the VM's own MIPS); the
+    # underload step may empty a host that has just received VMs from an overloaded one, moving those VMs again
+    # (getMigrationMapFromUnderUtilizedHosts excludes the destinations of a list it has just created empty); and
+    # a VM being created is checked for overload as if alone on the host (the VMs created before it ask for no
+    # CPU until their cloudlets arrive), though capacity and the PABFD price count them
+    compat: bool = False
+    vm_mips: np.ndarray | None = None  # (V,) the VM's own MIPS (vCPUs x MIPS per vCPU)
+    vm_joined: np.ndarray | None = None  # (V,) when the VM joined its host (any increasing counter)
 
     @property
     def vm_pinned(self) -> np.ndarray:
@@ -82,7 +91,9 @@ class _Work:
     def __init__(self, s: Snapshot, with_history: bool = True):
         self.s = s
         self.with_history = with_history
+        # a sample no VM of a host has yet is missing (NaN), not 0: hist_n counts the VMs that have each one
         self.vm_hist = np.nan_to_num(s.vm_history_mips) if with_history else None
+        self.vm_has = (~np.isnan(s.vm_history_mips)).astype(float) if with_history else None
         H = len(s.host_capacity_mips)
         where = np.where(s.vm_busy, s.vm_dest, s.vm_host)  # a migrating VM counts where it is going
         placed = where >= 0
@@ -96,6 +107,8 @@ class _Work:
         hist = self.vm_hist if with_history else np.zeros((0, len(where)))
         self.hist = np.stack([np.bincount(where[placed], weights=row[placed], minlength=H) for row in hist], axis=1) \
             if hist.shape[0] else np.zeros((H, 0))
+        self.hist_n = np.stack([np.bincount(where[placed], weights=row[placed], minlength=H) for row in self.vm_has],
+                               axis=1) if hist.shape[0] else np.zeros((H, 0))
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
         self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
@@ -128,7 +141,8 @@ class _Work:
         return self.load[hosts] / self.s.host_capacity_mips[hosts]
 
     def hist_util(self, hosts=slice(None)) -> np.ndarray:
-        return self.hist[hosts] / self.s.host_capacity_mips[hosts, None]
+        h = self.hist[hosts] / self.s.host_capacity_mips[hosts, None]
+        return np.where(self.hist_n[hosts] > 0, h, np.nan)
 
     def move(self, v: int, frm: int, to: int) -> None:
         s = self.s
@@ -142,6 +156,7 @@ class _Work:
             self.room[1, host] -= sign * d
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
+                self.hist_n[host] += sign * self.vm_has[:, v]
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
             if self.devices:
                 self.pool_used[host] += sign * s.vm_pools[v]
@@ -158,10 +173,12 @@ def _power_one(util: float, curve: list[float]) -> float:
     return curve[lo] + (pos - lo) * (curve[lo + 1] - curve[lo])
 
 
-def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allowed: bool = True) -> int:
+def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allowed: bool = True,
+               alone: bool = False) -> int:
     """PABFD: among hosts with room that would not be overloaded with the VM (an empty host is not checked,
     as in CloudSim), the one whose power rises least; -1 if none. Ties go to the lowest host index.
-    empty_allowed=False when `excluded` covers every host seen off (it saves looking through them)."""
+    empty_allowed=False when `excluded` covers every host seen off (it saves looking through them).
+    alone: the overload check sees the VM alone on the host (CloudSim's creation; room and price count all)."""
     s = w.s
     d = s.vm_demand_mips[v]
     need, per_core = s.mem_need[v], d / s.vm_vcpus[v]
@@ -182,11 +199,16 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     cand = on[fits(on)] if on.size else on
     if cand.size:
         cap = s.host_capacity_mips[cand]
+        base = 0.0 if alone else w.load[cand]
         if det.static_threshold is not None:  # the common case, without the detector's general path
-            cand = cand[w.load[cand] + d <= det.static_threshold * cap]
+            cand = cand[base + d <= det.static_threshold * cap]
         else:
-            hist = (w.hist[cand] + w.vm_hist[:, v][None, :]) / cap[:, None] if w.with_history else None
-            cand = cand[~det.overloaded((w.load[cand] + d) / cap, hist, s.host_migration_intervals[cand])]
+            hist = None
+            if w.with_history:
+                vh, vn = w.vm_hist[:, v][None, :], w.vm_has[:, v][None, :]
+                hist = np.where((vn if alone else w.hist_n[cand] + vn) > 0,
+                                ((0.0 if alone else w.hist[cand]) + vh) / cap[:, None], np.nan)
+            cand = cand[~det.overloaded((base + d) / cap, hist, s.host_migration_intervals[cand])]
     # empty hosts of one type are interchangeable (same curve, same rise, no overload check; one a stale view
     # still prices as on has just been emptied, and is excluded): only the lowest-indexed one that fits can
     # win; it is nearly always among the first few
@@ -216,6 +238,11 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
                underload: bool = True) -> list[Move]:
     """The migrations one consolidation round decides, in the order they are decided."""
     w = _Work(s, with_history=det.reads_history)
+    compat = s.compat
+    pick = selector.pick(compat)
+    # CloudSim's selectors read utilisation relative to the VM's own MIPS; its host lists keep joining order
+    demand_seen = s.vm_demand_mips / s.vm_mips if compat and s.vm_mips is not None else s.vm_demand_mips
+    joined = s.vm_joined if compat and s.vm_joined is not None else None
     blocked = s.host_unavailable if s.host_unavailable is not None else np.zeros(len(w.load), bool)
     active = (w.load > 0) & ~blocked
     over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
@@ -237,7 +264,9 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
             cand = m[(w.where[m] == h) & (s.vm_host[m] == h) & ~vm_busy[m] & ~vm_pinned[m]]
             if cand.size == 0:
                 break
-            v = selector.fn(cand, s.vm_ram_mb, s.vm_demand_mips, s.vm_history_mips, rng)
+            if joined is not None:
+                cand = cand[np.argsort(joined[cand], kind="stable")]
+            v = pick(cand, s.vm_ram_mb, demand_seen, s.vm_history_mips, rng)
             w.move(v, h, -1)
             selected.append((v, h))
             if not det.overloaded(w.util([h]), w.hist_util([h]), s.host_migration_intervals[[h]])[0]:
@@ -245,11 +274,13 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
 
     # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
     unplaced = []
+    arrived: dict[int, list[int]] = {}  # destination -> VMs it received in this round
     for v, h in sorted(selected, key=lambda vh: -s.vm_demand_mips[vh[0]]):
         dest = _find_host(w, v, over | blocked, det)
         if dest >= 0:
             w.move(v, -1, dest)
             moves.append(Move(v, h, dest, "overload"))
+            arrived.setdefault(dest, []).append(v)
         else:
             unplaced.append((v, h))
     for v, h in unplaced:  # stays where it was
@@ -261,7 +292,8 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
     seen = w.load0 if s.stale_utilization else w.load
     off = seen <= 0
     excluded_under = over | off | w.pinned | blocked
-    excluded_under[[m.destination for m in moves]] = True
+    if not compat:  # CloudSim 3.0.3 means to exclude them too, but its list of them is still empty here
+        excluded_under[[m.destination for m in moves]] = True
     excluded_place = over | off | blocked
     # with stale utilisation the hosts' order never changes in the round: walk it once, skipping the excluded
     static = iter(np.argsort(np.where(excluded_under, np.inf, w.load0 / s.host_capacity_mips), kind="stable")) \
@@ -279,6 +311,8 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
         excluded_under[h] = excluded_place[h] = True
         m = members(h)
         vms = m[(w.where[m] == h) & ~vm_busy[m]]
+        if h in arrived:  # only under compat: VMs that arrived this round move again, from where they were
+            vms = np.concatenate([vms, np.array(arrived[h], dtype=vms.dtype)])
         if vms.size == 0 or vm_pinned[vms].any():
             continue  # a host holding a pinned VM cannot be emptied
         tentative = []
@@ -288,7 +322,9 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
             if dest < 0:
                 break
             w.move(int(v), h, dest)
-            tentative.append(Move(int(v), h, dest, "underload"))
+            # a VM that arrived this round starts its second migration from its original host, as CloudSim's
+            # migration map does (both moves are made and counted)
+            tentative.append(Move(int(v), int(s.vm_host[v]), dest, "underload"))
         if len(tentative) < vms.size:
             for m in reversed(tentative):
                 w.move(m.vm, m.destination, h)
@@ -300,14 +336,15 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
 
 def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
     """Initial placement the way a consolidating datacenter does it (CloudSim's allocateHostForVm): VMs by
-    decreasing size, each by PABFD with the detector's overload check. Returns host per VM (-1: none)."""
+    decreasing size, each by PABFD with the detector's overload check (under compat, CloudSim's creation-time
+    check: the VM as if alone on the host). Returns host per VM (-1: none)."""
     s = Snapshot(**{**s.__dict__, "vm_demand_mips": sizes_mips, "vm_host": np.full(len(sizes_mips), -1),
                     "vm_dest": np.full(len(sizes_mips), -1)})
     w = _Work(s, with_history=det.reads_history)
     none = np.zeros(len(s.host_capacity_mips), bool)
     out = np.full(len(sizes_mips), -1, dtype=np.int64)
     for v in np.argsort(-sizes_mips, kind="stable"):
-        dest = _find_host(w, int(v), none, det)
+        dest = _find_host(w, int(v), none, det, alone=s.compat)
         if dest >= 0:
             w.move(int(v), -1, dest)
             out[v] = dest
@@ -325,7 +362,7 @@ def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[M
         if s.vm_pinned[v]:
             stuck.append((v, "pinned: a directly assigned device"))
             continue
-        dest = _find_host(w, v, draining, det)
+        dest = _find_host(w, v, excluded, det)
         if dest < 0:
             need = np.flatnonzero(s.vm_pools[v]) if s.vm_pools is not None else ()
             kind = " and ".join(FREE_NAMES[p] for p in need)

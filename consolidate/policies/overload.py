@@ -2,7 +2,9 @@
 utilisation and its history.
 
 A history is the host's utilisation over past scheduling intervals, computed from the VMs it holds now
-(as CloudSim does), most recent LAST, shape (hosts, length); NaN where there is no sample.
+(as CloudSim does), most recent LAST, shape (hosts, length); NaN where there is no sample (no VM on the host
+has one yet): a missing sample is never read as a zero. Each adaptive detector also registers CloudSim 3.0.3's
+own arithmetic (`cloudsim=`), which cloudsim_compat runs instead (docs/consolidation.md).
 """
 from __future__ import annotations
 
@@ -29,14 +31,16 @@ def static_threshold(p: float, util: np.ndarray, history: np.ndarray | None,
 
 @detector("iqr", f"interquartile range: overloaded when utilisation > 1 - s x IQR of the host's history "
           f"({FALLBACK_THRESHOLD} until {MIN_HISTORY_MAD_IQR} recent non-zero samples)",
-          Param("s", _SAFETY, 0.0, example=1.5))
+          Param("s", _SAFETY, 0.0, example=1.5), cloudsim=lambda s, util, history, mig: util > cloudsim_threshold(
+              "iqr", s, history))
 def interquartile_range(s: float, util: np.ndarray, history: np.ndarray, migration_intervals: np.ndarray) -> np.ndarray:
     return util > adaptive_threshold("iqr", s, history)
 
 
 @detector("mad", f"median absolute deviation: overloaded when utilisation > 1 - s x MAD of the host's history "
           f"({FALLBACK_THRESHOLD} until {MIN_HISTORY_MAD_IQR} recent non-zero samples)",
-          Param("s", _SAFETY, 0.0, example=2.5))
+          Param("s", _SAFETY, 0.0, example=2.5), cloudsim=lambda s, util, history, mig: util > cloudsim_threshold(
+              "mad", s, history))
 def median_absolute_deviation(s: float, util: np.ndarray, history: np.ndarray,
                               migration_intervals: np.ndarray) -> np.ndarray:
     return util > adaptive_threshold("mad", s, history)
@@ -44,13 +48,16 @@ def median_absolute_deviation(s: float, util: np.ndarray, history: np.ndarray,
 
 @detector("lr", f"local regression of the last {MIN_HISTORY_LR} samples, extrapolated by the host's longest "
           f"migration: overloaded when s x prediction >= 1 ({FALLBACK_THRESHOLD} until {MIN_HISTORY_LR} samples)",
-          Param("s", _SAFETY, 0.0, example=1.2))
+          Param("s", _SAFETY, 0.0, example=1.2),
+          cloudsim=lambda s, util, history, mig: cloudsim_regression_overloaded(history, s, mig, util))
 def local_regression(s: float, util: np.ndarray, history: np.ndarray, migration_intervals: np.ndarray) -> np.ndarray:
     return regression_overloaded(history, s, migration_intervals, robust=False, util=util)
 
 
 @detector("lrr", "robust local regression: as lr, the fit bisquare-reweighted against outliers",
-          Param("s", _SAFETY, 0.0, example=1.2))
+          Param("s", _SAFETY, 0.0, example=1.2),
+          # CloudSim 3.0.3's robust fit collapses to the same least squares line as its plain one
+          cloudsim=lambda s, util, history, mig: cloudsim_regression_overloaded(history, s, mig, util))
 def robust_local_regression(s: float, util: np.ndarray, history: np.ndarray,
                             migration_intervals: np.ndarray) -> np.ndarray:
     return regression_overloaded(history, s, migration_intervals, robust=True, util=util)
@@ -121,4 +128,79 @@ def regression_overloaded(history: np.ndarray, safety: float, migration_interval
         a[ok], b[ok] = a2, b2
     predicted = a + b * (L + migration_intervals[rows])
     out[rows] = safety * predicted >= 1.0
+    return out
+
+
+# --- CloudSim 3.0.3's arithmetic (cloudsim_compat) ------------------------------------------------------------
+
+def cloudsim_history(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A host's history as CloudSim 3.0.3 sees it (PowerHostUtilizationHistory.getUtilizationHistory): each
+    sample summed over the host's VMs with a missing one counting 0, then MathUtil.trimZeroTail, which drops the
+    oldest samples back to the oldest non-zero one and keeps a single 0 of an all-zero history. So a zero in the
+    middle is a sample, zeros at the old end are none. Returns (values (hosts, L), most recent last, NaN where
+    dropped; samples kept per host)."""
+    v = np.nan_to_num(history)
+    L = v.shape[1]
+    if L == 0:
+        return v, np.zeros(v.shape[0], dtype=int)
+    nz = v != 0
+    n = np.where(nz.any(axis=1), L - np.argmax(nz, axis=1), min(L, 1))
+    return np.where(np.arange(L)[None, :] >= (L - n)[:, None], v, np.nan), n
+
+
+def _sorted_median(srt: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of the first n values of each sorted row (Apache Commons' 50th percentile: the mean of the two
+    middle values for even n)."""
+    r = np.arange(len(n))
+    return (srt[r, (n - 1) // 2] + srt[r, n // 2]) / 2
+
+
+def cloudsim_threshold(kind: str, s: float, history: np.ndarray) -> np.ndarray:
+    """Upper utilisation threshold per host as CloudSim 3.0.3 computes it: 1 - s x IQR (MathUtil.iqr: sorted
+    data, quartiles at indices round(0.25 (n+1)) - 1 and round(0.75 (n+1)) - 1, no interpolation) or
+    1 - s x MAD of all the samples its trimmed history keeps, when it keeps at least 12; else 0.7."""
+    out = np.full(history.shape[0], FALLBACK_THRESHOLD)
+    vals, n = cloudsim_history(history)
+    ok = n >= MIN_HISTORY_MAD_IQR
+    if not ok.any():
+        return out
+    vals, n = vals[ok], n[ok]
+    srt = np.sort(vals, axis=1)  # NaN sort last: the first n of each row are its samples
+    r = np.arange(len(n))
+    if kind == "iqr":
+        q1 = np.floor(0.25 * (n + 1) + 0.5).astype(int) - 1  # Java's Math.round rounds halves up
+        q3 = np.floor(0.75 * (n + 1) + 0.5).astype(int) - 1
+        spread = srt[r, q3] - srt[r, q1]
+    else:
+        med = _sorted_median(srt, n)
+        spread = _sorted_median(np.sort(np.abs(vals - med[:, None]), axis=1), n)
+    out[ok] = 1.0 - s * spread
+    return out
+
+
+def ols_forecast_weights(length: int, at: np.ndarray) -> np.ndarray:
+    """Weights w (len(at), length) with w @ y = the ordinary least-squares line through (1..length, y)
+    evaluated at x = at: (1/n + (at - mean x)(x - mean x) / Sxx) . y."""
+    x = np.arange(1, length + 1, dtype=float)
+    c = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    return 1.0 / length + (np.asarray(at, float)[:, None] - x.mean()) * c[None, :]
+
+
+def cloudsim_regression_overloaded(history: np.ndarray, safety: float, migration_intervals: np.ndarray,
+                                   util: np.ndarray) -> np.ndarray:
+    """LR and LRR as CloudSim 3.0.3 computes them: MathUtil.getLoessParameterEstimates applies its tricube
+    weights only when at least 40% of them are zero, and they never are (they are 1/tricube >= 1), so the fit is
+    ordinary least squares with an intercept on x = 1..10 over the 10 newest samples; the robust variant's
+    bisquare weights are never zero either, so it is the same line. Overloaded when safety x the line at
+    10 + the host's longest migration (intervals) >= 1; hosts whose trimmed history has fewer than 10 samples
+    use the static 0.7."""
+    out = util > FALLBACK_THRESHOLD
+    L = MIN_HISTORY_LR
+    if history.shape[1] < L:
+        return out
+    vals, n = cloudsim_history(history)
+    rows = np.flatnonzero(n >= L)
+    if rows.size:
+        w = ols_forecast_weights(L, L + migration_intervals[rows])
+        out[rows] = safety * np.einsum("ij,ij->i", w, vals[rows, -L:]) >= 1.0
     return out

@@ -63,6 +63,7 @@ class DetectorEntry:
     param: Param
     reads_history: bool  # False lets a round skip building per-host utilisation histories
     static_threshold: bool  # overloaded exactly when util > param: PABFD tests that inline
+    cloudsim: DetectFn | None = None  # CloudSim 3.0.3's arithmetic, where it differs (run under cloudsim_compat)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class Selector:
     name: str
     fn: SelectFn
     doc: str
+    # CloudSim 3.0.3's rule, where it differs (run under cloudsim_compat); it gets demand as a fraction of each
+    # VM's own MIPS instead of MIPS
+    cloudsim: SelectFn | None = None
+
+    def pick(self, compat: bool) -> SelectFn:
+        """The function a round calls: CloudSim's variant under cloudsim_compat when there is one."""
+        return self.cloudsim if compat and self.cloudsim is not None else self.fn
 
 
 @dataclass(frozen=True)
@@ -96,24 +104,26 @@ def _check_name(name: str, taken: dict, hyphen_ok: bool = False) -> None:
 
 
 def detector(name: str, doc: str, param: Param, *, reads_history: bool = True,
-             static_threshold: bool = False) -> Callable[[DetectFn], DetectFn]:
+             static_threshold: bool = False, cloudsim: DetectFn | None = None) -> Callable[[DetectFn], DetectFn]:
     """Register an overload detector fn(param, util, history, migration_intervals) -> overloaded hosts (bool).
     util is CPU utilisation (fraction of capacity) per host; history (hosts, L) its past values, most recent
-    last (None when reads_history is False); migration_intervals the host's longest migration in intervals."""
+    last (None when reads_history is False); migration_intervals the host's longest migration in intervals.
+    cloudsim: the same detector as CloudSim 3.0.3 computes it, when that differs (same signature)."""
     def register(fn: DetectFn) -> DetectFn:
         _check_name(name, DETECTORS)
-        DETECTORS[name] = DetectorEntry(name, fn, doc, param, reads_history, static_threshold)
+        DETECTORS[name] = DetectorEntry(name, fn, doc, param, reads_history, static_threshold, cloudsim)
         return fn
     return register
 
 
-def selector(name: str, doc: str) -> Callable[[SelectFn], SelectFn]:
+def selector(name: str, doc: str, *, cloudsim: SelectFn | None = None) -> Callable[[SelectFn], SelectFn]:
     """Register a VM selector fn(candidates, ram_mb, demand_mips, history_mips, rng) -> the VM index to move.
     candidates are VM indices (non-empty); ram_mb (MB) and demand_mips (MIPS) are per VM; history_mips is
-    (L, VMs) past demand, most recent last, NaN before a VM existed; rng the run's seeded policy stream."""
+    (L, VMs) past demand, most recent last, NaN before a VM existed; rng the run's seeded policy stream.
+    cloudsim: CloudSim 3.0.3's rule when it differs, called with demand as a fraction of each VM's MIPS."""
     def register(fn: SelectFn) -> SelectFn:
         _check_name(name, SELECTORS)
-        SELECTORS[name] = Selector(name, fn, doc)
+        SELECTORS[name] = Selector(name, fn, doc, cloudsim)
         return fn
     return register
 
@@ -142,6 +152,7 @@ class Detector:
 
     entry: DetectorEntry
     param: float
+    compat: bool = False  # cloudsim_compat: run the entry's CloudSim 3.0.3 arithmetic where it has one
 
     @property
     def name(self) -> str:
@@ -161,7 +172,8 @@ class Detector:
         migration_intervals (hosts,) the longest migration of each host's VMs in scheduling intervals."""
         if history is None and self.entry.reads_history:
             history = np.zeros((len(util), 0))
-        return self.entry.fn(self.param, util, history, migration_intervals)
+        fn = self.entry.cloudsim if self.compat and self.entry.cloudsim is not None else self.entry.fn
+        return fn(self.param, util, history, migration_intervals)
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,7 @@ class Policy:
     text: str
     detector: Detector
     selector: Selector
+    compat: bool = False  # cloudsim_compat: CloudSim 3.0.3's arithmetic for the detector and the selector
 
 
 def make_detector(name: str, param: float) -> Detector:
@@ -211,8 +224,12 @@ def parse_policy(text: str) -> Policy | None:
 
 def consolidation_policy(sc: Scenario) -> Policy | None:
     """The scenario's consolidation policy from the registry; None when consolidation is off (no section, or
-    policy none). The scenario was validated, so the policy parses."""
-    return parse_policy(sc.consolidation.policy) if sc.consolidation is not None else None
+    policy none), with CloudSim 3.0.3's arithmetic under cloudsim_compat. The scenario was validated, so the
+    policy parses."""
+    p = parse_policy(sc.consolidation.policy) if sc.consolidation is not None else None
+    if p is None or not sc.cloudsim_compat:
+        return p
+    return Policy(p.text, Detector(p.detector.entry, p.detector.param, compat=True), p.selector, compat=True)
 
 
 def placement_names(aliases: bool = False) -> list[str]:

@@ -3,7 +3,9 @@
 MMT (minimum migration time: least memory), MU (minimum CPU utilisation), RS (random, from the run's
 seeded generator), MC (maximum correlation: the VM whose utilisation history the others' explain best,
 by the R^2 of a linear regression, as Beloglazov & Buyya define it). Each registers itself by name
-(registry.py); docs/adding-a-policy.md shows how to add one.
+(registry.py); docs/adding-a-policy.md shows how to add one. Candidates come in the order the round gives
+them (under cloudsim_compat, the order the VMs joined their host, as CloudSim's host VM list); ties go to the
+first.
 """
 from __future__ import annotations
 
@@ -19,10 +21,19 @@ def minimum_migration_time(candidates: np.ndarray, ram_mb: np.ndarray, demand_mi
 
 
 @selector("mc", "maximum correlation: the VM whose CPU history the others' explain best (R^2 of a linear "
-          "regression)")
+          "regression; MMT when there are fewer common samples than VMs)")
 def maximum_correlation(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
                         history_mips: np.ndarray, rng: np.random.Generator) -> int:
-    return int(candidates[_max_correlation(history_mips[:, candidates])])
+    # CloudSim 3.0.3 (PowerVmSelectionPolicyMaximumCorrelation): the histories over the samples every candidate
+    # has; when the regression cannot be done (fewer samples than VMs) it asks its fallback, MMT. A VM with a
+    # constant history has no R^2 (0/0) and is never picked; when no R^2 is above zero, the first candidate
+    h = history_mips[:, candidates]
+    h = h[~np.isnan(h).any(axis=1)]
+    if len(candidates) < 2 or h.shape[0] < len(candidates):
+        return minimum_migration_time(candidates, ram_mb, demand_mips, history_mips, rng)
+    r2 = r_squared(h)
+    ok = r2 > 0
+    return int(candidates[int(np.argmax(np.where(ok, r2, -np.inf))) if ok.any() else 0])
 
 
 @selector("rs", "random selection, from the run's seeded policy stream")
@@ -31,7 +42,10 @@ def random_selection(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np
     return int(candidates[rng.integers(len(candidates))])
 
 
-@selector("mu", "minimum utilisation: the VM asking for the least CPU (MIPS)")
+# CloudSim 3.0.3 takes the least utilisation relative to the VM's own MIPS: its variant is this same rule,
+# given demand as that fraction
+@selector("mu", "minimum utilisation: the VM asking for the least CPU (MIPS; under cloudsim_compat relative to "
+          "its own MIPS)", cloudsim=lambda c, r, frac, h, g: minimum_utilisation(c, r, frac, h, g))
 def minimum_utilisation(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
                         history_mips: np.ndarray, rng: np.random.Generator) -> int:
     return int(candidates[np.argmin(demand_mips[candidates])])
@@ -47,17 +61,29 @@ def select_vm(name: str, candidates: np.ndarray, ram_mb: np.ndarray, demand_mips
     return SELECTORS[name].fn(candidates, ram_mb, demand_mips, history_mips, rng)
 
 
-def _max_correlation(h: np.ndarray) -> int:
-    h = h[~np.isnan(h).any(axis=1)]
-    n_vms = h.shape[1]
-    if n_vms < 2 or h.shape[0] < n_vms + 1:
-        return 0  # too little history to regress: fall back to the first (CloudSim returns the first too)
-    r2 = np.zeros(n_vms)
-    for i in range(n_vms):
-        y = h[:, i]
-        X = np.column_stack([np.ones(len(y)), np.delete(h, i, axis=1)])
+def r_squared(h: np.ndarray) -> np.ndarray:
+    """R^2 of the least-squares regression (with intercept) of each column of h (samples, VMs) on all the others,
+    all at once: with S the centred cross-product matrix, R^2_i = 1 - 1 / (S_ii (S^-1)_ii). NaN for a constant
+    column (no variance to explain); a constant regressor adds nothing to the intercept and is left out. When the
+    rest is (nearly) collinear, each regression is solved on its own by least squares."""
+    z = h - h.mean(axis=0)
+    var = np.einsum("ij,ij->j", z, z)
+    live = var > 1e-12 * max(float(var.max(initial=0.0)), 1e-300)
+    out = np.full(h.shape[1], np.nan)
+    zl = z[:, live]
+    if zl.shape[1] == 1:
+        out[live] = 0.0  # nothing else varies: nothing explains it
+        return out
+    if zl.shape[1] == 0:
+        return out
+    S = zl.T @ zl
+    if np.linalg.cond(S) < 1e10:
+        out[live] = 1.0 - 1.0 / (np.diag(S) * np.diag(np.linalg.inv(S)))
+        return out
+    r2 = np.empty(zl.shape[1])
+    for i in range(zl.shape[1]):
+        y, X = zl[:, i], np.delete(zl, i, axis=1)
         coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        ss_res = np.sum((y - X @ coef) ** 2)
-        ss_tot = np.sum((y - y.mean()) ** 2)
-        r2[i] = 1 - ss_res / ss_tot if ss_tot > 0 else 0.0
-    return int(np.argmax(r2))
+        r2[i] = 1.0 - np.sum((y - X @ coef) ** 2) / np.sum(y ** 2)
+    out[live] = r2
+    return out
