@@ -8,7 +8,7 @@ import pytest
 from consolidate.hardware import calibration, catalog as cat, coremodel as cm, microbench as mb
 
 CHECKS = {c.id: c for c in calibration.checks()}
-WS = mb.constants()["working_set_pages"]
+WS = cm.REFILL_PAGES  # the one default (coremodel), which calibration uses
 
 
 def _cycles(bench, cpu, hv, **cfg):

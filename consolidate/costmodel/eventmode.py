@@ -50,7 +50,13 @@ class _Stepper:
 
     def run(self, steps: list[cm.Step]) -> None:
         for s in steps:
-            if s.kind == "exit":
+            if s.kind == "exit" and s.times != 1:
+                # an exit taken `times` times per event on average, each after guest work: the expected cost
+                self.guest_work(0.0)
+                c = cm.step_cycles(s, self.r.cpu, self.r.hypervisor, self.r.config, self.eff)
+                self.out.guest_cycles += s.times * c
+                self.out.exits[s.reason] = self.out.exits.get(s.reason, 0) + s.times
+            elif s.kind == "exit":
                 self.exit(s)
             else:
                 # work between exits ends a run of back-to-back transitions: whatever runs next pays the
@@ -76,7 +82,7 @@ def replay(r: Resolved, event_counts: dict[str, int], tlb_misses: int = 0, packe
             queues[col] -= 1
             if queues[col] == 0:
                 del queues[col]
-    walk = cm.extra_walk_cycles(cpu, eff, cfg) * cm.tlb_miss_scale(cpu)
+    walk = cm.extra_walk_cycles(cpu, eff, cfg)
     for _ in range(tlb_misses):
         st.guest_work(walk)
     if packets:

@@ -54,8 +54,9 @@ class CostTables:
     """Everything the per-interval model needs, indexed by configuration c.
 
     ev_*: (C, E) over PRICED_COLUMNS; ev_exits: (C, E, R); ev_reason_cycles: (C, E, R + 1) with the last
-    column for software work; walk_extra: (C,) extra cycles per TLB miss of the reference TLB (nested over
-    native walk, times the CPU's miss-rate scale); ws_*: world switch;
+    column for software work; walk_extra: (C,) extra cycles per TLB miss of the reference TLB (coremodel.
+    extra_walk_cycles: the CPU's misses at its reach and the working set, nested or splintered, over native);
+    ws_*: world switch;
     cycles_to_mips: (C,) MIPS of one cycle per second on that host (its MIPS per core / its clock).
     """
 
@@ -109,7 +110,7 @@ def build_tables(configs: list[Resolved]) -> CostTables:
     native, to_mips, hz = np.zeros(C, bool), np.zeros(C), np.zeros(C)
     for c, r in enumerate(configs):
         ht = r.host_type
-        hz[c] = r.cpu.frequency_ghz * 1e9
+        hz[c] = r.cpu.frequency_ghz * 1e9  # the host's own clock (config.resolve moved the CPU to it)
         to_mips[c] = ht.mips_per_core / hz[c]
         eff = cm.effective(r.cpu, r.hypervisor, r.config)
         if eff.mode == "native":
@@ -128,10 +129,10 @@ def build_tables(configs: list[Resolved]) -> CostTables:
             for s in steps:
                 if s.kind == "exit":
                     owner = REASONS.index(s.reason)
-                raw[owner] += cm.step_cycles(s, r.cpu, r.hypervisor, r.config, eff)
+                raw[owner] += cm.step_cycles(s, r.cpu, r.hypervisor, r.config, eff) * (s.times if s.kind == "exit" else 1)
             if raw.sum() > 0:
                 ev_reason[c, e] = raw * (cost.cycles / raw.sum())
-        walk_extra[c] = cm.extra_walk_cycles(r.cpu, eff, r.config) * cm.tlb_miss_scale(r.cpu)
+        walk_extra[c] = cm.extra_walk_cycles(r.cpu, eff, r.config)
         ws_cycles[c] = cm.world_switch_cycles(r.cpu, r.hypervisor, r.config)
         flush = not eff.on("vpid") or eff.mode != "hw"
         ws_flushes[c] = 1.0 if flush else 0.0

@@ -46,7 +46,7 @@ def rows() -> dict[str, dict[str, str]]:
 
 def _bench(bench: str, cpu: str, hv: str | None, **cfg) -> tuple[float, str]:
     c, h = cat.cpus()[cpu], (cat.hypervisors()[hv] if hv else None)
-    config = cm.VirtConfig(working_set_pages=mb.constants()["working_set_pages"], **cfg)
+    config = cm.VirtConfig(**cfg)  # refill pages: coremodel.REFILL_PAGES, the one default
     p = mb.predict(bench, c, h, config)
     flags = ", ".join(f"{k}={v}" for k, v in cfg.items())
     return p.cycles, f"{bench} on {cpu} / {hv or 'bare metal'}" + (f" ({flags})" if flags else "")

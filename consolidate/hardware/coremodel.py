@@ -5,17 +5,21 @@ Equations (docs/core-model.md gives their derivation and inputs):
 
     exit cost   c_exit(r) = roundtrip(cpu) + overhead(hv) + handler(hv, r) [+ emulate] [+ user exit]
                             [+ type-2 host switch] [+ TLB refill, when the TLB is not tagged]
-    TLB refill  refill    = min(TLB entries, working-set pages) x walk_cycles
-    page walk   native refs = 1 + (L - 1)(1 - h_pwc);  nested refs = g + (g + 1) n,
-                with g and n the guest and host walks after page-walk-cache hits
-                (h_pwc = 0 gives (L_g + 1)(L_h + 1) - 1 = 24 for 4-level on 4-level)
+    TLB refill  refill    = min(TLB entries, refill pages) x walk_cycles      (refill pages: REFILL_PAGES)
+    TLB reach   misses    = m_ref x ((R_ref / R)^a - (R_ref / W)^a)+, R the reach at the TLB's page size
+    page walk   guest refs g = 1 + sum over upper levels of (1 - hit); nested refs = g + g n_table + n_data,
+                with the host (nested) dimension's walks after its own page-walk-cache / nested-TLB hits
+                (no hits: (L_g + 1)(L_h + 1) - 1 = 24 for 4-level on 4-level)
     walk cycles refs x (sum over cache levels of share x latency)
+    shadow      CR3 write: exit + root switch + shadow-cache misses x rebuild faults; PTE write: trapped and
+                emulated, or (fork/exec/exit bulk writes) batched on unsync pages and resynced; INVLPG exits
 
-Cycle costs do not depend on the clock frequency; `cycles_to_s` turns them into time.
+Cycle costs hardly depend on the clock, except memory latency (fixed in ns): `at_clock` moves a catalog
+CPU to a host's own clock; `cycles_to_s` turns cycles into time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from consolidate.hardware.catalog import Cpu, Hypervisor, IoPath, cpus, exit_reasons
@@ -25,6 +29,28 @@ Paging = Literal["ept", "npt", "shadow", "native"]
 FEATURES = ("vpid", "ept", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple", "preemption_timer")
 # names of the features on AMD-V, for messages
 AMD_NAMES = {"vpid": "asid", "ept": "npt", "apicv": "avic", "posted_interrupts": "avic"}
+
+
+# Pages a guest re-touches after a full TLB flush before the next transition: the one default of the whole
+# package (micro-benchmarks, calibration, the API and the engine). Calibrated with the Adams & Agesen Pentium 4
+# figures (aa2006_*_hw fit with it); a nanobenchmark loop touches code, stack, data, IDT and GDT pages.
+REFILL_PAGES = 8
+PAGE_BYTES = {"4k": 4096, "2m": 2 << 20, "1g": 1 << 30}
+MIB = 1 << 20
+# TLB misses scale with reach as R^-TLB_REACH_EXPONENT below the working set: the square-root rule of miss
+# rate against capacity (Hartstein et al., "Cache miss behavior: is it sqrt(2)?", 2006), taken for TLBs.
+TLB_REACH_EXPONENT = 0.5
+# Intel's PDE cache and AMD's page-walk cache hold about 32 entries of the level above the leaf table, each
+# covering 2 MiB with 4 KB pages: beyond 64 MiB of working set that level's hit rate falls as reach / W.
+PDE_CACHE_REACH_MIB = 64.0
+# A nested TLB (Bhargava et al. ASPLOS 2008) caches guest-physical to host-physical translations of the guest's
+# page-table pages, which are few and hot: most host walks of the guest dimension are skipped.
+NESTED_TLB_HIT = 0.9
+# Shadow entries KVM fills per hidden fault (PTE_PREFETCH_NUM in mmu.c) and the distinct pages a process touches
+# in one scheduling slice after its shadow root missed the cache, so refaults (about an STLB's worth: derived).
+SHADOW_PREFETCH = 8
+REBUILD_PAGES_MAX = 256
+PTES_PER_TABLE = 512
 
 
 class ConfigError(ValueError):
@@ -39,10 +65,17 @@ class VirtConfig:
     paging: `ept`/`npt` (nested paging), `shadow`, or None for the best the CPU and hypervisor offer.
     Feature switches left as None mean "use it if the CPU has it and the hypervisor uses it"; False turns a
     feature off; True demands it (a ConfigError if the CPU lacks it).
-    guest_levels, host_levels: paging levels (4, or 5 with LA57); host_page: page size backing guest memory.
-    working_set_pages: pages the guest touches between transitions, which a TLB flush makes it refill.
+    guest_levels, host_levels: paging levels (4, or 5 with LA57); host_page: page size backing guest memory;
+    guest_page: the guest's own page size for its working set.
+    working_set_pages: pages the guest re-touches after a TLB flush (REFILL_PAGES, the one default).
     timer_fastpath: inject an already-expired TSC deadline on the same VM entry instead of arming the
     preemption timer with zero and taking one more exit (KVM since kvm-unit-tests commit cfbd129c).
+    The guest's MMU character (a workload profile's `mmu` block): working_set_mib, the memory it touches in
+    steady state (TLB reach, page-walk-cache coverage); address_spaces, processes that take turns on a vCPU
+    (shadow page-table cache); bulk_pte_share, the share of PTE writes made in bulk by fork, exec and exit;
+    invlpg_share, PTE writes followed by an INVLPG; shared_share, the share of the working set every address
+    space maps (a shared buffer pool: each process has its own page tables, so its own shadows, for it).
+    nested_tlb: a nested TLB / 2D page-walk cache.
     """
 
     mode: Mode = "hw"
@@ -57,8 +90,15 @@ class VirtConfig:
     guest_levels: int = 4
     host_levels: int = 4
     host_page: Literal["4k", "2m", "1g"] = "4k"
-    working_set_pages: int = 64
+    guest_page: Literal["4k", "2m"] = "4k"
+    working_set_pages: int = REFILL_PAGES
     timer_fastpath: bool = True
+    working_set_mib: float = 64.0
+    address_spaces: float = 1.0
+    bulk_pte_share: float = 0.0
+    invlpg_share: float = 0.0
+    shared_share: float = 0.0
+    nested_tlb: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,10 +147,22 @@ def effective(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig) -> Effective:
     return Effective(mode=cfg.mode, nested=nested, shadow=shadow, features=feats)
 
 
+# --- clock ---------------------------------------------------------------------------------------------------
+
+def at_clock(cpu: Cpu, clock_ghz: float | None) -> Cpu:
+    """`cpu` run at `clock_ghz` (a host's own SKU of the microarchitecture): the same core, so the same cycles
+    for everything on the core, but DRAM latency is fixed in nanoseconds, so a memory reference takes
+    proportionally more cycles at a higher clock. None or the catalog clock: `cpu` unchanged."""
+    if clock_ghz is None or clock_ghz == cpu.frequency_ghz:
+        return cpu
+    walk = dict(cpu.walk, mem_cycles=cpu.walk["mem_cycles"] * clock_ghz / cpu.frequency_ghz)
+    return replace(cpu, frequency_ghz=float(clock_ghz), walk=walk)
+
+
 # --- page walks and TLB ------------------------------------------------------------------------------------
 
 def walk_references(guest_levels: int = 4, host_levels: int | None = None, pwc_hit: float = 0.0) -> float:
-    """Memory references of one page walk.
+    """Memory references of one page walk with one page-walk-cache hit rate on every upper level.
 
     Native (host_levels None): 1 + (L - 1)(1 - pwc_hit): the leaf always, upper levels unless the page-walk
     cache hits. Nested: every guest-physical address the walk touches (g guest table reads plus the final
@@ -124,10 +176,73 @@ def walk_references(guest_levels: int = 4, host_levels: int | None = None, pwc_h
     return g + (g + 1) * n
 
 
-def host_levels_for(page: str, levels: int = 4) -> int:
-    """Host walk levels when guest memory is backed by `page` pages: a 2 MB page ends the walk one level
-    early, a 1 GB page two levels early."""
+def levels_for(page: str, levels: int = 4) -> int:
+    """Walk levels when the leaf maps `page` pages: a 2 MB page ends the walk one level early, 1 GB two."""
     return levels - {"4k": 0, "2m": 1, "1g": 2}[page]
+
+
+host_levels_for = levels_for
+
+
+def _dimension_refs(levels: int, page: str, hit: float, working_set_mib: float) -> float:
+    """References of one walk in one dimension (guest or host): the leaf, plus each upper level the
+    page-walk cache misses. The level just above a 4 KB leaf is cached per 2 MiB region, so its hit rate
+    falls once the working set outgrows the cache's reach (the walk grows costlier as misses grow)."""
+    upper = levels - 1
+    if upper <= 0:
+        return 1.0
+    if page == "4k":
+        cover = min(1.0, PDE_CACHE_REACH_MIB / max(working_set_mib, 1e-9))
+        return 1.0 + (upper - 1) * (1 - hit) + (1 - hit * cover)
+    return 1.0 + upper * (1 - hit)
+
+
+def tlb_page(eff: Effective, cfg: VirtConfig) -> str:
+    """Page size of the translations the TLB holds: the guest's own natively; under shadow or nested paging
+    the smaller of the guest's and the host's page (a 2 MB guest page on 4 KB host pages is splintered)."""
+    if eff.mode == "native" or eff.mode == "pv":
+        return cfg.guest_page
+    return min(cfg.guest_page, cfg.host_page, key=PAGE_BYTES.__getitem__)
+
+
+def tlb_reach_bytes(cpu: Cpu, page: str) -> float:
+    """Bytes the data TLBs (L1 and STLB) map with `page` pages. A CPU without large-page STLB entries
+    relies on its L1 entries for them."""
+    t = cpu.tlb
+    entries = t.get(f"l1d_{page}", 0) + t.get(f"stlb_{page}", 0)
+    if entries == 0:  # no entries of that size (1 GB on old parts): translations splinter to the next size down
+        return tlb_reach_bytes(cpu, "2m" if page == "1g" else "4k")
+    return entries * PAGE_BYTES[page]
+
+
+def tlb_miss_factor(cpu: Cpu, page: str, working_set_mib: float | None) -> float:
+    """TLB misses on `cpu` with `page` translations, per miss a workload takes on the reference TLB (Haswell,
+    4 KB pages) with an unbounded working set: ((R_ref/R)^a - (R_ref/W)^a)+. It never falls as the working
+    set W grows, falls as reach R grows, and is zero once the TLB maps the whole working set. None = unbounded
+    (a measured trace column)."""
+    ref = tlb_reach_bytes(cpus()[TLB_REFERENCE_CPU], "4k")
+    a = TLB_REACH_EXPONENT
+    r = tlb_reach_bytes(cpu, page)
+    w = (ref / (working_set_mib * MIB)) ** a if working_set_mib else 0.0
+    return max(0.0, (ref / r) ** a - w)
+
+
+def guest_walk_refs(cpu: Cpu, cfg: VirtConfig, page: str | None = None) -> float:
+    """References of the guest dimension (a native walk) for leaf pages `page` (default the guest's)."""
+    page = page or cfg.guest_page
+    return _dimension_refs(levels_for(page, cfg.guest_levels), page, cpu.walk["pwc_hit"], cfg.working_set_mib)
+
+
+def nested_walk_refs(cpu: Cpu, cfg: VirtConfig) -> float:
+    """References of a 2D walk: g guest references, each guest table address translated by a host walk
+    (page tables are compact, so the host's upper levels hit as the cache allows; a nested TLB skips most of
+    these walks) and the final data address by a host walk over the whole working set."""
+    h = cpu.walk["pwc_hit"]
+    g = guest_walk_refs(cpu, cfg)
+    host_lv = levels_for(cfg.host_page, cfg.host_levels)
+    n_table = _dimension_refs(host_lv, cfg.host_page, h, 0.0) * (1 - (NESTED_TLB_HIT if cfg.nested_tlb else 0.0))
+    n_data = _dimension_refs(host_lv, cfg.host_page, h, cfg.working_set_mib)
+    return g + g * n_table + n_data
 
 
 def reference_cycles(cpu: Cpu) -> float:
@@ -138,16 +253,27 @@ def reference_cycles(cpu: Cpu) -> float:
 
 
 def walk_cycles(cpu: Cpu, eff: Effective, cfg: VirtConfig) -> float:
-    """Cycles of one TLB-miss page walk under the effective paging (native, shadow or nested)."""
-    h = cpu.walk["pwc_hit"]
-    host = host_levels_for(cfg.host_page, cfg.host_levels) if eff.nested else None
-    return walk_references(cfg.guest_levels, host, h) * reference_cycles(cpu)
+    """Cycles of one TLB-miss page walk under the effective paging: nested (2D), or a one-dimensional walk of
+    the guest's tables (native) or of the shadow tables (whose leaves are the TLB's page size)."""
+    if eff.nested:
+        return nested_walk_refs(cpu, cfg) * reference_cycles(cpu)
+    return guest_walk_refs(cpu, cfg, tlb_page(eff, cfg)) * reference_cycles(cpu)
+
+
+def native_walk_cycles(cpu: Cpu, cfg: VirtConfig) -> float:
+    """Cycles of one native page walk of the guest's working set at its own page size."""
+    return guest_walk_refs(cpu, cfg) * reference_cycles(cpu)
 
 
 def extra_walk_cycles(cpu: Cpu, eff: Effective, cfg: VirtConfig) -> float:
-    """Extra cycles of one TLB miss against native (zero unless paging is nested)."""
-    native = walk_references(cfg.guest_levels, None, cpu.walk["pwc_hit"]) * reference_cycles(cpu)
-    return walk_cycles(cpu, eff, cfg) - native
+    """Extra cycles of one TLB miss against native, per miss on the reference TLB (TLB_REFERENCE_CPU, 4 KB
+    pages, unbounded working set): the virtualized TLB's misses times its walk, less the native TLB's misses
+    times a native walk. Nested walks are longer; splintered large pages miss more; shadow walks are native."""
+    if eff.mode == "native":
+        return 0.0
+    virt = tlb_miss_factor(cpu, tlb_page(eff, cfg), cfg.working_set_mib) * walk_cycles(cpu, eff, cfg)
+    native = tlb_miss_factor(cpu, cfg.guest_page, cfg.working_set_mib) * native_walk_cycles(cpu, cfg)
+    return max(0.0, virt - native)
 
 
 def tlb_entries(cpu: Cpu) -> int:
@@ -159,13 +285,13 @@ TLB_REFERENCE_CPU = "intel-haswell"  # trace and profile TLB-miss rates are for 
 
 
 def tlb_miss_scale(cpu: Cpu) -> float:
-    """Factor on a TLB-miss rate given for the reference TLB (Haswell, 1,088 4K entries) on `cpu`: a working
-    set larger than the TLB's reach misses in inverse proportion to the reach."""
-    return tlb_entries(cpus()[TLB_REFERENCE_CPU]) / tlb_entries(cpu)
+    """Factor on a TLB-miss rate measured on the reference TLB (Haswell, 4 KB pages) for `cpu`'s 4 KB TLB,
+    with an unbounded working set."""
+    return tlb_miss_factor(cpu, "4k", None)
 
 
 def tlb_refill_cycles(cpu: Cpu, eff: Effective, cfg: VirtConfig) -> float:
-    """Cycles to refill the TLB after a full flush: min(entries, working set) walks."""
+    """Cycles to refill the TLB after a full flush: min(entries, refill pages) walks."""
     return min(tlb_entries(cpu), cfg.working_set_pages) * walk_cycles(cpu, eff, cfg)
 
 
@@ -262,10 +388,78 @@ class Step:
     user_space: bool | None = None
     emulate: bool = False
     label: str = ""
+    times: float = 1.0  # an exit taken this many times per event on average, each after guest work (own run)
 
 
 def _x(reason: str, **kw) -> Step:
     return Step("exit", reason=reason, label=reason, **kw)
+
+
+def _keep(steps: list[Step]) -> list[Step]:
+    """Drop steps that never happen (weight or cycles zero)."""
+    return [s for s in steps if s.times > 0 and (s.kind == "exit" or s.cycles)]
+
+
+def shadow_cache_miss(hv: Hypervisor, cfg: VirtConfig) -> float:
+    """Probability that a guest CR3 write finds no cached shadow root: the shadow pages the guest's address
+    spaces need (their leaf tables over each one's share of the working set, plus the upper levels) against
+    the hypervisor's shadow page cache."""
+    cache = (hv.shadow or {}).get("cache_pages", 0)
+    if not cache:
+        return 0.0
+    need = max(cfg.address_spaces, 1.0) * (space_mib(cfg) / 2.0 + 3)  # a leaf table maps 2 MiB
+    return max(0.0, 1.0 - cache / need)
+
+
+def space_mib(cfg: VirtConfig) -> float:
+    """MiB one address space maps: the shared part of the working set plus its share of the private rest."""
+    spaces = max(cfg.address_spaces, 1.0)
+    return cfg.working_set_mib * (cfg.shared_share + (1.0 - cfg.shared_share) / spaces)
+
+
+def rebuild_faults(cfg: VirtConfig) -> float:
+    """Hidden faults that rebuild a missed shadow root: the pages the process touches in its quantum (its share
+    of the working set, at most REBUILD_PAGES_MAX), SHADOW_PREFETCH entries filled per fault."""
+    pages = space_mib(cfg) * MIB / PAGE_BYTES["4k"]
+    return min(pages, REBUILD_PAGES_MAX) / SHADOW_PREFETCH
+
+
+def shadow_memory_mib(hv: Hypervisor | None, eff: Effective, cfg: VirtConfig) -> float:
+    """Memory the shadow page tables hold for one VM (MiB): a 4 KiB table page per 2 MiB of each cached
+    address space's working set plus its upper levels, bounded by the hypervisor's shadow page cache."""
+    if not eff.shadow or hv is None:
+        return 0.0
+    pages = max(cfg.address_spaces, 1.0) * (space_mib(cfg) / 2.0 + 3)
+    cache = (hv.shadow or {}).get("cache_pages", 0)
+    return (min(pages, cache) if cache else pages) * PAGE_BYTES["4k"] / MIB
+
+
+def _shadow_steps(event: str, hv: Hypervisor, cfg: VirtConfig, k: float) -> list[Step]:
+    """What shadow paging adds to a CR3 write, a guest page fault or a guest PTE write under VT-x/AMD-V."""
+    sh = hv.shadow or {}
+    cyc = {name: v * k for name, v in sh.items() if name.endswith("_cycles")}
+    fault = cyc.get("fault_cycles", 0)
+    if event == "cr3_write":
+        miss = shadow_cache_miss(hv, cfg) * rebuild_faults(cfg)
+        # (the resync of unsync tables at this switch is charged on the PTE writes that caused it)
+        return _keep([_x("cr_access"), _c(cyc.get("cr3_cycles", 0), "shadow cr3 switch"),
+                      _x("exception_nmi", times=miss), _c(miss * fault, "rebuild shadow root")])
+    if event == "page_fault":
+        return [_x("exception_nmi"), _c(fault, "shadow fault")]
+    # pte_write: isolated writes trap and are emulated; fork/exec/exit writes in bulk go to unsync shadow
+    # pages (KVM) where the hypervisor batches them: one write-protect fault per table, a resync per entry
+    bulk = cfg.bulk_pte_share
+    trap = [_x("exception_nmi", emulate=True, times=1 - bulk), _c(cyc.get("pte_write_cycles", 0) * (1 - bulk),
+                                                                   "shadow pte update")]
+    if sh.get("unsync"):
+        batched = [_x("exception_nmi", times=bulk / PTES_PER_TABLE),
+                   _c(bulk * cyc.get("sync_pte_cycles", 0), "unsync: resync entry")]
+    else:
+        batched = [_x("exception_nmi", emulate=True, times=bulk),
+                   _c(bulk * cyc.get("pte_write_cycles", 0), "shadow pte update (bulk)")]
+    inv = cfg.invlpg_share
+    invlpg = [_x("invlpg_invpcid", times=inv), _c(inv * cyc.get("invlpg_cycles", 0), "invlpg: sync entry")]
+    return _keep(trap + batched + invlpg)
 
 
 def _c(cycles: float, label: str) -> Step:
@@ -294,19 +488,13 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     if eff.mode == "pv":
         return _pv_steps(event, hv, k)
     if eff.mode == "bt":
-        return _bt_steps(event, hv, k)
-    sh = {name: v * k for name, v in (hv.shadow or {}).items()}
+        return _bt_steps(event, hv, cfg, k)
     eoi = [] if eff.on("apicv") else [_x("apic_access", emulate=True)]
     posted = eff.on("posted_interrupts") and eff.on("apicv")
     deliver = [] if posted else [_x("external_interrupt")]
     inject = [] if posted else [_c(hv.inject_cycles * k, "inject")]  # the CPU delivers a posted interrupt itself
-    if event == "cr3_write":
-        return [_x("cr_access"), _c(sh.get("cr3_cycles", 0), "shadow cr3 switch")] if eff.shadow else []
-    if event == "page_fault":
-        return [_x("exception_nmi"), _c(sh.get("fault_cycles", 0), "shadow fault")] if eff.shadow else []
-    if event == "pte_write":
-        return [_x("exception_nmi", emulate=True), _c(sh.get("pte_write_cycles", 0), "shadow pte update")] \
-            if eff.shadow else []
+    if event in ("cr3_write", "page_fault", "pte_write"):
+        return _shadow_steps(event, hv, cfg, k) if eff.shadow else []
     if event == "syscall":
         return []
     if event == "timer_irq":
@@ -336,13 +524,18 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     raise AssertionError(event)
 
 
-def _bt_steps(event: str, hv: Hypervisor, k: float) -> list[Step]:
+def _bt_steps(event: str, hv: Hypervisor, cfg: VirtConfig, k: float) -> list[Step]:
     bt = {name: v * k for name, v in (hv.bt or {}).items()}
     call = bt.get("callout_cycles", 0)
+    sh = {name: v * k for name, v in (hv.shadow or {}).items() if name.endswith("_cycles")}
+    # the BT monitor runs in the guest's context: shadow upkeep is in-monitor work, never a world switch
+    rebuild = shadow_cache_miss(hv, cfg) * rebuild_faults(cfg) * bt.get("fault_cycles", 0)
     table = {
-        "cr3_write": [_c(call, "callout"), _c((hv.shadow or {}).get("cr3_cycles", 0) * k, "shadow cr3 switch")],
+        "cr3_write": [_c(call, "callout"), _c(sh.get("cr3_cycles", 0), "shadow cr3 switch"),
+                      _c(rebuild, "rebuild shadow root")],
         "page_fault": [_c(bt.get("fault_cycles", 0), "hidden fault + reflect")],
-        "pte_write": [_c(bt.get("pte_write_cycles", 0), "translated pte write")],
+        "pte_write": [_c(bt.get("pte_write_cycles", 0), "translated pte write"),
+                      _c(cfg.invlpg_share * (call + sh.get("invlpg_cycles", 0)), "invlpg: sync entry")],
         "syscall": [_c(bt.get("syscall_cycles", 0), "syscall through the monitor")],
         "timer_irq": [_c(bt.get("fault_cycles", 0), "interrupt reflected"), _c(hv.inject_cycles * k, "inject")],
         "ipi": [_c(call, "callout"), _c(bt.get("fault_cycles", 0), "interrupt reflected")],
@@ -385,11 +578,15 @@ def step_cycles(step: Step, cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, eff: Effe
     return exit_cost_cycles(step.reason, cpu, hv, cfg, user_space=step.user_space, emulate=step.emulate, eff=eff)
 
 
-def exit_runs(steps: list[Step]) -> int:
+def exit_runs(steps: list[Step]) -> float:
     """Maximal runs of back-to-back exits in `steps`. Without VPID/ASID each run flushes the TLB once; the
     guest work after it pays one refill (what the event-by-event stepper does as state)."""
-    runs, prev = 0, False
+    runs, prev = 0.0, False
     for s in steps:
+        if s.kind == "exit" and s.times != 1:
+            runs += s.times  # each repetition comes after guest work: its own run
+            prev = False
+            continue
         is_exit = s.kind == "exit"
         runs += is_exit and not prev
         prev = is_exit
@@ -414,8 +611,8 @@ def steps_cost(steps: list[Step], cpu: Cpu, hv: Hypervisor, cfg: VirtConfig, eff
     exits: dict[str, float] = {}
     for s in steps:
         if s.kind == "exit":
-            exits[s.reason] = exits.get(s.reason, 0.0) + 1.0
-    total = sum(step_cycles(s, cpu, hv, cfg, eff) for s in steps)
+            exits[s.reason] = exits.get(s.reason, 0.0) + s.times
+    total = sum(step_cycles(s, cpu, hv, cfg, eff) * (s.times if s.kind == "exit" else 1.0) for s in steps)
     if not flushes_on_transition(eff) or not exits:
         return EventCost(cycles=total, exits=exits)
     refill = tlb_refill_cycles(cpu, eff, cfg)

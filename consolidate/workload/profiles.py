@@ -30,14 +30,34 @@ class ProfileTable:
 
 
 @lru_cache(maxsize=1)
+def _profiles() -> dict:
+    return yaml.safe_load((resources.files("consolidate.workload.data") / "profiles.yaml").read_text())["profiles"]
+
+
+@lru_cache(maxsize=1)
 def profile_table() -> ProfileTable:
     """The profiles shipped with the package."""
-    data = yaml.safe_load((resources.files("consolidate.workload.data") / "profiles.yaml").read_text())["profiles"]
+    data = _profiles()
     names = tuple(data)
     coef = np.array([[[p["events"][c]["base"], p["events"][c]["per_util"], p["events"][c]["per_busy_idle"]]
                       for c in EVENT_COLUMNS] for p in data.values()], dtype=np.float64)
     io = np.array([[p["io"][c] for c in IO_COLUMNS] for p in data.values()], dtype=np.float64)
     return ProfileTable(names=names, coef=coef, io=io)
+
+
+MMU_FIELDS = ("working_set_mib", "address_spaces", "shared_share", "bulk_pte_share", "invlpg_share", "guest_page",
+              "working_set_pages")
+
+
+@lru_cache(maxsize=None)
+def profile_mmu(name: str) -> tuple[tuple[str, object], ...]:
+    """A profile's MMU character (its `mmu` block, MMU_FIELDS) as (field, value) pairs: working_set_mib (MiB
+    touched in steady state), address_spaces (processes taking turns on a vCPU), shared_share (of the working
+    set mapped by every address space), bulk_pte_share and
+    invlpg_share (of its PTE writes), guest_page ('4k' or '2m'), working_set_pages (pages it re-touches after a
+    TLB flush before the next transition; coremodel.REFILL_PAGES when the profile states none)."""
+    mmu = _profiles()[name].get("mmu") or {}
+    return tuple((k, mmu[k]) for k in MMU_FIELDS if k in mmu)
 
 
 def event_rates(profile_idx: np.ndarray, util: np.ndarray) -> np.ndarray:
