@@ -37,7 +37,7 @@ def test_builtin_day_is_the_real_day_byte_for_byte():
 
 
 def test_unknown_builtin_day():
-    with pytest.raises(TraceError, match=r"no such built-in PlanetLab day \(expected one of: 20110303\)"):
+    with pytest.raises(TraceError, match=r"no such built-in PlanetLab day \(expected one of: 20110303, 20110306, 20110309, 20110322, 20110325, 20110403, 20110409, 20110411, 20110412, 20110420\)"):
         planetlab.load_planetlab("builtin:19990101")
 
 
