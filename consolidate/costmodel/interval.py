@@ -9,9 +9,11 @@ For VM v under configuration c (cycles per second, then MIPS through the host's 
     I/O, host   = sum over I/O classes of served ops/s * backend_cycles(c)   (QEMU / vhost threads, host side)
     overhead    = events + page walks + world switches + I/O guest;   backend = I/O host
 
-served = min(demanded ops/s, the path's cap, vCPUs x clock / guest cycles per op); the rest is
-unserved I/O. Nothing here loops over VMs: a
-loop over the handful of configurations does the matrix products for exits by reason.
+served = min(demanded ops/s, the path's cap, vCPUs x clock / guest cycles per op), and then, for the network,
+what the physical port the VM's traffic leaves through can carry (`Ports`): the VMs on one port share its line
+rate max-min fairly over their demands, each direction on its own (a port is full duplex); the rest is unserved
+I/O. Nothing here loops over VMs: a loop over the handful of configurations does the matrix products for exits
+by reason.
 """
 from __future__ import annotations
 
@@ -23,6 +25,65 @@ from consolidate.costmodel.tables import REASON_LABELS, REASONS, CostTables
 from consolidate.hardware.assignment import IO_CLASSES
 
 COMPONENTS = ("exits", "tlb_refill", "page_walk", "world_switch", "io_guest", "io_backend")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Which physical NIC port each VM's network traffic leaves through, and what each port carries.
+
+    vm_port: (VMs,) port index (-1: none, e.g. unplaced); capacity_bps: (ports,) line rate in each direction;
+    rx_share: (VMs,) share of the VM's packets that are received (the rest are sent); packet_bits: bits per packet
+    on the wire, to turn packets per second into bits per second."""
+
+    vm_port: np.ndarray
+    capacity_bps: np.ndarray
+    rx_share: np.ndarray
+    packet_bits: float
+
+
+def maxmin_fill(demand: np.ndarray, group: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Max-min fair shares of `capacity[g]` among the demands of the members of each group g (water filling:
+    every member gets min(demand, L_g), with L_g the level at which the group's shares add up to its capacity, or
+    its full demand when the group's demands fit). Members with group -1 get nothing. Units are the caller's
+    (demand and capacity alike). Vectorised: one sort, no loop over groups."""
+    out = np.zeros(len(demand))
+    live = np.flatnonzero(group >= 0)
+    if not len(live):
+        return out
+    d, g = demand[live], group[live]
+    order = np.lexsort((d, g))
+    d, g = d[order], g[order]
+    n = len(d)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    first = np.repeat(starts, sizes)
+    rank = np.arange(n) - first
+    remaining = np.repeat(sizes, sizes) - rank  # members from this one on, itself included
+    csum = np.cumsum(d)
+    before = csum - d - np.where(first > 0, csum[first - 1], 0.0)  # sum of the smaller demands of the group
+    cap = capacity[g]
+    # the first member (smallest demand up) whose demand cannot be met at the level the others leave sets it
+    binding = before + d * remaining > cap
+    level = np.full(len(starts), np.inf)
+    grp_of = np.repeat(np.arange(len(starts)), sizes)
+    idx = np.flatnonzero(binding)
+    if len(idx):
+        firsts = idx[np.r_[True, grp_of[idx][1:] != grp_of[idx][:-1]]]
+        level[grp_of[firsts]] = (cap[firsts] - before[firsts]) / remaining[firsts]
+    alloc = np.minimum(d, level[grp_of])
+    res = np.empty(n)
+    res[order] = alloc
+    out[live] = res
+    return out
+
+
+def port_share(served_pps: np.ndarray, ports: Ports) -> np.ndarray:
+    """Packets per second each VM gets through its port: received and sent packets (split by rx_share) shared
+    max-min over the port's line rate in their direction."""
+    bits = served_pps * ports.packet_bits
+    rx = maxmin_fill(bits * ports.rx_share, ports.vm_port, ports.capacity_bps)
+    tx = maxmin_fill(bits * (1.0 - ports.rx_share), ports.vm_port, ports.capacity_bps)
+    return np.where(ports.vm_port >= 0, (rx + tx) / ports.packet_bits, served_pps)
 
 
 @dataclass
@@ -37,6 +98,7 @@ class IntervalOverhead:
     world_switches_per_s: np.ndarray
     io_demand: dict[str, np.ndarray]  # per I/O class (IO_CLASSES): operations per second asked for
     io_served: dict[str, np.ndarray]  # and carried by the path
+    port_unserved_pps: np.ndarray  # network packets per second the VM's NIC port had no room for
     reason_mips: np.ndarray  # (reasons + 1,) summed over VMs: exit-driven overhead by reason, 'software' last
 
 
@@ -71,6 +133,7 @@ class EventTerms:
 
 
 ALL_REASONS = np.arange(len(REASONS))
+NET_CLASS = [c.name for c in IO_CLASSES].index("net")
 
 
 def event_terms(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray,
@@ -94,14 +157,14 @@ def event_terms(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rat
 
 def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray | EventTerms,
                       tlb_misses: np.ndarray | None, io_demand: list[np.ndarray], ws_per_s: np.ndarray,
-                      reason_idx: np.ndarray = ALL_REASONS) -> IntervalOverhead:
+                      reason_idx: np.ndarray = ALL_REASONS, ports: Ports | None = None) -> IntervalOverhead:
     """Overhead of every VM for one interval.
 
     cfg_idx: configuration per VM (-1 = unplaced: no overhead); event_rates: (VMs, PRICED_COLUMNS) per second
     per vCPU (with tlb_misses per second per vCPU), or their EventTerms already summed; io_demand: per I/O class
     of IO_CLASSES, the VM's demanded operations per second (packets, disk I/Os); ws_per_s: world switches per
     second (world_switches_per_s); reason_idx: the exit reasons (indices into REASONS) to report per VM, all by
-    default.
+    default; ports: the NIC port of each VM's network traffic (None: ports are not limiting, as for sizing).
     """
     terms = event_rates if isinstance(event_rates, EventTerms) else \
         event_terms(t, cfg_idx, vcpus, event_rates, tlb_misses, reason_idx)
@@ -116,6 +179,12 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
         with np.errstate(divide="ignore"):
             vcpu_cap = np.where(tab.guest_cycles[c] > 0, vcpus * t.hz[c] / tab.guest_cycles[c], np.inf)
         served.append(np.minimum(demand, np.minimum(tab.cap[c], vcpu_cap)))
+    port_lost = np.zeros(len(cfg_idx))
+    if ports is not None:
+        j = NET_CLASS
+        before = served[j]
+        served[j] = np.minimum(port_share(before, ports), before)
+        port_lost = before - served[j]
 
     def per_op(cost: str) -> np.ndarray:
         """Cycles per second of one per-operation cost, summed over the I/O classes."""
@@ -163,7 +232,8 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
         overhead_mips=overhead, backend_mips=comp["io_backend"], components_mips=comp, exits_per_s=exits,
         tlb_flushes_per_s=np.where(live, flushes, 0.0), world_switches_per_s=np.where(live, ws_per_s, 0.0),
         io_demand={k.name: d for k, d in zip(IO_CLASSES, io_demand)},
-        io_served={k.name: np.where(placed, s, 0.0) for k, s in zip(IO_CLASSES, served)}, reason_mips=reason)
+        io_served={k.name: np.where(placed, s, 0.0) for k, s in zip(IO_CLASSES, served)},
+        port_unserved_pps=np.where(placed, port_lost, 0.0), reason_mips=reason)
 
 
 def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> IntervalOverhead:
@@ -186,4 +256,5 @@ def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> Interv
         world_switches_per_s=mix(a.world_switches_per_s, b.world_switches_per_s),
         io_demand={k: mix(a.io_demand[k], b.io_demand[k]) for k in a.io_demand},
         io_served={k: mix(a.io_served[k], b.io_served[k]) for k in a.io_served},
+        port_unserved_pps=mix(a.port_unserved_pps, b.port_unserved_pps),
         reason_mips=a.reason_mips + weight * (b.reason_mips - a.reason_mips))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from consolidate.costmodel.config import resolve
-from consolidate.costmodel.interval import (EventTerms, IntervalOverhead, event_terms, interval_overhead,
-                                             world_switches_per_s)
+from consolidate.costmodel.interval import (NET_CLASS, EventTerms, IntervalOverhead, Ports, event_terms,
+                                             interval_overhead, world_switches_per_s)
 from consolidate.costmodel.tables import PRICED_COLUMNS, REASON_LABELS, REASONS, TLB_COLUMN, build_tables
-from consolidate.hardware.assignment import FAILOVER, IO_CLASSES, group_holding
+from consolidate.hardware import catalog as cat
+from consolidate.hardware.assignment import FAILOVER, IO_CLASSES, POOL_OF_PATH, PORT, VF, group_holding
 from consolidate.scenario.model import HostType, Scenario
 from consolidate.workload.build import Workload
 from consolidate.workload.profiles import EVENT_COLUMNS, IO_COLUMNS, event_rates, io_rates, profile_table
@@ -64,6 +65,18 @@ class OverheadModel:
             np.tile(t.cycles_to_mips, P)[:, None, None]
         self._halt_coef = pt.coef[:, EVENT_COLUMNS.index("halts_per_s"), :]  # (P, 3)
         self._event_cols = [c for c in self.wl.extra if c in EVENT_COLUMNS]
+        # NIC ports per host type: port 0 is the host's own link (network_bps: paravirtual traffic and migrations
+        # leave through it), the other ports of its NICs run at their line rate; VFs spread over all of them
+        nics = cat.nics()
+
+        def port_rates(ht: HostType) -> np.ndarray:
+            nic_ports = [nics[n.model].line_rate_bps for n in ht.nics for _ in range(nics[n.model].ports * n.count)]
+            return np.array([float(ht.network_bps)] + nic_ports[1:])
+
+        self._type_ports = [port_rates(ht) for ht in host_types]
+        self._cfg_pool = np.array([POOL_OF_PATH.get(p, -1) for p in t.io[NET_CLASS].path], dtype=np.int64)
+        self._packet_bits = cat.packet_bytes() * 8.0
+        self._port_layout = None
 
     @property
     def reasons(self) -> list[str]:
@@ -132,9 +145,10 @@ class OverheadModel:
         return EventTerms(cycles=cycles, refill=refill, flushes=flushes, exits=exits, walk=walk,
                           reason_cycles=reason), halts
 
-    def _io(self, k: int | None, util: np.ndarray) -> list[np.ndarray]:
+    def _io(self, k: int | None, util: np.ndarray, with_rx_share: bool = False):
         """Operations per second of each I/O class (IO_CLASSES): the sum of its trace columns, each taken from the
-        trace where it gives one in interval k and from the profile elsewhere."""
+        trace where it gives one in interval k and from the profile elsewhere (and, with_rx_share, the share of
+        each VM's packets that are received)."""
         io = io_rates(self.profile, util, self.vcpus)
         if k is not None:
             for j, col in enumerate(IO_COLUMNS):
@@ -142,7 +156,11 @@ class OverheadModel:
                     v = self.wl.extra[col][k]
                     given = ~np.isnan(v)
                     io[given, j] = v[given]
-        return [sum(io[:, IO_COLUMNS.index(col)] for col in c.trace_columns) for c in IO_CLASSES]
+        out = [sum(io[:, IO_COLUMNS.index(col)] for col in c.trace_columns) for c in IO_CLASSES]
+        if not with_rx_share:
+            return out
+        rx, tx = io[:, IO_COLUMNS.index("net_rx_pps")], io[:, IO_COLUMNS.index("net_tx_pps")]
+        return out, np.divide(rx, rx + tx, out=np.full(len(rx), 0.5), where=rx + tx > 0)
 
     def at(self, k: int, util: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray,
            host_cores: np.ndarray, with_world_switches: bool = True,
@@ -151,10 +169,47 @@ class OverheadModel:
         paravirtual NIC)."""
         cfg = self.configs_for(vm_host, host_type, paravirtual)
         terms, halts = self._terms(k, util, cfg)
-        io = self._io(k, util)
+        io, rx_share = self._io(k, util, with_rx_share=True)
         ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, halts, self.timeslice_s) \
             if with_world_switches else np.zeros(len(util))
-        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, io, ws, self.active_reasons)
+        ports = self.ports(cfg, vm_host, host_type, rx_share)
+        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, io, ws, self.active_reasons, ports)
+
+    def ports(self, cfg: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray, rx_share: np.ndarray) -> Ports:
+        """The NIC port each VM's network traffic leaves through (see docs/io-and-migration.md): paravirtual
+        paths through port 0, the host's link; a passthrough port whole (the host's last ports, one each); VFs in
+        turn over the other ports, in VM order, as a driver spreading its VFs over the ports would."""
+        if self._port_layout is None or len(self._port_layout[0]) != len(host_type):
+            n = np.array([len(self._type_ports[t]) for t in host_type], dtype=np.int64)
+            offset = np.concatenate([[0], np.cumsum(n)[:-1]])
+            caps = np.concatenate([self._type_ports[t] for t in host_type]) if len(host_type) else np.zeros(0)
+            self._port_layout = (offset, n, caps)
+        offset, n_ports, caps = self._port_layout
+        placed = cfg >= 0
+        h = np.where(placed, vm_host, 0)
+        pool = np.where(placed, self._cfg_pool[np.where(placed, cfg, 0)], -1)
+        local = np.zeros(len(cfg), dtype=np.int64)
+
+        def rank(mask: np.ndarray) -> np.ndarray:
+            idx = np.flatnonzero(mask)
+            order = idx[np.argsort(h[idx], kind="stable")]
+            hs = h[order]
+            start = np.r_[0, np.flatnonzero(hs[1:] != hs[:-1]) + 1]
+            r = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+            out = np.zeros(len(cfg), dtype=np.int64)
+            out[order] = r
+            return out
+
+        whole = pool == PORT
+        if whole.any():
+            local = np.where(whole, np.maximum(n_ports[h] - 1 - rank(whole), 0), local)
+        vf = pool == VF
+        if vf.any():
+            taken = np.bincount(h[whole], minlength=len(n_ports))
+            free = np.maximum(n_ports - taken, 1)
+            local = np.where(vf, rank(vf) % free[h], local)
+        return Ports(vm_port=np.where(placed, offset[h] + local, -1), capacity_bps=caps, rx_share=rx_share,
+                     packet_bits=self._packet_bits)
 
     def sizing_mips(self, k: int | None, util: np.ndarray, n_types: int) -> np.ndarray:
         """Overhead plus backend (MIPS) each VM would add on each host type at `util` (with interval k's trace

@@ -12,13 +12,15 @@ from typing import Any
 
 import yaml
 
+from consolidate.scenario.loader import YamlLoader
 from consolidate.scenario.model import HostType
 
 CONFIDENCE = ("measured", "published", "derived")
 
 
 def _data(name: str) -> Any:
-    return yaml.safe_load((resources.files("consolidate.hardware.data") / name).read_text())
+    # the scenarios' safe loader, so `10.0e9` and `10e9` are numbers here too (YAML 1.1 reads them as strings)
+    return yaml.load((resources.files("consolidate.hardware.data") / name).read_text(), Loader=YamlLoader)
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,12 @@ def nvme_controllers() -> dict[str, NvmeController]:
     return {e["name"]: NvmeController(**e) for e in _data("devices.yaml").get("nvme") or []}
 
 
+@lru_cache(maxsize=1)
+def packet_bytes() -> float:
+    """Bytes one network packet of the I/O paths' default size takes on the wire (devices.yaml `packet`)."""
+    return float(_data("devices.yaml")["packet"]["wire_bytes"])
+
+
 @lru_cache(maxsize=None)
 def io_paths_of(section: str) -> tuple[str, ...]:
     """Names of the paths in one section of devices.yaml (`io_paths` for the network, `disk_paths`)."""
@@ -250,6 +258,7 @@ def missing_sources() -> list[str]:
         if not e.get("why"):
             problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")
     d = _data("devices.yaml")
+    check("devices.yaml", "packet", d["packet"])
     for e in d["nics"]:
         check("devices.yaml", e["name"], e)
     for e in d.get("nvme") or []:

@@ -1,0 +1,80 @@
+"""NIC ports conserve bandwidth: the VMs whose traffic leaves through one physical port share its line rate
+max-min fairly over their demands (each direction on its own), and what does not fit is unserved and counted."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import consolidate
+from consolidate.costmodel.interval import Ports, maxmin_fill, port_share
+from consolidate.hardware import catalog as cat
+from tests.conftest import TINY
+
+WIRE_BITS = cat.packet_bytes() * 8
+GBPS_PPS = 1e9 / WIRE_BITS  # packets per second that make 1 Gbit/s on the wire
+
+
+def _run(tmp_path, path: str, n_vms: int, tx_gbps: float, nics: list | None = None, network_bps: float = 10e9,
+         rx_gbps: float = 0.0):
+    """n_vms VMs on one host, each sending tx_gbps (and receiving rx_gbps) for an hour, over `path`."""
+    trace = pd.DataFrame({"time_s": [0, 300], "cpu_util": [0.5, 0.5], "net_tx_pps": [tx_gbps * GBPS_PPS] * 2,
+                          "net_rx_pps": [rx_gbps * GBPS_PPS] * 2})
+    trace.to_csv(tmp_path / "t.csv", index=False)
+    sc = copy.deepcopy(TINY)
+    host = {"name": "srv", "cores": 128, "mips_per_core": 2500, "memory_mb": 1048576, "network_bps": network_bps,
+            "power_idle_w": 100, "power_max_w": 300, "cpu": "intel-skylake-sp"}
+    if nics:
+        host["nics"] = nics
+    sc |= {"host_types": [host], "hosts": [{"type": "srv", "count": 1}], "duration_s": 3600, "interval_s": 300,
+           "overhead": {"enabled": True}, "placement": "first-fit",
+           "vm_types": [{"name": "v", "vcpus": 2, "mips_per_vcpu": 1000, "memory_mb": 1024}],
+           "vms": [{"name": "net", "count": n_vms, "type": "v", "trace": {"native": str(tmp_path / "t.csv"),
+                                                                           "repeat": True},
+                    "virtualization": {"io": {"net": path}}}]}
+    return consolidate.run(sc)
+
+
+def _gbps(res, column: str) -> float:
+    """Mean over intervals of the VMs' summed packets per second in a vm_intervals column, as Gbit/s."""
+    vi = res.vm_intervals
+    return float(vi.groupby("time_s")[column].sum().mean()) * WIRE_BITS / 1e9
+
+
+def test_sixty_vms_asking_1_gbps_share_one_10_gbe_port(tmp_path):
+    res = _run(tmp_path, "vhost", 60, tx_gbps=1.0)
+    assert _gbps(res, "net_pps_demand") == pytest.approx(60.0, rel=1e-6)
+    assert _gbps(res, "net_pps_served") == pytest.approx(10.0, rel=1e-6)  # the line rate, not 60 Gbit/s
+    assert _gbps(res, "net_pps_unserved") == pytest.approx(50.0, rel=1e-6)  # counted, not lost from the books
+    assert res.summary.net_pps_unserved_fraction.iloc[0] == pytest.approx(50 / 60, rel=1e-6)
+    served = res.vm_intervals.net_pps_served.to_numpy()
+    assert served == pytest.approx(np.full(len(served), GBPS_PPS / 6))  # equal demands: equal shares
+
+
+def test_a_port_is_full_duplex(tmp_path):
+    # 60 x (1 Gbit/s out + 1 Gbit/s in): 10 Gbit/s each way
+    res = _run(tmp_path, "vhost", 60, tx_gbps=1.0, rx_gbps=1.0)
+    assert _gbps(res, "net_pps_served") == pytest.approx(20.0, rel=1e-6)
+
+
+def test_vfs_spread_over_the_ports_of_their_nic(tmp_path):
+    # 60 VFs of a dual-port 10 GbE 82599: 30 on each port, 10 Gbit/s per port
+    res = _run(tmp_path, "sriov", 60, tx_gbps=1.0, nics=[{"model": "intel-82599"}])
+    assert _gbps(res, "net_pps_served") == pytest.approx(20.0, rel=1e-6)
+    # below the line rate every VF gets its demand
+    res = _run(tmp_path, "sriov", 16, tx_gbps=1.0, nics=[{"model": "intel-82599"}])
+    assert _gbps(res, "net_pps_unserved") == pytest.approx(0.0, abs=1e-9)
+
+
+def test_maxmin_gives_small_demands_in_full_and_splits_the_rest():
+    demand = np.array([1.0, 2.0, 8.0, 8.0, 5.0, 3.0])
+    group = np.array([0, 0, 0, 0, 1, -1])
+    out = maxmin_fill(demand, group, np.array([10.0, 100.0]))
+    # group 0: 1 and 2 fit; 8 and 8 split the remaining 7; group 1 fits; -1 has no port
+    assert out.tolist() == pytest.approx([1.0, 2.0, 3.5, 3.5, 5.0, 0.0])
+    ports = Ports(vm_port=np.array([0, 0]), capacity_bps=np.array([1e9]), rx_share=np.array([0.0, 1.0]),
+                  packet_bits=8000.0)
+    # one VM only sends, the other only receives: both directions carry a full 1 Gbit/s
+    assert port_share(np.array([2e5, 2e5]), ports).tolist() == pytest.approx([1.25e5, 1.25e5])
