@@ -8,25 +8,33 @@
 """
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import time
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 from typing import Any
 
+from consolidate import limits
 from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter, Progress
 from consolidate.engine.placement import initial_placement
 from consolidate.engine.state import HostTable
+from consolidate.errors import Problem, ResourceError
 from consolidate.hardware import assignment, catalog
 from consolidate.policies import registry
 from consolidate.report.html import write_report
 from consolidate.results.frames import Results, build_results
+from consolidate.results.writer import check_destination, write_run_folder
 from consolidate.results.metrics import IMPACT_METRICS
 from consolidate.scenario.loader import default_scenario_path
 from consolidate.validation import load_scenario as _load
 from consolidate.scenario.model import Scenario
+from consolidate.scenario.sweepspec import SweepSpec
 from consolidate.workload.build import build_workload
+from consolidate.workload.planetlab import BUILTIN_PREFIX, load_planetlab
 
 
 def version() -> str:
@@ -62,15 +70,57 @@ def _with_seed(sc: Scenario, seed: int) -> Scenario:
 
 
 def validate(source: str | Path | dict | None = None) -> Scenario:
-    """Load a scenario and read every trace it points to; raises ScenarioError on any problem."""
+    """Load a scenario, check it fits in memory and read every trace it points to; raises ScenarioError (or
+    ResourceError) on any problem."""
     sc = load_scenario(source)
+    check_memory(sc)
     build_workload(sc)
     return sc
 
 
+def _vms_at_least(sc: Scenario) -> int:
+    """VMs the scenario asks for, from counts and cheap looks at its trace folders (a lower bound: a native file
+    with a vm column may hold many; its reader checks again once it knows)."""
+    n = 0
+    for g in sc.vms:
+        src = g.trace
+        if g.count is not None:
+            n += g.count
+        elif src.planetlab is not None and src.planetlab.startswith(BUILTIN_PREFIX):
+            try:
+                n += len(load_planetlab(src.planetlab)[0])
+            except Exception:  # an unknown day is the trace reader's to report, with its message
+                pass
+        else:
+            path = Path(src.planetlab or src.native or ".")
+            path = path if path.is_absolute() else sc.base_dir / path
+            n += sum(1 for _ in os.scandir(path)) if path.is_dir() else 1
+    return n
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
+def check_memory(sc: Scenario) -> None:
+    """Refuse, before allocating anything, a run whose estimated peak memory (consolidate/limits.py) exceeds what
+    this process can have. Raises ResourceError naming the sizes and what to change."""
+    n_vms, n_hosts, n_int = _vms_at_least(sc), sum(g.count for g in sc.hosts), sc.n_intervals
+    copies = 2 if sc.maintenance and sc.maintenance_baseline else 1
+    need = limits.run_bytes(n_vms, n_hosts, n_int, sc.overhead_enabled, copies)
+    have = limits.available_memory_bytes()
+    if need > have:
+        field = "vms" if n_vms >= n_hosts else "hosts"
+        raise ResourceError([Problem(sc.file, field, f"too large for this machine (got {_count(n_vms)} VMs and "
+                                     f"{_count(n_hosts)} hosts over {_count(n_int)} intervals, about "
+                                     f"{limits.gib(need)} of memory; expected at most {limits.gib(have)} free: "
+                                     "fewer VMs or hosts, a coarser interval_s or a shorter duration_s)")])
+
+
 def make_run_id(sc: Scenario) -> str:
-    """A run id that sorts by start time and names the seed, e.g. 20261122-104500-seed42."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{sc.seed}"
+    """A run id that sorts by start time, names the seed and ends in a random tag, so runs started in the same
+    second (in parallel) never share a folder: e.g. 20261122-104500-seed42-3fa9c1."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-seed{sc.seed}-{secrets.token_hex(3)}"
 
 
 # summary columns whose change a maintenance baseline reports (drain_impact_<column> = with - without drains)
@@ -85,13 +135,17 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
     scenario or trace and PlacementError for a VM that fits no host (unless the scenario records rejections).
     """
     t0 = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sc = load_scenario(source, seed=seed, policy=policy)
+    run_id = run_id or make_run_id(sc)  # taken at the start: the folder name says when the run began
+    check_memory(sc)
     wl = build_workload(sc)
     hosts = HostTable.from_scenario(sc)
     om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
     vm_host = initial_placement(sc, wl, hosts, om)
     rec = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om).run()
-    res = build_results(sc, wl, hosts, rec, run_id or make_run_id(sc), time.perf_counter() - t0, version())
+    res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version())
+    res.started_at = started_at  # for run.json
     if sc.maintenance and sc.maintenance_baseline:
         # the drains' cost is what the same run (same seed, same streams) does without them
         base = run(sc.model_copy(update={"maintenance": []}), run_id=res.run_id).summary.iloc[0]
@@ -103,13 +157,17 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
 
 
 
-def write(res: Results, out_dir: str | Path, *, csv: bool = True, report: bool = True) -> Path:
-    """Write a run folder: every frame as Parquet (and CSV), the resolved scenario and, if `report`, the plots and
-    index.html. Returns the folder."""
-    out = res.write(out_dir, csv=csv)
-    if report:
-        write_report(res, out)
+def write(res: Results, out_dir: str | Path, *, csv: bool = True, report: bool = True, force: bool = False) -> Path:
+    """Write a run folder: every frame as Parquet (and CSV), the resolved scenario, the HTML report (if `report`)
+    and run.json, into a temporary folder renamed to `out_dir` when complete. `out_dir` must be new or empty;
+    `force` replaces a folder that holds files. Returns the folder; raises OutputError or OSError."""
+    out = write_run_folder(res, Path(out_dir), csv=csv, force=force,
+                           extra=(lambda folder: write_report(res, folder)) if report else None)
+    res.out_dir = out
     return out
+
+
+check_output = check_destination  # the CLI checks its --out before simulating
 
 
 def schema() -> dict[str, Any]:
@@ -136,6 +194,22 @@ def schema() -> dict[str, Any]:
                 branch["enum"] = paths
         prop["description"] = (f"a catalog {io_class.name} path (consolidate catalog devices): {', '.join(paths)}; "
                                f"unset: the host type's, else {io_class.default_path}")
+    # what the loader reads beyond the model: shorthands, extends/set, and a sweep block
+    props = out["properties"]
+    props["placement"] = {"anyOf": [{"type": "string", "enum": place["enum"]}, {"$ref": "#/$defs/Placement"}],
+                          "description": "a placement name or alias, or {policy, cpu_basis}"}
+    vm_type = defs["VmGroup"]["properties"]["type"]
+    defs["VmGroup"]["properties"]["type"] = {"anyOf": [{"type": "string", "description": "a vm_types name"},
+                                                       vm_type], "description": "a vm_types name or a rule"}
+    sweep = SweepSpec.model_json_schema()
+    defs.update(sweep.pop("$defs", {}))
+    defs["SweepSpec"] = sweep
+    props["sweep"] = {"$ref": "#/$defs/SweepSpec", "description": "run every combination (consolidate sweep)"}
+    props["extends"] = {"type": "string", "description": "a scenario file this one deep-merges over (relative to "
+                        "this file)"}
+    props["set"] = {"type": "object", "description": "dotted.path: value, applied after extends"}
+    # a file that extends another may leave the required fields to it
+    out["anyOf"] = [{"required": out.pop("required", [])}, {"required": ["extends"]}]
     defs["NvmeSpec"]["properties"]["model"]["enum"] = list(catalog.nvme_controllers())
     defs["NicSpec"]["properties"]["model"]["enum"] = [n for n, nic in catalog.nics().items() if nic.kind == "sriov"]
     return out

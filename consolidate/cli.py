@@ -2,10 +2,16 @@
 
 User errors (bad scenario, bad trace, a VM that fits no host, an unwritable folder) print
 `FILE: field.path: message` lines on stderr and exit with code 2, never a traceback.
+
+Exit codes (README "Exit codes"): 0 everything ran; 1 some runs of a sweep failed, a plan target is
+unreachable, or calibration is out of tolerance; 2 bad input (nothing, or nothing misleading, was written);
+130 interrupted (Ctrl-C or SIGTERM; no folder that looks complete is left).
 """
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
 import time
 from enum import Enum
@@ -13,18 +19,46 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from consolidate import api
-from consolidate.errors import ConsolidateError
+from consolidate.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, ConsolidateError
 from consolidate.policies import registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Datacenter consolidation simulator that knows what hardware-assisted virtualization costs.")
-out = Console()
+                  help="Datacenter consolidation simulator that knows what hardware-assisted virtualization costs.\n\n"
+                       "Exit codes: 0 ok; 1 some runs failed (sweep), a target is unreachable (plan) or out of "
+                       "tolerance (calibration); 2 bad input; 130 interrupted.")
+out = Console()  # rich honours NO_COLOR and plain output when piped
 err = Console(stderr=True)
+log = logging.getLogger("consolidate")
+
+# typer labels every flag `<bool>` in help; a flag takes no value, so it gets no type label
+_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        _plain(out, f"consolidate {api.version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="print the version and exit"),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="log what happens, step by step, on stderr")) -> None:
+    """Options for every command."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
+
+
+def _interrupted(what: str) -> typer.Exit:
+    _plain(err, f"interrupted: {what}")
+    return typer.Exit(code=EXIT_INTERRUPTED)
 
 
 class _DelayedProgress:
@@ -72,31 +106,56 @@ def _summary_table(summary) -> Table:
     return table
 
 
+class RunFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
 @app.command()
 def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: the embedded PlanetLab day)"),
-        out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<scenario>/<run-id>)"),
-        seed: Optional[int] = typer.Option(None, "--seed", min=0, help="override the scenario's seed"),
+        out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder, new or empty (default "
+                                               "reports/<scenario>/<run-id>, a new one per run)"),
+        force: bool = typer.Option(False, "--force", help="replace --out if it holds files (another run's)"),
+        seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**63 - 1, help="override the scenario's seed"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder"),
+        fmt: RunFormat = typer.Option(RunFormat.table, "--format", help="summary as a table, or as JSON on stdout"),
         csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet"),
         policy: Optional[str] = typer.Option(None, "--policy", help=f"consolidation policy: {registry.policy_syntax()} "
                                              "(consolidate catalog policies)")) -> None:
-    """Run a scenario, print its summary and write frames, plots and index.html."""
-    progress = None if quiet else _DelayedProgress(f"{scenario or 'default scenario'}")
+    """Run a scenario, print its summary and write frames, plots, index.html and run.json."""
+    progress = None if quiet or fmt is RunFormat.json else _DelayedProgress(f"{scenario or 'default scenario'}")
     try:
-        res = api.run(scenario, seed=seed, progress=progress, policy=policy)
+        sc = api.load_scenario(scenario, seed=seed, policy=policy)
+        run_id = api.make_run_id(sc)
+        target = out_dir or Path("reports") / sc.name / run_id
+        api.check_output(target, force=force)  # before simulating: a bad folder must not cost the run
+        log.info("scenario %s (%s), run %s, writing to %s", sc.name, sc.file, run_id, target)
+        res = api.run(sc, progress=progress, run_id=run_id)
     except ConsolidateError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        raise _interrupted("the run was stopped; nothing was written") from None
     finally:
         if progress is not None:
             progress.close()
-    target = out_dir or Path("reports") / res.scenario.name / res.run_id
-    try:
-        path = api.write(res, target, csv=csv)
-    except OSError as exc:
-        _plain(err, f"{target}: cannot write results ({exc.strerror or exc})")
-        raise typer.Exit(code=2)
-    if not quiet:
+    log.info("simulated in %.2f s; writing", float(res.summary["wall_s"].iloc[0]))
+    if fmt is RunFormat.json:
+        sys.stdout.write(json.dumps(json.loads(res.summary.to_json(orient="records"))[0], indent=1) + "\n")
+    elif not quiet:  # printed before writing: a full disk must not lose what was computed
         out.print(_summary_table(res.summary))
+    try:
+        path = api.write(res, target, csv=csv, force=force)
+    except ConsolidateError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _plain(err, f"{target}: cannot write results ({exc.strerror or exc}); nothing was left there")
+        raise typer.Exit(code=EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        raise _interrupted(f"writing {target} was stopped; nothing was left there") from None
+    log.info("wrote %s", path)
+    if fmt is RunFormat.json:
+        _plain(err, f"report: {path / 'index.html'}")
+    elif not quiet:
         _plain(out, f"report: {path / 'index.html'}")
     else:
         _plain(out, str(path))
@@ -109,8 +168,9 @@ def sweep(scenario: Path = typer.Argument(..., help="scenario YAML with a sweep 
           out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<name>-sweep)"),
           resume: bool = typer.Option(False, "--resume", help="keep finished runs, run only the rest"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder")) -> None:
-    """Run every combination of a sweep on a local pool or a Dask cluster; one table, plots, index.html."""
-    from consolidate.sweep.run import run_sweep
+    """Run every combination of a sweep on a local pool or a Dask cluster; one table, plots, index.html.
+    Exit 1 if any run failed; Ctrl-C cancels the queued runs and exits 130 (--resume finishes the sweep)."""
+    from consolidate.sweep.run import SweepInterrupted, run_sweep
 
     bar = None
     task = None
@@ -134,14 +194,25 @@ def sweep(scenario: Path = typer.Argument(..., help="scenario YAML with a sweep 
     except OSError as exc:
         _plain(err, f"{scenario}: cannot run the sweep ({exc})")
         raise typer.Exit(code=2)
+    except SweepInterrupted as exc:
+        if bar is not None:
+            bar.stop()
+            bar = None
+        raise _interrupted(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _interrupted("the sweep was stopped before any run started") from None
     finally:
         if bar is not None:
             bar.stop()
+    failed = int((res.table.status != "ok").sum())
     if quiet:
         _plain(out, str(res.out_dir))
-        return
-    failed = int((res.table.status != "ok").sum())
-    _plain(out, f"{len(res.table)} runs ({len(res.ran)} run now, {failed} failed): {res.out_dir / 'index.html'}")
+    else:
+        _plain(out, f"{len(res.table)} runs ({len(res.ran)} run now, {failed} failed): {res.out_dir / 'index.html'}")
+    if failed:
+        first = res.table[res.table.status != "ok"].error.iloc[0]
+        _plain(err, f"{failed} of {len(res.table)} runs failed; the first: {first.splitlines()[0] if first else '?'}")
+        raise typer.Exit(code=EXIT_FAILED)
 
 
 @app.command()
@@ -150,8 +221,11 @@ def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
          vary: str = typer.Option("hosts.0.count", "--vary", help="integer field to search, by dotted path"),
          low: int = typer.Option(1, "--low", min=0, help="smallest value to consider"),
          high: Optional[int] = typer.Option(None, "--high", min=1, help="a value expected to meet the target "
-                                            "(default: the scenario's, doubled until it does)")) -> None:
-    """Find the smallest value of a field (default: host count) that meets a target, by bisection over runs."""
+                                            "(default: the scenario's, doubled until it does)"),
+         max_value: Optional[int] = typer.Option(None, "--max", min=1, help="the largest value to try (default: 64 "
+                                                 "times the scenario's); beyond it the target is unreachable")) -> None:
+    """Find the smallest value of a field (default: host count) that meets a target, by bisection over runs.
+    Exit 1 when no value up to --max meets it."""
     from consolidate.sweep.plan import plan as search
 
     def show(t) -> None:
@@ -160,12 +234,15 @@ def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
 
     _plain(out, f"searching {vary} for {target}")
     try:
-        value, trials = search(scenario, target, vary, low, high, on_trial=show)
+        value, trials = search(scenario, target, vary, low, high, max_value=max_value, on_trial=show)
     except ConsolidateError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        raise _interrupted("the search was stopped") from None
     if value is None:
-        _plain(out, f"no value up to {trials[-1].value} meets {target} ({len(trials)} runs)")
-        raise typer.Exit(code=1)
+        _plain(out, f"unreachable: no {vary} up to {trials[-1].value} meets {target} ({len(trials)} runs; --max "
+                    "raises the ceiling)")
+        raise typer.Exit(code=EXIT_FAILED)
     _plain(out, f"smallest {vary} meeting {target}: {value} ({len(trials)} runs)")
 
 
@@ -184,6 +261,9 @@ def generate(vms: int = typer.Option(..., "--vms", min=1, help="number of VMs"),
         path = write(out_file, gen(vms, hosts, parse_mix(profile_mix), seed, duration_s))
     except ConsolidateError as exc:
         _fail(exc)
+    except OSError as exc:
+        _plain(err, f"{out_file}: cannot write the scenario ({exc.strerror or exc})")
+        raise typer.Exit(code=EXIT_BAD_INPUT)
     _plain(out, str(path))
 
 
@@ -406,8 +486,13 @@ def version_cmd() -> None:
     out.print(api.version())
 
 
+def _sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # `kill` stops a run as Ctrl-C does: cleaned up, exit 130
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _sigterm)
     app()
 
 

@@ -1,6 +1,7 @@
 """The CLI end to end: the default scenario in a temporary folder, validate, catalog, schema."""
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -34,8 +35,10 @@ def test_run_default_end_to_end(tmp_path):
     assert len(vi) == 1052 * 288
     page = (run_dir / "index.html").read_text()
     for png in ("active_hosts", "host_utilisation", "power"):
-        assert (run_dir / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
-        assert f'src="plots/{png}.png"' in page
+        data = (run_dir / "plots" / f"{png}.png").read_bytes()
+        assert data[:4] == b"\x89PNG"
+        # embedded: the page stands alone
+        assert f'src="data:image/png;base64,{base64.b64encode(data).decode()}"' in page
     assert "energy_kwh" in page
 
 
@@ -58,7 +61,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path, tiny):
     blocker.write_text("x")
     res = runner.invoke(app, ["run", str(f), "--out", str(blocker / "sub"), "--quiet"])
     assert res.exit_code == 2
-    assert res.stderr.startswith(f"{blocker / 'sub'}: cannot write results")
+    assert res.stderr == f"{blocker / 'sub'}: cannot be written ({blocker} is a file, expected a folder)\n"
 
 
 def test_validate_ok():
@@ -97,7 +100,9 @@ def test_schema_is_json_schema_of_the_scenario():
     assert res.exit_code == 0
     schema = json.loads(res.stdout)
     assert schema["title"] == "Scenario"
-    assert {"name", "duration_s", "interval_s", "hosts", "vm_types", "vms"} <= set(schema["required"])
+    # required unless the file extends another that gives them
+    assert schema["anyOf"][1] == {"required": ["extends"]}
+    assert {"name", "duration_s", "interval_s", "hosts", "vm_types", "vms"} <= set(schema["anyOf"][0]["required"])
     assert "seed" in schema["properties"]
     assert schema["additionalProperties"] is False
 

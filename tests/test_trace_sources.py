@@ -135,9 +135,9 @@ def test_synthetic_draws_phase_then_noise_then_types(tiny):
 def test_native_replay_and_extra_columns(tiny, write_yaml, tmp_path):
     (tmp_path / "t.csv").write_text("vm,time_s,cpu_util,net_rx_pps\nb,0,0.2,5\na,0,0.4,7\n"
                                     "b,1800,0.6,9\na,1800,0.8,11\n")
-    (tmp_path / "c.csv").write_text("time_s,cpu_util\n0,0.1\n")  # one row: holds for the whole run
+    (tmp_path / "c.csv").write_text("time_s,cpu_util\n0,0.1\n")  # one row, repeat: held for the whole run
     tiny["vms"] = [{"name": "w", "count": 3, "type": "small", "trace": {"native": "t.csv"}},
-                   {"name": "c", "type": "small", "trace": {"native": "c.csv"}}]
+                   {"name": "c", "type": "small", "trace": {"native": "c.csv", "repeat": True}}]
     w = build_workload(load_scenario(write_yaml(tiny)))
     assert w.vms["name"].tolist() == ["b#0", "a#1", "b#2", "c"]
     assert w.vms["trace"].tolist() == [str(tmp_path / "t.csv")] * 3 + [str(tmp_path / "c.csv")]

@@ -5,6 +5,7 @@ Columns carry their units. Per-interval values hold for the whole interval [time
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -18,7 +19,7 @@ from consolidate.engine.record import RunRecord
 from consolidate.engine.state import HostTable
 from consolidate.hardware.assignment import IO_CLASSES
 from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
-from consolidate.results.writer import write_results
+from consolidate.results.writer import write_run_folder
 from consolidate.scenario.model import Scenario
 from consolidate.workload.build import Workload
 
@@ -229,11 +230,29 @@ class Results:
             out["maintenance"] = self.maintenance
         return out
 
-    def write(self, out_dir: str | Path, *, csv: bool = True) -> Path:
-        """Write every frame as Parquet (and CSV) and the resolved scenario under out_dir (created); returns it.
-        The HTML report is the report layer's: `consolidate.write(res, out_dir)` writes both."""
-        self.out_dir = write_results(self, Path(out_dir), csv=csv)
+    def write(self, out_dir: str | Path, *, csv: bool = True, force: bool = False) -> Path:
+        """Write every frame as Parquet (and CSV), the resolved scenario and run.json to out_dir, a new or empty
+        folder (`force` replaces one that holds files), whole or not at all; returns it. The HTML report is the
+        report layer's: `consolidate.write(res, out_dir)` writes both."""
+        self.out_dir = write_run_folder(self, Path(out_dir), csv=csv, force=force)
         return self.out_dir
+
+    def __repr__(self) -> str:
+        s = self.summary.iloc[0]
+        return (f"<Results {self.scenario.name} run {self.run_id}: {int(s['hosts'])} hosts, {int(s['vms'])} VMs, "
+                f"{self.scenario.n_intervals} intervals; {s['energy_kwh']:,.1f} kWh, "
+                f"{s['hosts_active_mean']:,.1f} hosts active on average, "
+                f"{s['sla_unserved_fraction']:.3%} of CPU demand unserved>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the headline figures and the frames' sizes (the frames themselves are attributes)."""
+        s = self.summary.iloc[0]
+        head = [("energy_kwh", "kWh"), ("hosts_active_mean", "hosts"), ("hosts_active_max", "hosts"),
+                ("sla_unserved_fraction", ""), ("vms_rejected", "VMs"), ("wall_s", "s")]
+        rows = "".join(f"<tr><th>{k}</th><td>{s[k]:,.6g} {u}</td></tr>" for k, u in head if k in s.index)
+        frames = ", ".join(f"<code>{k}</code> {len(v):,}×{v.shape[1]}" for k, v in self.frames.items())
+        return (f"<div><b>Results</b> of <code>{html.escape(self.scenario.name)}</code>, run "
+                f"<code>{html.escape(self.run_id)}</code><table>{rows}</table><p>frames: {frames}</p></div>")
 
 
 def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, run_id: str,

@@ -1,14 +1,27 @@
 """Write a run's frames to disk: Parquet always, CSV on request, and the resolved scenario. The HTML report is
-the report layer's (report/html.py), which reads these results."""
+the report layer's (report/html.py), which reads these results.
+
+A run folder appears whole or not at all: everything is written into a hidden temporary folder beside the
+destination, a `run.json` manifest (version, scenario hash, seed, start and end, every file with its size) goes
+in last, and one rename puts the folder in place. Ctrl-C, kill -9 or a full disk leave at most a hidden
+`.NAME.partial-*` folder without a manifest, never a folder that looks complete.
+"""
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import os
+import shutil
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
 import yaml
+
+from consolidate.errors import OutputError, Problem
 
 if TYPE_CHECKING:
     from consolidate.results.frames import Results
@@ -37,3 +50,86 @@ def write_results(res: "Results", out_dir: Path, *, csv: bool = True) -> Path:
     (out_dir / "scenario.resolved.yaml").write_text(
         f"# resolved from {res.scenario.file}\n" + yaml.safe_dump(res.scenario.model_dump(mode="json"), sort_keys=False))
     return out_dir
+
+
+MANIFEST = "run.json"
+
+
+def _out_problem(dest: Path, message: str) -> OutputError:
+    return OutputError([Problem(str(dest), "", message)])
+
+
+def check_destination(dest: Path, *, force: bool = False) -> None:
+    """Refuse, before any simulating, an output folder that cannot take this run: one that holds files (another
+    run's, unless `force` replaces it), a file in the way, or a parent that cannot be written. Creates the
+    parent folders. Raises OutputError."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise _out_problem(dest, "exists and is not a folder (expected a new or empty folder)")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        what = "another run" if (dest / MANIFEST).exists() else "other files"
+        raise _out_problem(dest, f"holds {what} (expected a new or empty folder; --force replaces it, or leave "
+                           "--out out to get a new folder per run)")
+    blocker = next((a for a in dest.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise _out_problem(dest, f"cannot be written ({blocker} is a file, expected a folder)")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        probe = dest.parent / f".{dest.name}.probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise _out_problem(dest, f"cannot be written ({exc.strerror or exc})") from None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_manifest(folder: Path, info: dict) -> Path:
+    """`run.json`: `info` (identity, status, times) and every file under `folder` with its size in bytes."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {**info, "files": {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}}
+    path = folder / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    return path
+
+
+def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
+    try:
+        os.rename(tmp, dest)  # atomic; takes the place of a missing or empty folder only
+        return
+    except OSError:
+        if not (force and dest.is_dir()):
+            raise _out_problem(dest, "was filled by someone else while this run was written (expected a new or "
+                               f"empty folder; the results are kept in {tmp})") from None
+    old = dest.parent / f".{dest.name}.replaced-{uuid.uuid4().hex[:8]}"
+    os.rename(dest, old)
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_run_folder(res: "Results", dest: Path, *, csv: bool = True, force: bool = False,
+                     extra: Callable[[Path], object] | None = None, started_at: str | None = None) -> Path:
+    """Write `res` (and whatever `extra(folder)` adds, e.g. the report) into a temporary folder beside `dest`,
+    then the manifest, then rename it to `dest`. Returns `dest`. Raises OutputError or OSError; on any failure,
+    interruption included, the temporary folder is removed."""
+    dest = Path(dest)
+    check_destination(dest, force=force)
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write_results(res, tmp, csv=csv)
+        if extra is not None:
+            extra(tmp)
+        row = res.summary.iloc[0]
+        write_manifest(tmp, {"status": "complete", "run_id": res.run_id, "scenario": res.scenario.name,
+                             "scenario_file": res.scenario.file, "scenario_sha256": row.get("scenario_sha256"),
+                             "seed": int(res.scenario.seed), "consolidate_version": row.get("consolidate_version"),
+                             "started_at": started_at or getattr(res, "started_at", None) or _now(),
+                             "ended_at": _now()})
+        _move_into_place(tmp, dest, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

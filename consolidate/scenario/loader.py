@@ -4,6 +4,7 @@ Messages follow `FILE: field.path: what was wrong (got X, expected Y)`.
 """
 from __future__ import annotations
 
+import re
 import types
 import typing
 from importlib import resources
@@ -13,8 +14,14 @@ from typing import Any, Callable, Sequence
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from consolidate.errors import Problem, ScenarioError
+from consolidate.errors import Problem, ScenarioError, not_a_regular_file, short
 from consolidate.scenario.model import Scenario
+
+# Limits on what a scenario file may ask of the reader. A real scenario is a few KB with a handful of anchors;
+# these stop a 2 GB file, an alias bomb ("billion laughs") or [[[[...]]]] before they cost memory or a stack.
+MAX_SCENARIO_BYTES = 16 * 2**20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 1_000_000  # nodes after expanding every alias
 
 RawCheck = Callable[[dict, str], list[Problem]]  # (raw mapping, file) -> problems; runs beside field validation
 Check = Callable[[Scenario, str], list[Problem]]  # (validated scenario, file) -> problems
@@ -25,9 +32,7 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("consolidate.data") / "default.yaml"))
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_short = short
 
 
 def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
@@ -56,6 +61,10 @@ def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
+def _num(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)  # an int bound exactly: 9223372036854775807, not 9.2e18
+
+
 def problem_from_pydantic(file: str, err: dict) -> Problem:
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -71,10 +80,10 @@ def problem_from_pydantic(file: str, err: dict) -> Problem:
     ctx = err.get("ctx") or {}
     msg = err["msg"]
     expected = {
-        "greater_than": f"a number > {ctx.get('gt', 0):g}",
-        "greater_than_equal": f"a number >= {ctx.get('ge', 0):g}",
-        "less_than": f"a number < {ctx.get('lt', 0):g}",
-        "less_than_equal": f"a number <= {ctx.get('le', 0):g}",
+        "greater_than": f"a number > {_num(ctx.get('gt', 0))}",
+        "greater_than_equal": f"a number >= {_num(ctx.get('ge', 0))}",
+        "less_than": f"a number < {_num(ctx.get('lt', 0))}",
+        "less_than_equal": f"a number <= {_num(ctx.get('le', 0))}",
         "too_short": f"at least {ctx.get('min_length')} item(s)",
         "too_long": f"at most {ctx.get('max_length')} item(s)",
         "string_pattern_mismatch": "a name of letters, digits and _ . + - (no spaces, not starting with a symbol)",
@@ -189,18 +198,107 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 does: `25.0e9` and `1e9` are numbers (YAML 1.1 reads them as
+    strings, which editors following the 1.2 JSON Schema then reject)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+class _YamlLimit(Exception):
+    """A YAML document over one of the limits above; the message says which."""
+
+
+def _check_events(text: str) -> None:
+    """Nesting depth from the event stream (PyYAML's parser is iterative; its composer recurses, so depth is
+    checked before composing)."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=YamlLoader):
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                mark = ev.start_mark
+                raise _YamlLimit(f"line {mark.line + 1}, column {mark.column + 1}",
+                                 f"nested too deeply (got more than {MAX_YAML_DEPTH} levels, expected at most "
+                                 f"{MAX_YAML_DEPTH})")
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Duplicate keys, and the size of the document once every alias is expanded (counted, not expanded)."""
+    size: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        if id(node) in size:
+            return size[id(node)]
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(expanded(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        mark = k.start_mark
+                        raise _YamlLimit(f"line {mark.line + 1}, column {mark.column + 1}",
+                                         f"duplicate key (got {short(k.value)} again, first on line "
+                                         f"{seen[k.value].start_mark.line + 1}; expected each key once)")
+                    seen[k.value] = k
+                n += expanded(k) + expanded(v)
+        size[id(node)] = n
+        if n > MAX_YAML_NODES:
+            raise _YamlLimit("", f"too large once its aliases are expanded (got more than {MAX_YAML_NODES:,} "
+                             "values, expected a scenario; an alias bomb?)")
+        return n
+
+    expanded(root)
+
+
+def parse_yaml(text: str) -> Any:
+    """`text` parsed with PyYAML's safe loader, within the limits above. Raises _YamlLimit or yaml.YAMLError."""
+    _check_events(text)
+    root = yaml.compose(text, Loader=YamlLoader)
+    if root is None:
+        return None
+    _check_nodes(root)
+    return YamlLoader("").construct_document(root)
+
+
 def _read_yaml(path: Path, file: str) -> Any:
-    if not path.is_file():
-        raise ScenarioError([Problem(file, "", "scenario file does not exist")])
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise ScenarioError([Problem(file, "", f"scenario file {why}")])
+    n_bytes = path.stat().st_size
+    if n_bytes > MAX_SCENARIO_BYTES:
+        raise ScenarioError([Problem(file, "", f"scenario file too large (got {n_bytes:,} bytes, expected at most "
+                                     f"{MAX_SCENARIO_BYTES:,}; traces go in their own files)")])
     try:
-        return yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+        if b"\0" in raw:
+            raise UnicodeDecodeError("utf-8", raw[:1], 0, 1, "NUL byte")
+        return parse_yaml(raw.decode("utf-8"))
+    except _YamlLimit as exc:
+        where, what = exc.args
+        raise ScenarioError([Problem(file, where, f"YAML {what}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([Problem(file, where, f"YAML syntax error: {what}")]) from None
+        raise ScenarioError([Problem(file, where, f"YAML syntax error: {short(what, 200)[1:-1]}")]) from None
     except UnicodeDecodeError:
         raise ScenarioError([Problem(file, "", "not a text file (expected UTF-8 YAML)")]) from None
+    except OSError as exc:
+        raise ScenarioError([Problem(file, "", f"cannot be read ({exc.strerror or exc})")]) from None
 
 
 def _expand(data: dict, file: str, base: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -301,8 +399,8 @@ def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = No
         problems += raw_check(data, file)
     if problems:
         raise ScenarioError(_in_schema_order(problems))
+    sc.set_origin(file, base)  # checks that read files the scenario names resolve them against its folder
     problems = [p for check in checks for p in check(sc, file)] + _drain_checks(sc, file)
     if problems:
         raise ScenarioError(problems)
-    sc.set_origin(file, base)
     return sc

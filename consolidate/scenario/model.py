@@ -6,15 +6,23 @@ that the error paths of the long form are the paths users see.
 """
 from __future__ import annotations
 
+import typing
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic.types import AllowInfNan
 from pydantic_core import PydanticCustomError
 
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+# every float field is finite (.inf or .nan in a capacity plan is a typo, not a plan); booleans are refused by
+# Model below wherever a field takes none (pydantic would read `duration_s: true` as one second)
+Int = int
+Float = Annotated[float, AllowInfNan(False)]
+PosFloat = Annotated[Float, Field(gt=0)]
+NonNegFloat = Annotated[Float, Field(ge=0)]
+Fraction = Annotated[Float, Field(ge=0, le=1)]
+MAX_SEED = 2**63 - 1  # seeds are written as int64 (summary, Parquet)
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
 
 
@@ -22,8 +30,25 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("consolidate", message)
 
 
+@lru_cache(maxsize=None)
+def _takes_bool(tp: Any) -> bool:
+    return tp is bool or any(_takes_bool(a) for a in typing.get_args(tp) if isinstance(a, typing.Hashable))
+
+
+def _has_bool(v: Any) -> bool:
+    return isinstance(v, bool) or (isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v))
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if _has_bool(v) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            got = str(v).lower() if isinstance(v, bool) else "true/false in the list"
+            raise PydanticCustomError("consolidate", f"invalid value (got {got}, expected a number, not true/false)")
+        return v
 
 
 class IoSpec(Model):
@@ -47,7 +72,11 @@ class VirtSpec(Model):
         default_factory=dict, description="force a feature on (an error if the CPU lacks it) or off")
     io: IoSpec = Field(default_factory=IoSpec)
     host_page: Literal["4k", "2m", "1g"] | None = Field(default=None, description="page size backing guest memory")
-    working_set_pages: Annotated[int, Field(gt=0)] | None = Field(
+    guest_page: Literal["4k", "2m"] | None = Field(default=None, description="page size the guest maps its "
+                                                   "working set with (default: the profile's, else 4k)")
+    nested_tlb: bool | None = Field(default=None, description="a nested TLB / 2D page-walk cache for the host "
+                                    "dimension of nested walks (Bhargava et al. 2008); default off")
+    working_set_pages: Annotated[Int, Field(gt=0)] | None = Field(
         default=None, description="pages a guest touches between transitions (TLB refill after a flush)")
 
 
@@ -67,7 +96,7 @@ class Consolidation(Model):
     policy: str = Field(default="thr-mmt-0.8", description="'<detector>-<selector>-<parameter>' or 'none' "
                         "(consolidate catalog policies)")
     underload: bool = Field(default=True, description="also empty the least-utilised hosts")
-    history_intervals: Annotated[int, Field(ge=10)] = Field(default=30, description="utilisation history kept")
+    history_intervals: Annotated[Int, Field(ge=10)] = Field(default=30, description="utilisation history kept")
 
 
 class Migration(Model):
@@ -77,20 +106,20 @@ class Migration(Model):
     max-min fairly among concurrent migrations."""
 
     model: Literal["fixed", "precopy"] = "fixed"
-    bandwidth_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    bandwidth_share: Annotated[Float, Field(gt=0, le=1)] = 0.5
     cpu_degradation: Fraction = 0.1
     destination_cpu_share: Fraction = 0.1
     downtime_target_s: PosFloat = Field(default=0.03, description="SimGrid's default maximum downtime")
-    max_rounds: Annotated[int, Field(ge=1)] = 30
-    working_set_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+    max_rounds: Annotated[Int, Field(ge=1)] = 30
+    working_set_fraction: Annotated[Float, Field(gt=0, le=1)] = Field(
         default=0.9, description="dirty pages per round are capped at this share of memory (SimGrid)")
-    page_bytes: Annotated[int, Field(gt=0)] = 4096
+    page_bytes: Annotated[Int, Field(gt=0)] = 4096
     dirty_pages_per_s_at_full_load: NonNegFloat = Field(
         default=12800.0, description="pages dirtied per second per vCPU at 100% CPU, when the trace has no "
         "dirty_pages_per_s (an assumption: 50 MB/s)")
     state_bytes: NonNegFloat = Field(default=0.0, description="device and CPU state sent with the last round")
     cpu_mips_per_gbps: NonNegFloat = Field(default=500.0, description="CPU at each end per Gbit/s migrated")
-    max_concurrent_per_host: Annotated[int, Field(ge=1)] | None = Field(
+    max_concurrent_per_host: Annotated[Int, Field(ge=1)] | None = Field(
         default=None, description="migrations a host may send or receive at once (excess ones wait)")
     cold_boot_s: NonNegFloat = Field(default=60.0, description="boot time added to a cold migration's downtime "
                                      "(an assumption: a server OS restarting with its services)")
@@ -106,10 +135,10 @@ class NetworkSpec(Model):
     """The datacenter network for pre-copy migrations."""
 
     topology: Literal["flat", "leaf-spine", "fat-tree", "graph"] = "flat"
-    hosts_per_rack: Annotated[int, Field(gt=0)] = 40
-    spines: Annotated[int, Field(gt=0)] = 4
+    hosts_per_rack: Annotated[Int, Field(gt=0)] = 40
+    spines: Annotated[Int, Field(gt=0)] = 4
     uplink_bps: PosFloat = 40e9
-    k: Annotated[int, Field(ge=2)] | None = Field(default=None, description="fat-tree arity (even)")
+    k: Annotated[Int, Field(ge=2)] | None = Field(default=None, description="fat-tree arity (even)")
     link_bps: PosFloat = 10e9
     links: list[tuple[str, str, PosFloat]] | None = Field(
         default=None, description="graph topology: [node, node, capacity_bps] with hosts named h0, h1, ...")
@@ -119,8 +148,8 @@ class NicSpec(Model):
     """NICs of a host type, from the catalog (`consolidate catalog devices`)."""
 
     model: Name
-    count: Annotated[int, Field(ge=1)] = 1
-    vfs_per_port: Annotated[int, Field(ge=0)] | None = Field(
+    count: Annotated[Int, Field(ge=1)] = 1
+    vfs_per_port: Annotated[Int, Field(ge=0)] | None = Field(
         default=None, description="VFs enabled per port (sriov_numvfs), at most the model's maximum; "
         "default: the maximum")
 
@@ -130,7 +159,7 @@ class NvmeSpec(Model):
     one VM by passthrough (io.disk: nvme-passthrough)."""
 
     model: Name
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Annotated[Int, Field(ge=1)] = 1
 
 
 class Drain(Model):
@@ -138,9 +167,9 @@ class Drain(Model):
     type, or a rack of network.hosts_per_rack hosts) and they take no VM until the run ends."""
 
     at_s: NonNegFloat
-    hosts: list[Annotated[int, Field(ge=0)]] | None = None
+    hosts: list[Annotated[Int, Field(ge=0)]] | None = None
     host_type: Name | None = None
-    rack: Annotated[int, Field(ge=0)] | None = None
+    rack: Annotated[Int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> "Drain":
@@ -154,15 +183,17 @@ class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
     name: Name
-    cores: Annotated[int, Field(gt=0)]
+    cores: Annotated[Int, Field(gt=0)]
     mips_per_core: PosFloat
-    memory_mb: Annotated[int, Field(gt=0)]
+    memory_mb: Annotated[Int, Field(gt=0)]
     network_bps: PosFloat = 1e9
     power_w: Annotated[list[NonNegFloat], Field(min_length=11, max_length=11)] | None = Field(
         default=None, description="11 points: watts at 0%, 10%, ..., 100% CPU")
     power_idle_w: NonNegFloat | None = None
     power_max_w: NonNegFloat | None = None
     cpu: Name | None = Field(default=None, description="catalog CPU microarchitecture (consolidate catalog cpus)")
+    clock_ghz: PosFloat | None = Field(default=None, description="this host's core clock (GHz): the core model's "
+                                       "cycles become MIPS at it; default the catalog CPU's representative part")
     iommu: bool = Field(default=True, description="VT-d / AMD-Vi present: needed to assign devices or VFs to VMs")
     nics: list[NicSpec] = Field(default_factory=list, description="NICs whose ports (passthrough) and SR-IOV VF "
                                 "pools VMs can be given directly")
@@ -197,14 +228,14 @@ class HostType(Model):
 
 class HostGroup(Model):
     type: Name
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[Int, Field(ge=0)]
 
 
 class VmType(Model):
     name: Name
-    vcpus: Annotated[int, Field(gt=0)] = 1
+    vcpus: Annotated[Int, Field(gt=0)] = 1
     mips_per_vcpu: PosFloat
-    memory_mb: Annotated[int, Field(gt=0)]
+    memory_mb: Annotated[Int, Field(gt=0)]
 
 
 class TypeAssignment(Model):
@@ -257,7 +288,7 @@ class TraceSource(Model):
 
 class VmGroup(Model):
     name: Name | None = None
-    count: Annotated[int, Field(ge=0)] | None = Field(
+    count: Annotated[Int, Field(ge=0)] | None = Field(
         default=None, description="number of VMs; for file traces, defaults to one VM per trace")
     type: TypeAssignment
     trace: TraceSource
@@ -299,7 +330,7 @@ class Scenario(Model):
     schema_version: Literal[1] = 1
     name: Name
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[Int, Field(ge=0, le=MAX_SEED)] = 0
     duration_s: PosFloat
     interval_s: PosFloat
     host_types: list[HostType] = Field(default_factory=list, description="in addition to the catalog's")

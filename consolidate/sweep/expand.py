@@ -18,34 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-
 from consolidate.errors import Problem, ScenarioError
 from consolidate.scenario.loader import set_path
-from consolidate.scenario.model import Model
+from consolidate.scenario.sweepspec import MAX_RUNS, SweepPlot, SweepSpec  # noqa: F401  (re-exported)
 
 SWEEP_STREAM = 3  # spawn key for repeat seeds, apart from the run's own streams (consolidate.rng)
-
-
-class SweepPlot(Model):
-    """A line chart per metric on the sweep's report page: `x` a swept field, one line per value of `series`."""
-
-    x: str = Field(description="a swept field (grid or zip) for the horizontal axis")
-    xlabel: str | None = Field(default=None, description="axis label (default: the field)")
-    series: str | None = Field(default=None, description="a swept field: one line per value")
-    metrics: list[str] = Field(min_length=1, description="summary columns, one chart each")
-    title: str | None = None
-
-
-class SweepSpec(Model):
-    """The `sweep:` block of a scenario file."""
-
-    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted path -> values, all combinations")
-    zip: dict[str, list[Any]] = Field(default_factory=dict, description="dotted path -> values, varied together")
-    repeats: int = Field(default=1, ge=1, description="runs per combination, each with a derived seed")
-    workers: int | None = Field(default=None, ge=1, description="local processes (default: CPU count)")
-    scheduler: str | None = Field(default=None, description="Dask scheduler address to run on instead")
-    plots: list[SweepPlot] = Field(default_factory=list, description="line charts for the report page")
 
 
 @dataclass(frozen=True)
@@ -85,6 +62,12 @@ def expand(data: dict, spec: SweepSpec, file: str = "<dict>") -> list[RunSpec]:
             if v is not None and v not in swept:
                 problems.append(Problem(file, f"sweep.plots.{i}.{name}", f"not a swept field (got {v!r}, expected one "
                                         f"of: {', '.join(sorted(swept)) or 'none: the sweep varies nothing'})"))
+    n_runs = spec.repeats * max(len(next(iter(spec.zip.values()))), 1) if spec.zip else spec.repeats
+    for v in spec.grid.values():
+        n_runs *= max(len(v), 1)
+    if n_runs > MAX_RUNS:  # counted before expanding: 10^8 combinations must not be built to be refused
+        problems.append(Problem(file, "sweep", f"too many runs (got {n_runs:,}: grid x zip x repeats, expected at "
+                                f"most {MAX_RUNS:,}; split the sweep or vary fewer values)"))
     if problems:
         raise ScenarioError(problems)
     grid_keys = list(spec.grid)

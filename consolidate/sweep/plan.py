@@ -38,20 +38,37 @@ def _get(data: dict, dotted: str):
     return node
 
 
+GROWTH = 64  # default ceiling: the scenario's own value times this (six doublings)
+
+
+def ceiling(start: int, low: int, high: int | None) -> int:
+    """The largest value a search tries unless told otherwise: GROWTH times the larger of the scenario's value,
+    --low and --high."""
+    return max(start, low, high or 0, 1) * GROWTH
+
+
 def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: int = 1, high: int | None = None,
-         max_value: int = 1_000_000, on_trial=None) -> tuple[int | None, list[Trial]]:
-    """Smallest value of `vary` in [low, ...] whose run meets `target`, assuming more of it never hurts.
-    Returns (value or None if even max_value fails, the trials made in order)."""
+         max_value: int | None = None, on_trial=None) -> tuple[int | None, list[Trial]]:
+    """Smallest value of `vary` in [low, max_value] whose run meets `target`, assuming more of it never hurts.
+    Returns (value, or None when even max_value misses: the target is unreachable, the trials made in order).
+    `max_value` defaults to `ceiling(...)`; every run is checked against the memory it would need first."""
     try:
         metric, op, bound = parse_target(target)
     except ValueError as exc:
         raise ScenarioError([Problem("--target", "", str(exc))]) from None
+    if high is not None and high < low:
+        raise ScenarioError([Problem("--high", "", f"below --low (got --low {low} and --high {high}, expected "
+                                     "--low <= --high)")])
     data, base = read_mapping(scenario)
     try:
         start = int(_get(data, vary))
     except (KeyError, IndexError, ValueError, TypeError):
         raise ScenarioError([Problem(str(scenario), vary, "cannot vary this field (expected a path to an "
                                      "integer, e.g. hosts.0.count)")]) from None
+    max_value = max_value if max_value is not None else ceiling(start, low, high)
+    if max_value < low or (high is not None and high > max_value):
+        raise ScenarioError([Problem("--max", "", f"below the range searched (got {max_value}, expected at least "
+                                     f"--low {low}{f' and --high {high}' if high is not None else ''})")])
     trials: list[Trial] = []
     seen: dict[int, bool] = {}
 
@@ -80,7 +97,7 @@ def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: in
             on_trial(t)
         return t.ok
 
-    hi = high if high is not None else max(start, low)
+    hi = min(high if high is not None else max(start, low, 1), max_value)
     while not ok(hi):
         if hi >= max_value:
             return None, trials

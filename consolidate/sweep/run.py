@@ -1,15 +1,23 @@
 """Execute a sweep: every run on a local process pool (default) or a Dask cluster (`scheduler`), the same
 worker function either way; then one table of all runs, plots and an index page.
 
-Each finished run leaves `<out>/runs/<key>/summary.parquet`; `resume=True` runs only the keys without one.
+Each finished run leaves `<out>/runs/<key>/summary.parquet`; `resume=True` runs only the keys without one. A key
+hashes the run's swept values, its fully resolved scenario (defaults filled in) and the package version, so a
+resumed sweep never reuses a result of another version of the scenario or of the simulator.
+
+Ctrl-C (or SIGTERM) cancels the queued runs, ends the workers and raises SweepInterrupted saying what finished;
+the finished runs stay in `runs/` for `--resume`.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import html
 import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,12 +25,13 @@ from typing import Callable
 import pandas as pd
 from pydantic import ValidationError
 
+from consolidate import api
 from consolidate.errors import Problem, ScenarioError
 from consolidate.results.metrics import HEADLINE_METRICS
 from consolidate.scenario.loader import problem_from_pydantic, read_mapping
 from consolidate.validation import load_scenario
-from consolidate.sweep.expand import RunSpec, SweepSpec, expand
-from consolidate.sweep.worker import run_one
+from consolidate.sweep.expand import RunSpec, SweepSpec, expand, run_key
+from consolidate.sweep.worker import init_worker, run_one
 
 Progress = Callable[[int, int, int, int], None]  # (done, failed, running, total)
 METRICS = HEADLINE_METRICS  # the table's and plots' metrics, flagged in the metric registry
@@ -33,6 +42,21 @@ class SweepResult:
     table: pd.DataFrame
     out_dir: Path
     ran: list[str]  # keys run this time (the others were found finished)
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C or SIGTERM during a sweep; `finished` of `total` runs have results in `out_dir`/runs."""
+
+    def __init__(self, finished: int, failed: int, total: int, out_dir: Path):
+        self.finished, self.failed, self.total, self.out_dir = finished, failed, total, out_dir
+        super().__init__(f"{finished} of {total} runs finished ({failed} failed), kept in {out_dir / 'runs'}; "
+                         f"--resume runs the other {total - finished - failed}")
+
+
+def fingerprint(sc) -> str:
+    """What a run's result depends on: the fully resolved scenario (every default filled in) and the version."""
+    blob = json.dumps([sc.model_dump(mode="json"), api.version()], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
@@ -57,15 +81,36 @@ def load_sweep(path: str | Path) -> tuple[str, list[RunSpec], SweepSpec, Path]:
         raise ScenarioError(problems) from None
     runs = expand(data, spec, str(path))
     problems = []
+    keyed = []
     for r in runs:  # every run must be a valid scenario before anything starts
         try:
-            load_scenario(r.data, base_dir=base)
+            sc = load_scenario(r.data, base_dir=base)
+            keyed.append(dataclasses.replace(r, key=run_key({**r.values, "scenario": fingerprint(sc)})))
         except ScenarioError as exc:
             values = ", ".join(f"{k}={v}" for k, v in r.values.items())
             problems += [Problem(p.file, p.path, f"{p.message} (in the run with {values})") for p in named(exc.problems)]
     if problems:
         raise ScenarioError(problems)
-    return str(data.get("name", Path(path).stem)), runs, spec, base
+    return str(data.get("name", Path(path).stem)), keyed, spec, base
+
+
+def _replace_file(path: Path, write) -> None:
+    """Write through a temporary file and a rename: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queue and end the workers now (a run in progress is abandoned, its folder has no result)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)  # (this forgets the processes: taken first)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
 
 
 def run_sweep(path: str | Path, *, workers: int | None = None, scheduler: str | None = None,
@@ -74,15 +119,21 @@ def run_sweep(path: str | Path, *, workers: int | None = None, scheduler: str | 
     (default reports/<name>-sweep). Failed runs are recorded with their error; the sweep goes on."""
     name, runs, spec, base = load_sweep(path)
     out_dir = Path(out) if out is not None else Path("reports") / f"{name}-sweep"
-    if not resume and (out_dir / "runs").exists():
-        shutil.rmtree(out_dir / "runs")  # a fresh sweep: no stale results mixed in
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "runs.json").exists():
+        raise ScenarioError([Problem(str(out_dir), "", "holds files that are not a sweep's (expected a new or empty "
+                                     "folder, or a sweep's own folder)")])
+    if not resume:  # a fresh sweep: no stale results or pages mixed in
+        for stale in ("runs", "plots"):
+            shutil.rmtree(out_dir / stale, ignore_errors=True)
+    for stale in ("index.html", "sweep.parquet", "sweep.csv"):  # rewritten at the end; never left stale
+        (out_dir / stale).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "runs.json").write_text(json.dumps([{"key": r.key, "values": r.values} for r in runs], indent=1,
-                                                  default=str))
+    _replace_file(out_dir / "runs.json", lambda p: p.write_text(json.dumps(
+        [{"key": r.key, "values": r.values} for r in runs], indent=1, default=str)))
     done = {r.key for r in runs if (out_dir / "runs" / r.key / "summary.parquet").exists()} if resume else set()
     todo = [r for r in runs if r.key not in done]
     scheduler = scheduler or spec.scheduler
-    results = {}
+    results: dict = {}
     counts = {"done": len(done), "failed": 0}
 
     def report(running: int) -> None:
@@ -97,18 +148,34 @@ def run_sweep(path: str | Path, *, workers: int | None = None, scheduler: str | 
 
             with Client(scheduler) as client:
                 futures = [client.submit(run_one, *a, key=f"consolidate-{a[3]}", pure=False) for a in args]
-                for i, fut in enumerate(dask_completed(futures)):
-                    _collect(fut.result(), results, counts)
-                    report(len(futures) - i - 1)
+                try:
+                    for i, fut in enumerate(dask_completed(futures)):
+                        _collect(fut.result(), results, counts)
+                        report(len(futures) - i - 1)
+                except KeyboardInterrupt:
+                    client.cancel(futures)
+                    raise SweepInterrupted(counts["done"], counts["failed"], len(runs), out_dir) from None
         else:
-            with ProcessPoolExecutor(max_workers=workers or spec.workers or os.cpu_count()) as pool:
-                futures = [pool.submit(run_one, *a) for a in args]
+            pool = ProcessPoolExecutor(max_workers=workers or spec.workers or os.cpu_count(),
+                                       initializer=init_worker, initargs=(os.getpid(),))
+            try:
+                futures = {pool.submit(run_one, *a): a[3] for a in args}
                 for i, fut in enumerate(as_completed(futures)):
-                    _collect(fut.result(), results, counts)
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool:  # a worker was killed (out of memory, or by hand)
+                        res = {"key": futures[fut], "status": "failed", "error": "its worker process died"}
+                        (out_dir / "runs" / res["key"]).mkdir(parents=True, exist_ok=True)
+                        (out_dir / "runs" / res["key"] / "error.txt").write_text(res["error"])
+                    _collect(res, results, counts)
                     report(len(futures) - i - 1)
+            except KeyboardInterrupt:
+                _terminate(pool)
+                raise SweepInterrupted(counts["done"], counts["failed"], len(runs), out_dir) from None
+            pool.shutdown(wait=True)
     table = _table(runs, out_dir)
-    table.to_parquet(out_dir / "sweep.parquet", index=False)
-    table.to_csv(out_dir / "sweep.csv", index=False)
+    _replace_file(out_dir / "sweep.parquet", lambda p: table.to_parquet(p, index=False))
+    _replace_file(out_dir / "sweep.csv", lambda p: table.to_csv(p, index=False))
     _report(table, runs, out_dir, name, spec.plots)
     return SweepResult(table=table, out_dir=out_dir, ran=[r.key for r in todo])
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from consolidate.errors import TraceError
+from consolidate import limits
+from consolidate.errors import TraceError, cut, not_a_regular_file
 from consolidate.scenario.model import Scenario, VmGroup
 from consolidate.workload import columns as C
 from consolidate.workload.sources import GroupTraces, fit_to_grid, register
@@ -28,17 +29,39 @@ class Trace:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # optional columns, by name
 
 
+READ_FACTOR = 8  # memory per byte of trace file while pandas parses it and the reader checks it (measured ~3-5)
+
+
+def _sniff(path: Path, suffix: str) -> None:
+    """Refuse garbage from its first bytes, before pandas reads gigabytes of it (a NUL-filled 64 MB "CSV" once
+    took 2 GB and a 268 MB error message)."""
+    with path.open("rb") as f:
+        head = f.read(65536)
+    if suffix == ".csv" and b"\0" in head:
+        raise TraceError(str(path), "not a text file (got NUL bytes, expected CSV text)")
+    if suffix in (".parquet", ".pq") and not head.startswith(b"PAR1"):
+        raise TraceError(str(path), f"not a Parquet file (got {head[:4]!r} at the start, expected b'PAR1')")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise TraceError(str(path), "trace file does not exist")
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise TraceError(str(path), f"trace file {why}")
+    if suffix in (".csv", ".parquet", ".pq"):
+        _sniff(path, suffix)
+        n_bytes = path.stat().st_size
+        have = limits.available_memory_bytes()
+        if n_bytes * READ_FACTOR > have:
+            raise TraceError(str(path), f"too large to read here (got {n_bytes:,} bytes, about {READ_FACTOR}x that "
+                             f"in memory once parsed; expected at most {limits.gib(have)} free: split the file)")
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types; all mean "unreadable file"
-        raise TraceError(str(path), f"cannot be read as {suffix[1:]} ({exc.__class__.__name__}: {exc})") from None
+        raise TraceError(str(path), f"cannot be read as {suffix[1:]} ({exc.__class__.__name__}: {cut(str(exc), 200)})") from None
     raise TraceError(str(path), f"unknown trace format (got {suffix or 'no extension'!r}, expected .csv or .parquet)")
 
 
@@ -131,15 +154,22 @@ def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> Gr
     if not path.is_absolute():
         path = sc.base_dir / path
     traces = read_native_source(path)
+    need = limits.run_bytes(len(traces), 0, sc.n_intervals, sc.overhead_enabled)
+    if need > limits.available_memory_bytes():  # the scenario could not count a file's VMs before reading it
+        raise TraceError(str(path), f"too many VMs for this machine (got {len(traces):,} VMs over {sc.n_intervals:,} "
+                         f"intervals, about {limits.gib(need)}; expected fewer VMs or a coarser interval_s)")
     names = [t.name for t in traces]
     labels = [str(path)] * len(traces)
     out = []
     cols = sorted({c for t in traces for c in t.extra})
     extras = {c: np.full((len(traces), sc.n_intervals), np.nan) for c in cols}
     for j, t in enumerate(traces):
-        # a one-row trace has no step of its own: it holds for the whole run
-        step = t.interval_s if np.isfinite(t.interval_s) else sc.duration_s - t.start_s
         where = f"{path} (VM {t.name!r})"
+        # a one-row trace has no step of its own: held for the whole run only when asked (repeat: true)
+        if not np.isfinite(t.interval_s) and not src.repeat:
+            raise TraceError(where, "one sample cannot tell how long it covers (got 1 row, expected at least 2 "
+                             "rows, or repeat: true to hold it for the whole run)")
+        step = t.interval_s if np.isfinite(t.interval_s) else sc.duration_s - t.start_s
         out.append(fit_to_grid(t.cpu_util[None, :], step, t.start_s, sc, src.repeat, where))
         for c, v in t.extra.items():
             extras[c][j] = fit_to_grid(v[None, :], step, t.start_s, sc, src.repeat, where)[0]

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from consolidate.errors import TraceError
+from consolidate.errors import TraceError, not_a_regular_file, short
 from consolidate.scenario.model import Scenario, VmGroup
 from consolidate.workload.sources import GroupTraces, fit_to_grid, register
 
 INTERVAL_S = 300.0
+MAX_FILE_BYTES = 4 * 2**20
 BUILTIN_PREFIX = "builtin:"
 
 
@@ -28,7 +29,20 @@ def builtin_days() -> list[str]:
 
 def read_planetlab_file(path: Path) -> np.ndarray:
     """One VM's trace as int16 CPU percents (one per 300 s); rejects non-integers, blanks and values outside 0..100."""
-    text = path.read_text()
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise TraceError(str(path), f"trace file {why}")
+    n_bytes = path.stat().st_size
+    if n_bytes > MAX_FILE_BYTES:  # a PlanetLab day is about 1 KB a VM; a year of 300 s samples under 0.5 MB
+        raise TraceError(str(path), f"too large for a PlanetLab trace (got {n_bytes:,} bytes, expected at most "
+                         f"{MAX_FILE_BYTES:,}: one CPU percent per line)")
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        raise TraceError(str(path), "not a text file (got NUL bytes, expected one integer CPU percent per line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(str(path), "not a text file (expected one integer CPU percent per line)") from None
     lines = text.splitlines()
     try:
         values = np.array(lines, dtype=np.int16)
@@ -41,7 +55,7 @@ def read_planetlab_file(path: Path) -> np.ndarray:
             try:
                 int(line)
             except ValueError:
-                raise TraceError(str(path), f"not an integer percent (got {line!r}, expected 0..100)", row=i) from None
+                raise TraceError(str(path), f"not an integer percent (got {short(line)}, expected 0..100)", row=i) from None
     bad = np.flatnonzero((values < 0) | (values > 100))
     if bad.size:
         i = int(bad[0])
@@ -58,7 +72,8 @@ def read_planetlab_folder(folder: Path) -> tuple[list[str], np.ndarray]:
     folder = Path(folder)
     if not folder.is_dir():
         raise TraceError(str(folder), "PlanetLab folder does not exist (expected a directory of trace files)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    # every entry but hidden files: a sub-folder or a FIFO in the day's folder is reported, not skipped
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     if not files:
         raise TraceError(str(folder), "PlanetLab folder holds no trace files")
     rows = [read_planetlab_file(p) for p in files]
