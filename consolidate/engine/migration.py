@@ -21,7 +21,7 @@ from consolidate.engine.flows import Flows
 from consolidate.engine.state import DatacenterState
 from consolidate.hardware.topology import Network, build_topology
 from consolidate.policies.consolidation import Move
-from consolidate.policies.precopy import next_round
+from consolidate.policies.precopy import IDEAL, MigrationCosts, next_round, physical_costs
 from consolidate.scenario.model import Scenario
 from consolidate.units import BYTES_PER_MB, CLOUDSIM_BYTES_PER_MB
 from consolidate.workload.build import Workload
@@ -66,6 +66,7 @@ class Migrations:
             bps = [hosts.types[t].network_bps for t in hosts.host_type]
             self.flows = Flows(env, Network(build_topology(sc.network, bps)), self.m.bandwidth_share)
         self.host_bps = np.array([t.network_bps for t in hosts.types])[hosts.host_type]
+        self._sc = sc  # each VM's hypervisor (its group's, else its host type's) sets its switch-over
         # the fixed model counts memory in MiB like the rest, except when it reproduces CloudSim's arithmetic
         self.fixed_bytes_per_mb = CLOUDSIM_BYTES_PER_MB if sc.cloudsim_compat else BYTES_PER_MB
         # fixed delays with nothing to wait for or share (no slots, no VF to re-plug) end at known times: one
@@ -155,25 +156,56 @@ class Migrations:
             pages = self.m.dirty_pages_per_s_at_full_load * float(self.wl.cpu_util[k, vm]) * self.state.vcpus[vm]
         return pages * self.m.page_bytes
 
+    def _costs(self, vm: int, memory: float) -> MigrationCosts:
+        """What this VM's migration costs beyond its memory bytes (migration.costs)."""
+        m = self.m
+        if m.costs == "ideal":
+            return IDEAL
+        zero = m.zero_fraction
+        used = self.wl.extra.get("mem_used_bytes")
+        if used is not None:
+            k = min(int(self.env.now // self.interval_s), self.n_intervals - 1)
+            if not np.isnan(used[k, vm]):
+                zero = float(np.clip(1.0 - used[k, vm] / memory, 0.0, 1.0))
+        g = self._sc.vms[int(self.wl.vms["group_index"].iat[vm])]
+        hv = g.virtualization.hypervisor if g.virtualization is not None else None
+        if hv is None:
+            ht = self.state.hosts.types[self.state.hosts.host_type[self.state.vm_host[vm]]]
+            hv = ht.virtualization.hypervisor if ht.virtualization is not None else None
+        return physical_costs(hv, zero, m.page_bytes, m.dirty_compression_ratio, m.switchover_s)
+
+    def _round(self, rec: MigrationRecord, costs: MigrationCosts, volume: float, first: bool):
+        """Process: one round of `volume` bytes of guest memory over the network, no faster than the sender scans
+        memory for zero pages; returns (seconds, wire bytes)."""
+        wire = costs.wire_bytes(volume, first)
+        seconds = yield from self.flows.transfer(rec.source, rec.destination, wire)
+        scan = volume / costs.scan_bytes_per_s
+        if scan > seconds:
+            yield self.env.timeout(scan - seconds)
+            seconds = scan
+        return seconds, wire
+
     def _precopy(self, rec: MigrationRecord):
         m = self.m
         memory = self.state.ram_mb[rec.vm] * MB
         cap = memory * m.working_set_fraction
+        costs = self._costs(rec.vm, memory)
         rec.path = " ".join(f"{a}>{b}" for a, b in self.flows.net.path(rec.source, rec.destination))
         volume, rounds, sent = memory, 0, 0.0
         while True:
-            seconds = yield from self.flows.transfer(rec.source, rec.destination, volume)
+            seconds, wire = yield from self._round(rec, costs, volume, rounds == 0)
             rounds += 1
-            sent += volume
+            sent += wire
             nxt, stop = next_round(volume, seconds, self._dirty_bytes_per_s(rec.vm), cap, m.downtime_target_s,
                                    rounds, m.max_rounds)
-            if stop:
-                volume = nxt + m.state_bytes
-                break
             volume = nxt
-        # stop and copy: the VM is paused while the last dirty pages and its state move
-        pause = yield from self.flows.transfer(rec.source, rec.destination, volume)
-        rec.rounds, rec.bytes, rec.downtime_s = rounds + 1, sent + volume, pause
+            if stop:
+                break
+        # stop and copy: the VM is paused while the last dirty pages and its state move, then switches over
+        pause, wire = yield from self._round(rec, costs, volume + m.state_bytes, False)
+        if costs.switchover_s > 0:
+            yield self.env.timeout(costs.switchover_s)
+        rec.rounds, rec.bytes, rec.downtime_s = rounds + 1, sent + wire, pause + costs.switchover_s
 
     def windows(self, t0: float, t1: float, demand_mips: np.ndarray) -> list[MigrationWindow]:
         """Migrations overlapping [t0, t1), in interval-relative seconds, with what they cost each end."""

@@ -86,6 +86,7 @@ class Hypervisor:
     lock_holder_wait_cycles: float = 0.0  # spin of a vCPU whose lock holder is descheduled, without PLE
     io_device_cycles: float = 0.0  # in-monitor device emulation behind a port access (VMware)
     pio_in_emulated: bool = False  # IN goes through the instruction emulator (KVM before fast PIO-in)
+    io_defaults: dict[str, str] = field(default_factory=dict)  # I/O path per class its guests use by default
     sources: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
 
@@ -196,6 +197,30 @@ def nvme_controllers() -> dict[str, NvmeController]:
     return {e["name"]: NvmeController(**e) for e in _data("devices.yaml").get("nvme") or []}
 
 
+@dataclass(frozen=True)
+class MigrationFigures:
+    """How one hypervisor's live migration goes on the wire and switches over (devices.yaml `migration`)."""
+
+    hypervisor: str  # the catalog entry the figures come from (the default one when the asked one has none)
+    page_header_bytes: float
+    zero_marker_bytes: float
+    stream_efficiency: float
+    switchover_s: float
+    scan_bytes_per_s: float
+
+
+@lru_cache(maxsize=None)
+def migration_figures(hypervisor: str | None) -> MigrationFigures:
+    """Live-migration figures of a hypervisor (or of the default one when it has none, or for None)."""
+    m = _data("devices.yaml")["migration"]
+    name = hypervisor if hypervisor in m["hypervisors"] else m["default_hypervisor"]
+    hv, st = m["hypervisors"][name], m["stream"]
+    return MigrationFigures(hypervisor=name, page_header_bytes=float(st["page_header_bytes"]),
+                            zero_marker_bytes=float(st["zero_marker_bytes"]),
+                            stream_efficiency=float(st["stream_efficiency"]), switchover_s=float(hv["switchover_s"]),
+                            scan_bytes_per_s=float(hv["scan_bytes_per_s"]))
+
+
 @lru_cache(maxsize=1)
 def packet_bytes() -> float:
     """Bytes one network packet of the I/O paths' default size takes on the wire (devices.yaml `packet`)."""
@@ -259,6 +284,9 @@ def missing_sources() -> list[str]:
             problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")
     d = _data("devices.yaml")
     check("devices.yaml", "packet", d["packet"])
+    check("devices.yaml", "migration.stream", d["migration"]["stream"])
+    for name, e in d["migration"]["hypervisors"].items():
+        check("devices.yaml", f"migration.{name}", e)
     for e in d["nics"]:
         check("devices.yaml", e["name"], e)
     for e in d.get("nvme") or []:

@@ -118,6 +118,16 @@ class Migration(Model):
         default=12800.0, description="pages dirtied per second per vCPU at 100% CPU, when the trace has no "
         "dirty_pages_per_s (an assumption: 50 MB/s)")
     state_bytes: NonNegFloat = Field(default=0.0, description="device and CPU state sent with the last round")
+    costs: Literal["physical", "ideal"] = Field(
+        default="physical", description="precopy: 'physical' sends pages with their headers and zero pages as "
+        "markers over TCP, no faster than the sender scans memory, and adds the hypervisor's switch-over to the "
+        "downtime (devices.yaml migration); 'ideal' is the plain closed form (memory bytes at the link rate)")
+    zero_fraction: Fraction = Field(default=0.0, description="share of a VM's memory in zero pages, where its trace "
+                                    "gives no mem_used_bytes (then 1 - used / memory)")
+    dirty_compression_ratio: Annotated[Float, Field(ge=1)] = Field(
+        default=1.0, description="XBZRLE: memory bytes per byte sent for pages dirtied after round 0 (1: off)")
+    switchover_s: NonNegFloat | None = Field(
+        default=None, description="fixed cost of the stop-and-copy, s (default: the VM's hypervisor's figure)")
     cpu_mips_per_gbps: NonNegFloat = Field(default=500.0, description="CPU at each end per Gbit/s migrated")
     max_concurrent_per_host: Annotated[Int, Field(ge=1)] | None = Field(
         default=None, description="migrations a host may send or receive at once (excess ones wait)")
