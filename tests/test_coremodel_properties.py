@@ -99,8 +99,9 @@ def test_every_exit_reason_has_a_finite_positive_cost_everywhere():
 
 
 def test_exit_list_is_the_complete_vtx_list_with_amd_counterparts():
-    # the VT-x reasons of seeds/README.md (003), plus EPT violation and misconfiguration
-    expected = {"exception_nmi", "external_interrupt", "triple_fault", "init", "sipi", "smi", "interrupt_window",
+    # the VT-x reasons of seeds/README.md (003), plus EPT violation and misconfiguration and the TPR-shadow exit
+    # (SDM basic exit reason 43, "TPR below threshold")
+    expected = {"tpr_below_threshold", "exception_nmi", "external_interrupt", "triple_fault", "init", "sipi", "smi", "interrupt_window",
                 "task_switch", "cpuid", "smx", "hlt", "invd_wbinvd", "invlpg_invpcid", "io_instruction", "rdpmc",
                 "rdtsc", "rsm", "vmcall", "vmx_instruction", "cr_access", "xcr_access", "dr_access", "msr_read",
                 "msr_write", "monitor_mwait", "pause", "apic_access", "descriptor_table", "preemption_timer",

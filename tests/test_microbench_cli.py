@@ -86,7 +86,7 @@ def test_calibration_command_all_within_tolerance():
     assert set(df.columns) >= {"id", "published", "predicted", "error", "tolerance", "fitted", "setup", "source"}
 
 
-@pytest.mark.parametrize("kind,expected", [("cpus", 15), ("hypervisors", 7), ("devices", 16), ("hosts", 7)])
+@pytest.mark.parametrize("kind,expected", [("cpus", 15), ("hypervisors", 9), ("devices", 18), ("hosts", 7)])
 def test_catalog_kinds_list_with_sources(kind, expected):
     res = runner.invoke(app, ["catalog", kind, "--format", "csv"])
     assert res.exit_code == 0

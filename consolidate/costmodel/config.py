@@ -1,7 +1,8 @@
 """Resolve each (VM group, host type) pair to a concrete virtualization configuration.
 
 Precedence: built-in defaults < the host type's `virtualization` < the VM group's `virtualization`. Each I/O class
-(hardware.assignment.IO_CLASSES) defaults to its own path.
+(hardware.assignment.IO_CLASSES) defaults to the hypervisor's path for it (Hyper-V: VMBus, Xen PVHVM: netfront),
+else to the class's own.
 """
 from __future__ import annotations
 
@@ -68,4 +69,5 @@ def resolve_specs(host_type: HostType, spec: VirtSpec | None, profile: str = "ge
                         **m["features"])
     cm.effective(cpu, hv, cfg)  # raises ConfigError on a conflict
     return Resolved(cpu=cpu, hypervisor=hv, config=cfg,
-                    paths=tuple(m["io"].get(c.name, c.default_path) for c in IO_CLASSES), host_type=host_type)
+                    paths=tuple(m["io"].get(c.name, (hv.io_defaults if hv else {}).get(c.name, c.default_path))
+                                for c in IO_CLASSES), host_type=host_type)

@@ -27,6 +27,9 @@ from consolidate.hardware.catalog import Cpu, Hypervisor, IoPath, cpus, exit_rea
 Mode = Literal["hw", "bt", "pv", "native"]
 Paging = Literal["ept", "npt", "shadow", "native"]
 FEATURES = ("vpid", "ept", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple", "preemption_timer")
+# Enlightenments: what a hypervisor offers an enlightened guest (Hyper-V's TLFS), not the CPU: in force when the
+# hypervisor offers it (`uses`) in hw mode, whatever the CPU.
+ENLIGHTENMENTS = ("hv_remote_tlb_flush", "hv_synthetic_timers")
 # names of the features on AMD-V, for messages
 AMD_NAMES = {"vpid": "asid", "ept": "npt", "apicv": "avic", "posted_interrupts": "avic"}
 
@@ -51,6 +54,15 @@ NESTED_TLB_HIT = 0.9
 SHADOW_PREFETCH = 8
 REBUILD_PAGES_MAX = 256
 PTES_PER_TABLE = 512
+# With "use TPR shadow" (VT-x) or the VMCB's virtual TPR (AMD-V) a guest CR8 write exits only when it lowers the
+# TPR below a pending interrupt's priority (VT-x exit "TPR below threshold"). Xen's AMD-V change to intercept CR8
+# writes only while an interrupt is pending took a Windows Server 2003 boot from about 10,000,000 CR8 intercepts to
+# about 6,000 (Xen commit "svm: Greatly reduce total number of CR8 intercepts"): 6e-4 of the writes still exit.
+TPR_THRESHOLD_EXIT_SHARE = 6e-4
+# IPIs that are TLB shootdowns, which Hyper-V's remote-flush hypercall replaces (the rest wake or call functions
+# on other vCPUs). Derived, not measured: Linux sends reschedule, call-function and TLB-shootdown IPIs, taken as
+# half shootdowns; one target each (the shipped VM types have 2 vCPUs).
+SHOOTDOWN_IPI_SHARE = 0.5
 
 
 class ConfigError(ValueError):
@@ -64,7 +76,8 @@ class VirtConfig:
     mode: `hw` (VT-x/AMD-V), `bt` (binary translation), `pv` (paravirtual guest) or `native` (no VMM).
     paging: `ept`/`npt` (nested paging), `shadow`, or None for the best the CPU and hypervisor offer.
     Feature switches left as None mean "use it if the CPU has it and the hypervisor uses it"; False turns a
-    feature off; True demands it (a ConfigError if the CPU lacks it).
+    feature off; True demands it (a ConfigError if the CPU lacks it). hv_remote_tlb_flush, hv_synthetic_timers:
+    Hyper-V enlightenments (ENLIGHTENMENTS), the same switches against what the hypervisor offers.
     guest_levels, host_levels: paging levels (4, or 5 with LA57); host_page: page size backing guest memory;
     guest_page: the guest's own page size for its working set.
     working_set_pages: pages the guest re-touches after a TLB flush (REFILL_PAGES, the one default).
@@ -87,6 +100,8 @@ class VirtConfig:
     vmcs_shadowing: bool | None = None
     ple: bool | None = None
     preemption_timer: bool | None = None
+    hv_remote_tlb_flush: bool | None = None
+    hv_synthetic_timers: bool | None = None
     guest_levels: int = 4
     host_levels: int = 4
     host_page: Literal["4k", "2m", "1g"] = "4k"
@@ -117,7 +132,8 @@ class Effective:
 def effective(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig) -> Effective:
     """Resolve which features are in force; raises ConfigError for a feature the CPU lacks but cfg demands."""
     if cfg.mode == "native" or hv is None:
-        return Effective(mode="native", nested=False, shadow=False, features={f: False for f in FEATURES})
+        return Effective(mode="native", nested=False, shadow=False,
+                         features={f: False for f in FEATURES + ENLIGHTENMENTS})
     if cfg.mode not in hv.modes:
         raise ConfigError(f"hypervisor {hv.name} does not run mode {cfg.mode!r} (got {cfg.mode!r}, expected one of: "
                           f"{', '.join(hv.modes)})")
@@ -130,6 +146,12 @@ def effective(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig) -> Effective:
         if want is True and not cpu.has(f):
             name = AMD_NAMES.get(f, f) if cpu.vendor == "amd" else f
             raise ConfigError(f"{name} requested but {cpu.name} ({cpu.family}) lacks it")
+        feats[f] = have if want is None else (want and have)
+    for f in ENLIGHTENMENTS:
+        want, have = getattr(cfg, f), hv.uses.get(f, False) and cfg.mode == "hw"
+        if want is True and not hv.uses.get(f, False):
+            raise ConfigError(f"{f} requested but hypervisor {hv.name} does not offer it (expected a hypervisor "
+                              f"whose catalog entry uses it, e.g. hyperv)")
         feats[f] = have if want is None else (want and have)
     if cfg.mode != "hw":
         nested = False
@@ -467,7 +489,7 @@ def _c(cycles: float, label: str) -> Step:
 
 
 GUEST_EVENTS = ("cr3_write", "page_fault", "pte_write", "syscall", "timer_irq", "ipi", "device_irq", "halt",
-                "cpuid", "msr_access", "io_port", "cr8_write", "pause_spin")
+                "cpuid", "msr_access", "io_port", "io_port_user", "cr8_write", "pause_spin")
 
 
 def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
@@ -476,8 +498,9 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
 
     Events: cr3_write (context switch), page_fault, pte_write, syscall, timer_irq (a LAPIC timer interrupt,
     including re-arming the deadline), ipi (one IPI sent and received), device_irq, halt, cpuid, msr_access
-    (an MSR outside the pass-through bitmap), io_port (a port access handled in kernel), cr8_write,
-    pause_spin (a PAUSE-loop window exhausted).
+    (an MSR outside the pass-through bitmap), io_port (a port access handled in kernel, or in a BT monitor),
+    io_port_user (a port access whose device model runs in the host: QEMU, the VMX process, a root partition's
+    worker), cr8_write (a TPR write), pause_spin (a PAUSE-loop window exhausted).
     """
     if event not in GUEST_EVENTS:
         raise ValueError(f"unknown guest event {event!r} (expected one of: {', '.join(GUEST_EVENTS)})")
@@ -500,8 +523,16 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     if event == "timer_irq":
         fire = [_x("preemption_timer")] if eff.on("preemption_timer") else \
             [_x("external_interrupt"), _c(hv.hrtimer_callback_cycles * k, "hrtimer callback")]
-        return [_x("msr_write"), _c(hv.timer_arm_cycles * k, "arm timer")] + fire + inject + eoi
+        # a synthetic timer (Hyper-V) is armed by a synthetic MSR write and delivered through the SynIC with
+        # auto-EOI: no EOI write to the emulated APIC
+        eoi_t = [] if eff.on("hv_synthetic_timers") else eoi
+        return [_x("msr_write"), _c(hv.timer_arm_cycles * k, "arm timer")] + fire + inject + eoi_t
     if event == "ipi":
+        if eff.on("hv_remote_tlb_flush"):
+            # a shootdown is one flush hypercall; the hypervisor flushes the target without interrupting it
+            s = SHOOTDOWN_IPI_SHARE
+            return _keep([_x("msr_write", times=1 - s)] + [replace(x, times=1 - s) for x in deliver + eoi]
+                         + [_c(c.cycles * (1 - s), c.label) for c in inject] + [_x("vmcall", times=s)])
         return [_x("msr_write")] + deliver + inject + eoi
     if event == "device_irq":
         return deliver + inject + eoi
@@ -513,8 +544,12 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
         return [_x("msr_write")]
     if event == "io_port":
         return [_x("io_instruction", user_space=False, emulate=hv.pio_in_emulated)]
+    if event == "io_port_user":
+        return [_x("io_instruction", user_space=True, emulate=hv.pio_in_emulated)]
     if event == "cr8_write":
-        return [] if eff.on("tpr_shadow") else [_x("cr_access")]
+        # with a TPR shadow the write lands in the virtual-APIC page; it exits only when it unmasks a pending
+        # interrupt (below the TPR threshold)
+        return [_x("tpr_below_threshold", times=TPR_THRESHOLD_EXIT_SHARE)] if eff.on("tpr_shadow") else [_x("cr_access")]
     if event == "pause_spin":
         # a vCPU spinning on a lock whose holder was descheduled: PLE cuts the spin at the window and yields;
         # without it the vCPU spins until its own time slice ends
@@ -524,7 +559,17 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
     raise AssertionError(event)
 
 
+def host_device_switch_cycles(hv: Hypervisor) -> float:
+    """Software cycles for a BT monitor (or a PV guest's hypervisor) to reach a device model that runs in the host
+    and come back: the same hand-off a hardware VMM's user-space exit pays, plus the host/VMM world switch of a
+    hosted (type-2) VMM. Unscaled (the caller applies software_scale)."""
+    return hv.user_exit_cycles + (hv.type2_switch_cycles if hv.type == 2 else 0.0)
+
+
 def _bt_steps(event: str, hv: Hypervisor, cfg: VirtConfig, k: float) -> list[Step]:
+    """What a binary-translating monitor (Adams & Agesen 2006) does for one guest event. Translated code calls
+    into the monitor, which runs in the guest's address space: a port of a device it emulates itself, a TPR write,
+    a CPUID or an MSR complete there with no world switch; only a device model in the host costs one."""
     bt = {name: v * k for name, v in (hv.bt or {}).items()}
     call = bt.get("callout_cycles", 0)
     sh = {name: v * k for name, v in (hv.shadow or {}).items() if name.endswith("_cycles")}
@@ -543,7 +588,9 @@ def _bt_steps(event: str, hv: Hypervisor, cfg: VirtConfig, k: float) -> list[Ste
         "halt": [_c(call, "callout"), _c(hv.halt_wakeup_cycles * k, "wake-up")],
         "cpuid": [_c(call, "callout")],
         "msr_access": [_c(call, "callout")],
-        "io_port": [_c(bt.get("io_cycles", 0), "emulated port access")],
+        "io_port": [_c(call, "callout"), _c(bt.get("monitor_io_cycles", 0), "port emulated in the monitor")],
+        "io_port_user": [_c(call, "callout"), _c(host_device_switch_cycles(hv) * k, "world switch to the host's "
+                                                 "device model and back")],
         "cr8_write": [_c(bt.get("cr8_cycles", 0), "translated cr8 write")],
         "pause_spin": [_c(hv.lock_holder_wait_cycles, "spin until descheduled")],
     }
@@ -565,6 +612,8 @@ def _pv_steps(event: str, hv: Hypervisor, k: float) -> list[Step]:
         "cpuid": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "msr_access": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
         "io_port": [_c(pv.get("trap_emulate_cycles", 0), "trapped and emulated")],
+        "io_port_user": [_c(pv.get("trap_emulate_cycles", 0), "trapped"),
+                         _c(host_device_switch_cycles(hv) * k, "to the device model in the host")],
         "cr8_write": [_c(hc, "hypercall")],
         "pause_spin": [_c(hv.lock_holder_wait_cycles, "spin until descheduled")],
     }
@@ -680,7 +729,8 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
         guest += path.interrupts_per_packet * irq.cycles
         flushes += path.interrupts_per_packet * irq.flushes
     elif eff.mode in ("bt", "pv"):
-        for s in event_steps("io_port", cpu, hv, cfg, eff):
+        # a BT monitor emulates an in-kernel-class device itself; a device model in the host costs a world switch
+        for s in event_steps("io_port_user" if path.user_space else "io_port", cpu, hv, cfg, eff):
             guest += sum(path.exits_per_batch.values()) / path.batch * s.cycles
         for s in event_steps("device_irq", cpu, hv, cfg, eff):
             guest += path.interrupts_per_packet * s.cycles
