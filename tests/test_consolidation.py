@@ -12,9 +12,9 @@ import consolidate
 from consolidate.engine import flows
 from consolidate.hardware import topology as net
 from consolidate.errors import ScenarioError
-from consolidate.policies.consolidation import Snapshot, plan_round
+from consolidate.policies.consolidation import Snapshot, _Work, plan_round
 from consolidate.policies.overload import adaptive_threshold, regression_overloaded
-from consolidate.policies.registry import SELECTORS, make_detector
+from consolidate.policies.registry import SELECTORS, Detector, make_detector
 from consolidate.policies.precopy import precopy_plan
 from consolidate.policies.selection import select_vm
 from tests.conftest import TINY
@@ -101,6 +101,47 @@ def test_local_regression_extrapolates_a_rising_trend():
     assert regression_overloaded(rising, 1.2, np.array([2.0]), robust=False, util=np.array([0.75]))[0]
     assert not regression_overloaded(flat, 1.2, np.array([2.0]), robust=False, util=np.array([0.75]))[0]
     assert regression_overloaded(rising, 1.2, np.array([2.0]), robust=True, util=np.array([0.75]))[0]
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_lr_kept_up_to_date_per_host_equals_a_fit_of_its_history(compat):
+    # a round keeps each host's two weighted sums of the LR line (overload.LinearForecast) as VMs move, instead
+    # of fitting the host's history at every check; the line it predicts must be the fit's: numpy's polyfit on
+    # the host's last 10 samples, tricube-weighted in the default mode, plain least squares under compat
+    rng = np.random.default_rng(7)
+    V, H, T = 40, 6, 30
+    hist = rng.uniform(0, 400, (T, V))
+    hist[:, ::7] = 0.0  # idle VMs
+    hist[:12, 1::5] = np.nan  # VMs that joined late
+    cap = np.full(H, 3000.0)
+    s = Snapshot(vm_host=rng.integers(0, H, V), vm_dest=np.full(V, -1), vm_demand_mips=hist[-1].copy(),
+                 vm_vcpus=np.ones(V), vm_ram_mb=np.full(V, 100.0), vm_history_mips=hist,
+                 host_capacity_mips=cap, host_mips_per_core=cap, host_memory_mb=np.full(H, 1e6),
+                 host_type=np.zeros(H, int), curves_w=np.array([G4], float),
+                 host_migration_intervals=rng.integers(0, 3, H).astype(float), compat=compat)
+    det = Detector(make_detector("lr", 1.2).entry, 1.2, compat=compat)
+    w = _Work(s, det)
+    assert w.line is not None and not w.with_history  # no per-host history is built
+    for _ in range(25):  # moves in and out, as a round makes them
+        v = int(rng.integers(V))
+        w.move(v, int(w.where[v]), int(rng.integers(H)))
+    x = np.arange(1, 11, dtype=float)
+    tricube = (1 - ((10 - x) / 10) ** 3) ** 3
+    checked = 0
+    for h in range(H):
+        on = w.where == h
+        y = np.nan_to_num(hist[-10:, on]).sum(axis=1) / cap[h]
+        at = 10 + s.host_migration_intervals[h]
+        fit = np.polyval(np.polyfit(x, y, 1, w=None if compat else np.sqrt(tricube)), at)
+        assert (w.ya[h] + at * w.yb[h]) / cap[h] == pytest.approx(fit, rel=1e-12, abs=1e-12)
+        checked += 1
+    assert checked == H
+    # and the verdicts are the registered detector's on the same histories
+    hist_host = np.stack([np.where((~np.isnan(hist[:, w.where == h])).any(axis=1),
+                                   np.nan_to_num(hist[:, w.where == h]).sum(axis=1) / cap[h], np.nan)
+                          for h in range(H)])
+    util = w.load / cap
+    assert (w.overloaded(np.arange(H)) == det.overloaded(util, hist_host, s.host_migration_intervals)).all()
 
 
 def test_vm_selection_policies():

@@ -18,6 +18,7 @@ import numpy as np
 
 from consolidate.hardware.assignment import FREE_NAMES, NVME
 from consolidate.hardware.power import power_w
+from consolidate.policies.overload import linear_forecast, linear_overloaded
 from consolidate.policies.registry import Detector, Selector
 
 
@@ -88,8 +89,13 @@ class Move:
 class _Work:
     """Mutable working copy of loads during one round (histories only for detectors that read them)."""
 
-    def __init__(self, s: Snapshot, with_history: bool = True):
+    def __init__(self, s: Snapshot, det: Detector | None = None, with_history: bool = True):
         self.s = s
+        self.det = det
+        # a regression that is a fixed weighted sum of the history needs only its two sums per host, not the
+        # host's history (overload.LinearForecast)
+        self.line = linear_forecast(det) if det is not None and det.reads_history else None
+        with_history = (det.reads_history if det is not None else with_history) and self.line is None
         self.with_history = with_history
         # a sample no VM of a host has yet is missing (NaN), not 0: hist_n counts the VMs that have each one
         self.vm_hist = np.nan_to_num(s.vm_history_mips) if with_history else None
@@ -109,6 +115,8 @@ class _Work:
             if hist.shape[0] else np.zeros((H, 0))
         self.hist_n = np.stack([np.bincount(where[placed], weights=row[placed], minlength=H) for row in self.vm_has],
                                axis=1) if hist.shape[0] else np.zeros((H, 0))
+        if self.line is not None:
+            self._line_sums(where, placed)
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
         self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
@@ -129,6 +137,50 @@ class _Work:
         self.seen_on = self.load > 0
         self.type_hosts = [np.flatnonzero(s.host_type == t) for t in range(len(s.curves_w))]
         self._sets = None
+
+    def _line_sums(self, where: np.ndarray, placed: np.ndarray) -> None:
+        """Per VM and per host (MIPS): the history's weighted sums y @ a and y @ b of the detector's
+        LinearForecast, and whether the history is long enough (per host: how many of its VMs make it so)."""
+        s, line, H = self.s, self.line, len(self.load)
+        L, hist = line.length, s.vm_history_mips
+        T, V = hist.shape
+        if T >= L:
+            y = np.nan_to_num(hist[-L:])  # a missing sample only counts in histories that are not `enough`
+            self.vm_ya, self.vm_yb = line.a @ y, line.b @ y
+            if line.trimmed:  # CloudSim's trimmed history keeps L samples when one L or more back is non-zero
+                # (demand is never negative: a host's sum is non-zero exactly when one of its VMs' is)
+                enough = (np.nan_to_num(hist[:T - L + 1]) != 0).any(axis=0)
+            else:  # every one of the last L samples present (a VM's samples run from its start to now)
+                enough = ~np.isnan(hist[-L:]).any(axis=0)
+        else:
+            self.vm_ya, self.vm_yb, enough = np.zeros(V), np.zeros(V), np.zeros(V, bool)
+        self.vm_enough = enough.astype(float)
+        self.ya = np.bincount(where[placed], weights=self.vm_ya[placed], minlength=H)
+        self.yb = np.bincount(where[placed], weights=self.vm_yb[placed], minlength=H)
+        self.enough = np.bincount(where[placed], weights=self.vm_enough[placed], minlength=H)
+
+    def overloaded(self, hosts: np.ndarray, add: int = -1, alone: bool = False) -> np.ndarray:
+        """The detector's verdict on `hosts` (indices) as they are in this round, or with VM `add` placed on
+        each of them (alone: as if the VM were the host's only one, CloudSim's creation check)."""
+        s, det = self.s, self.det
+        cap = s.host_capacity_mips[hosts]
+        load = 0.0 if alone else self.load[hosts]
+        if add >= 0:
+            load = load + s.vm_demand_mips[add]
+        util = load / cap
+        mig = s.host_migration_intervals[hosts]
+        if self.line is not None:
+            ya, yb, n = (0.0, 0.0, 0.0) if alone else (self.ya[hosts], self.yb[hosts], self.enough[hosts])
+            if add >= 0:
+                ya, yb, n = ya + self.vm_ya[add], yb + self.vm_yb[add], n + self.vm_enough[add]
+            return linear_overloaded(det.param, util, ya / cap, yb / cap, self.line.length + mig,
+                                     np.asarray(n > 0))
+        if not self.with_history:
+            return det.overloaded(util, None, mig)
+        hist, have = (0.0, 0.0) if alone else (self.hist[hosts], self.hist_n[hosts])
+        if add >= 0:
+            hist, have = hist + self.vm_hist[:, add][None, :], have + self.vm_has[:, add][None, :]
+        return det.overloaded(util, np.where(have > 0, hist / cap[:, None], np.nan), mig)
 
     def on_sets(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """(hosts seen on, sorted; per host type, the hosts seen off, sorted)."""
@@ -157,6 +209,10 @@ class _Work:
             if self.with_history:
                 self.hist[host] += sign * self.vm_hist[:, v]
                 self.hist_n[host] += sign * self.vm_has[:, v]
+            elif self.line is not None:
+                self.ya[host] += sign * self.vm_ya[v]
+                self.yb[host] += sign * self.vm_yb[v]
+                self.enough[host] += sign * self.vm_enough[v]
             self.power[host] = _power_one(self.load[host] / s.host_capacity_mips[host], self.curves[s.host_type[host]])
             if self.devices:
                 self.pool_used[host] += sign * s.vm_pools[v]
@@ -198,17 +254,10 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     on, off_by_type = w.on_sets()
     cand = on[fits(on)] if on.size else on
     if cand.size:
-        cap = s.host_capacity_mips[cand]
-        base = 0.0 if alone else w.load[cand]
         if det.static_threshold is not None:  # the common case, without the detector's general path
-            cand = cand[base + d <= det.static_threshold * cap]
-        else:
-            hist = None
-            if w.with_history:
-                vh, vn = w.vm_hist[:, v][None, :], w.vm_has[:, v][None, :]
-                hist = np.where((vn if alone else w.hist_n[cand] + vn) > 0,
-                                ((0.0 if alone else w.hist[cand]) + vh) / cap[:, None], np.nan)
-            cand = cand[~det.overloaded((base + d) / cap, hist, s.host_migration_intervals[cand])]
+            cand = cand[(0.0 if alone else w.load[cand]) + d <= det.static_threshold * s.host_capacity_mips[cand]]
+        else:  # one verdict for all candidates: its cost is mostly per call, not per host
+            cand = cand[~w.overloaded(cand, v, alone)]
     # empty hosts of one type are interchangeable (same curve, same rise, no overload check; one a stale view
     # still prices as on has just been emptied, and is excluded): only the lowest-indexed one that fits can
     # win; it is nearly always among the first few
@@ -237,7 +286,7 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
 def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Generator,
                underload: bool = True) -> list[Move]:
     """The migrations one consolidation round decides, in the order they are decided."""
-    w = _Work(s, with_history=det.reads_history)
+    w = _Work(s, det)
     compat = s.compat
     pick = selector.pick(compat)
     # CloudSim's selectors read utilisation relative to the VM's own MIPS; its host lists keep joining order
@@ -245,7 +294,7 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
     joined = s.vm_joined if compat and s.vm_joined is not None else None
     blocked = s.host_unavailable if s.host_unavailable is not None else np.zeros(len(w.load), bool)
     active = (w.load > 0) & ~blocked
-    over = active & det.overloaded(w.util(), w.hist_util(), s.host_migration_intervals)
+    over = active & w.overloaded(np.arange(len(w.load)))
     moves: list[Move] = []
     vm_busy, vm_pinned = s.vm_busy, s.vm_pinned
     # each host's VMs at the start of the round, ascending; a host only loses VMs before it could be emptied
@@ -269,7 +318,7 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
             v = pick(cand, s.vm_ram_mb, demand_seen, s.vm_history_mips, rng)
             w.move(v, h, -1)
             selected.append((v, h))
-            if not det.overloaded(w.util([h]), w.hist_util([h]), s.host_migration_intervals[[h]])[0]:
+            if not w.overloaded(np.array([h]))[0]:
                 break
 
     # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
@@ -340,7 +389,7 @@ def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
     check: the VM as if alone on the host). Returns host per VM (-1: none)."""
     s = Snapshot(**{**s.__dict__, "vm_demand_mips": sizes_mips, "vm_host": np.full(len(sizes_mips), -1),
                     "vm_dest": np.full(len(sizes_mips), -1)})
-    w = _Work(s, with_history=det.reads_history)
+    w = _Work(s, det)
     none = np.zeros(len(s.host_capacity_mips), bool)
     out = np.full(len(sizes_mips), -1, dtype=np.int64)
     for v in np.argsort(-sizes_mips, kind="stable"):
