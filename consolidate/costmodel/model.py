@@ -65,13 +65,14 @@ class OverheadModel:
             np.tile(t.cycles_to_mips, P)[:, None, None]
         self._halt_coef = pt.coef[:, EVENT_COLUMNS.index("halts_per_s"), :]  # (P, 3)
         self._event_cols = [c for c in self.wl.extra if c in EVENT_COLUMNS]
-        # NIC ports per host type: port 0 is the host's own link (network_bps: paravirtual traffic and migrations
-        # leave through it), the other ports of its NICs run at their line rate; VFs spread over all of them
+        # NIC ports per host type: port 0 carries the host's own traffic (paravirtual paths, bridged); with NICs
+        # listed every port runs at its model's line rate (port 0 is the first NIC's first port), without them the
+        # host has one port of network_bps; VFs spread over all ports
         nics = cat.nics()
 
         def port_rates(ht: HostType) -> np.ndarray:
             nic_ports = [nics[n.model].line_rate_bps for n in ht.nics for _ in range(nics[n.model].ports * n.count)]
-            return np.array([float(ht.network_bps)] + nic_ports[1:])
+            return np.array(nic_ports or [float(ht.network_bps)])
 
         self._type_ports = [port_rates(ht) for ht in host_types]
         self._cfg_pool = np.array([POOL_OF_PATH.get(p, -1) for p in t.io[NET_CLASS].path], dtype=np.int64)
