@@ -100,7 +100,7 @@ def test_nvme_disk_costs_the_host_no_backend_thread():
     (lambda sc: sc["vms"][0]["virtualization"]["io"].update(disk="scsi"), "vms.0.virtualization.io.disk",
      "unknown disk I/O path (got 'scsi', expected one of: virtio-blk, nvme-passthrough)"),
     (lambda sc: sc.update(migration={"failover_net": "sriov"}), "migration.failover_net",
-     "not a shared network path (got 'sriov', expected one of: emulated, virtio, vhost)"),
+     "not a shared network path (got 'sriov', expected one of: emulated, virtio, vhost, vmbus, xen-netfront)"),
 ])
 def test_device_rules_are_scenario_errors(change, path, message):
     sc = _nvme_scenario(2)
