@@ -120,6 +120,8 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder"),
         fmt: RunFormat = typer.Option(RunFormat.table, "--format", help="summary as a table, or as JSON on stdout"),
         csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet"),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="write index.html with its plots (--no-plots: "
+                                   "frames, summary, resolved scenario and run.json only)"),
         policy: Optional[str] = typer.Option(None, "--policy", help=f"consolidation policy: {registry.policy_syntax()} "
                                              "(consolidate catalog policies)")) -> None:
     """Run a scenario, print its summary and write frames, plots, index.html and run.json."""
@@ -144,7 +146,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
     elif not quiet:  # printed before writing: a full disk must not lose what was computed
         out.print(_summary_table(res.summary))
     try:
-        path = api.write(res, target, csv=csv, force=force)
+        path = api.write(res, target, csv=csv, report=plots, force=force)
     except ConsolidateError as exc:
         _fail(exc)
     except OSError as exc:
@@ -154,9 +156,9 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         raise _interrupted(f"writing {target} was stopped; nothing was left there") from None
     log.info("wrote %s", path)
     if fmt is RunFormat.json:
-        _plain(err, f"report: {path / 'index.html'}")
+        _plain(err, f"report: {path / 'index.html'}" if plots else f"results: {path}")
     elif not quiet:
-        _plain(out, f"report: {path / 'index.html'}")
+        _plain(out, f"report: {path / 'index.html'}" if plots else f"results: {path}")
     else:
         _plain(out, str(path))
 
@@ -223,18 +225,23 @@ def plan(scenario: Path = typer.Argument(..., help="scenario YAML"),
          high: Optional[int] = typer.Option(None, "--high", min=1, help="a value expected to meet the target "
                                             "(default: the scenario's, doubled until it does)"),
          max_value: Optional[int] = typer.Option(None, "--max", min=1, help="the largest value to try (default: 64 "
-                                                 "times the scenario's); beyond it the target is unreachable")) -> None:
+                                                 "times the scenario's); beyond it the target is unreachable"),
+         repeats: int = typer.Option(1, "--repeats", min=1, max=100, help="seeds per value (derived from the "
+                                     "scenario's); a value meets the target only if every seed does")) -> None:
     """Find the smallest value of a field (default: host count) that meets a target, by bisection over runs.
     Exit 1 when no value up to --max meets it."""
     from consolidate.sweep.plan import plan as search
 
     def show(t) -> None:
         what = "VMs fit no host" if t.metric != t.metric else f"{t.metric:.6g}"  # NaN: placement failed
-        _plain(out, f"  {vary} = {t.value}: {what} -> {'meets' if t.ok else 'misses'} the target")
+        spread = f" (seeds {min(t.per_seed):.6g} .. {max(t.per_seed):.6g})" if len(t.per_seed) > 1 and \
+            t.metric == t.metric else ""
+        _plain(out, f"  {vary} = {t.value}: {what}{spread} -> {'meets' if t.ok else 'misses'} the target")
 
     _plain(out, f"searching {vary} for {target}")
     try:
-        value, trials = search(scenario, target, vary, low, high, max_value=max_value, on_trial=show)
+        value, trials = search(scenario, target, vary, low, high, max_value=max_value, on_trial=show,
+                               repeats=repeats)
     except ConsolidateError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -419,8 +426,7 @@ def microbench(cpu: str = typer.Option(..., "--cpu", help="CPU name (consolidate
         for p in problems:
             _plain(err, f"microbench: {p}")
         raise typer.Exit(code=2)
-    cfg = cm.VirtConfig(mode=mode, paging=paging, timer_fastpath=timer_fastpath,
-                        working_set_pages=mb.constants()["working_set_pages"], **{f: False for f in disable})
+    cfg = cm.VirtConfig(mode=mode, paging=paging, timer_fastpath=timer_fastpath, **{f: False for f in disable})
     c, h = cpus[cpu], (hvs[hypervisor] if hypervisor else None)
     fn = mb.step_through if event_mode else mb.predict
     try:
@@ -446,6 +452,132 @@ def microbench(cpu: str = typer.Option(..., "--cpu", help="CPU name (consolidate
     for p in preds:
         table.add_row(p.benchmark, p.suite, p.paging, f"{p.cycles:,.0f}", str(p.exits),
                       f"{cm.cycles_to_s(p.cycles, c) * 1e6:.3f}")
+    out.print(table)
+
+
+@app.command()
+def overhead(cpu: list[str] = typer.Option(..., "--cpu", help="CPU name (consolidate catalog cpus); repeat for several generations"),
+             hypervisor: str = typer.Option(..., "--hypervisor", help="hypervisor name (consolidate catalog hypervisors)"),
+             profile: list[str] = typer.Option([], "--profile", help="workload profile; repeat for several (default: every profile)"),
+             paging: Optional[str] = typer.Option(None, "--paging", help="ept, npt or shadow (default: every paging mode the CPU supports)"),
+             guest_page: Optional[str] = typer.Option(None, "--guest-page", help="4k or 2m (default: the profile's)"),
+             host_page: str = typer.Option("4k", "--host-page", help="4k, 2m or 1g: pages backing guest memory"),
+             mode: Optional[str] = typer.Option(None, "--mode", help="hw, bt or pv (default: the hypervisor's first)"),
+             nested_tlb: bool = typer.Option(False, "--nested-tlb", help="a nested TLB / 2D page-walk cache"),
+             clock_ghz: Optional[float] = typer.Option(None, "--clock-ghz", help="the host's clock (default: the catalog part's)"),
+             fmt: Format = typer.Option(Format.table, "--format", help="table or csv")) -> None:
+    """The what-if calculator: slowdown of one busy vCPU of a profile over native, per configuration, with the share of each cost term."""
+    from consolidate.costmodel import calculator as calc
+    from consolidate.hardware import catalog as cat, coremodel as cm
+    from consolidate.workload.profiles import profile_table
+
+    problems = []
+    cpus, hvs, profiles = cat.cpus(), cat.hypervisors(), profile_table().names
+    for c in cpu:
+        if c not in cpus:
+            problems.append(f"--cpu: unknown CPU (got {c!r}, expected one of: {', '.join(cpus)})")
+    if hypervisor not in hvs:
+        problems.append(f"--hypervisor: unknown hypervisor (got {hypervisor!r}, expected one of: {', '.join(hvs)})")
+    for p in profile:
+        if p not in profiles:
+            problems.append(f"--profile: unknown profile (got {p!r}, expected one of: {', '.join(profiles)})")
+    checks = (("--paging", paging, (None, "ept", "npt", "shadow")), ("--guest-page", guest_page, (None, "4k", "2m")),
+              ("--host-page", host_page, ("4k", "2m", "1g")), ("--mode", mode, (None, "hw", "bt", "pv")))
+    for flag, value, allowed in checks:
+        if value not in allowed:
+            problems.append(f"{flag}: got {value!r}, expected one of: {', '.join(a for a in allowed if a)}")
+    if clock_ghz is not None and not clock_ghz > 0:
+        problems.append(f"--clock-ghz: got {clock_ghz}, expected a clock above 0")
+    if problems:
+        for p in problems:
+            _plain(err, f"overhead: {p}")
+        raise typer.Exit(code=2)
+    try:
+        rows = calc.table(list(cpu), hypervisor, list(profile) or list(profiles), mode=mode, paging=paging,
+                          guest_page=guest_page, host_page=host_page, nested_tlb=nested_tlb, clock_ghz=clock_ghz)
+    except cm.ConfigError as exc:
+        _plain(err, f"overhead: {exc}")
+        raise typer.Exit(code=2)
+    if fmt is Format.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=list(calc.COLUMNS)).round(4).to_csv(sys.stdout, index=False)
+        return
+    table = Table(title=f"{hypervisor}: slowdown of one busy vCPU over native, and where it goes")
+    heads = ("cpu", "profile", "mode", "paging", "guest", "host", "slowdown", "vs shadow", *calc.TERMS, "shadow MiB")
+    for col in heads:
+        table.add_column(col, justify="left" if col in ("cpu", "profile", "mode", "paging", "guest", "host") else "right")
+    for r in rows:
+        gain = r["gain_vs_shadow"]
+        table.add_row(r["cpu"], r["profile"], r["mode"], r["paging"], r["guest_page"], r["host_page"],
+                      f"{r['slowdown']:.3f}", "" if gain != gain else f"{gain:+.1%}",
+                      *(f"{r['share_' + t]:.0%}" for t in calc.TERMS), f"{r['shadow_memory_mib']:.0f}")
+    out.print(table)
+
+
+@app.command()
+def migration(memory_mib: float = typer.Option(..., "--memory-mib", help="guest memory, MiB"),
+              link_gbps: float = typer.Option(..., "--link-gbps", help="bandwidth of the migration stream, Gbit/s"),
+              dirty_mib_per_s: float = typer.Option(0.0, "--dirty-mib-per-s", help="memory the guest dirties, MiB/s"),
+              zero_fraction: float = typer.Option(0.0, "--zero-fraction", help="share of memory in zero pages (0..1)"),
+              latency_ms: float = typer.Option(0.0, "--latency-ms", help="one-way latency of the path, ms (paid once per round)"),
+              hypervisor: str = typer.Option("kvm-qemu", "--hypervisor", help="hypervisor (its switch-over and zero-page scan)"),
+              model: str = typer.Option("precopy", "--model", help="precopy or postcopy"),
+              costs: str = typer.Option("physical", "--costs", help="physical (headers, zero pages, scan, switch-over) or ideal (the plain closed form)"),
+              compression: float = typer.Option(1.0, "--xbzrle-ratio", help="XBZRLE: memory bytes per byte sent for dirty pages (1: off)"),
+              downtime_target_ms: float = typer.Option(30.0, "--downtime-target-ms", help="stop-and-copy when the next round fits this"),
+              max_rounds: int = typer.Option(30, "--max-rounds", help="rounds before a forced stop-and-copy"),
+              fmt: Format = typer.Option(Format.table, "--format", help="table or csv")) -> None:
+    """One live migration, alone on its link: total time, downtime, rounds and bytes, to size a maintenance window."""
+    import math
+
+    from consolidate.hardware import catalog as cat
+    from consolidate.policies import precopy as pc
+
+    problems = []
+    for flag, value, ok, expected in (("--memory-mib", memory_mib, memory_mib > 0, "above 0"),
+                                      ("--link-gbps", link_gbps, link_gbps > 0, "above 0"),
+                                      ("--dirty-mib-per-s", dirty_mib_per_s, dirty_mib_per_s >= 0, "0 or more"),
+                                      ("--zero-fraction", zero_fraction, 0 <= zero_fraction <= 1, "0..1"),
+                                      ("--latency-ms", latency_ms, latency_ms >= 0, "0 or more"),
+                                      ("--xbzrle-ratio", compression, compression >= 1, "1 or more"),
+                                      ("--downtime-target-ms", downtime_target_ms, downtime_target_ms > 0, "above 0"),
+                                      ("--max-rounds", max_rounds, max_rounds >= 1, "1 or more")):
+        if not (ok and math.isfinite(value)):
+            problems.append(f"{flag}: got {value}, expected a number {expected}")
+    hvs = cat.hypervisors()
+    if hypervisor not in hvs:
+        problems.append(f"--hypervisor: unknown hypervisor (got {hypervisor!r}, expected one of: {', '.join(hvs)})")
+    if model not in ("precopy", "postcopy"):
+        problems.append(f"--model: got {model!r}, expected one of: precopy, postcopy")
+    if costs not in ("physical", "ideal"):
+        problems.append(f"--costs: got {costs!r}, expected one of: physical, ideal")
+    if problems:
+        for p in problems:
+            _plain(err, f"migration: {p}")
+        raise typer.Exit(code=2)
+    mem, bw = memory_mib * 2**20, link_gbps * 1e9 / 8
+    c = pc.physical_costs(hypervisor, zero_fraction, dirty_compression_ratio=compression) if costs == "physical" \
+        else pc.MigrationCosts(zero_fraction=zero_fraction)
+    if model == "precopy":
+        plan = pc.precopy_plan(mem, dirty_mib_per_s * 2**20, bw, downtime_target_ms / 1000, max_rounds, costs=c)
+    else:
+        plan = pc.postcopy_plan(mem, bw, costs=c)
+    # each round (and the switch-over's handshake) waits a round trip before its data flows
+    latency_s = latency_ms / 1000 * 2 * plan.rounds
+    row = {"model": model, "total_s": plan.total_s + latency_s, "downtime_s": plan.downtime_s + 2 * latency_ms / 1000,
+           "rounds": plan.rounds, "bytes_sent": plan.wire_bytes if costs == "physical" else plan.bytes,
+           "converged": plan.converged}
+    if fmt is Format.csv:
+        print(",".join(row))
+        print(",".join(f"{v:.6g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
+                       for v in row.values()))
+        return
+    table = Table(title=f"{hypervisor}: {memory_mib:g} MiB over {link_gbps:g} Gbit/s ({costs})")
+    for col in row:
+        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_row(model, f"{row['total_s']:.3f}", f"{row['downtime_s']:.4f}", str(row["rounds"]),
+                  f"{row['bytes_sent']:.4g}", str(row["converged"]).lower())
     out.print(table)
 
 

@@ -8,6 +8,8 @@ import numpy as np
 
 WORKLOAD = 1  # + group index: type assignment and synthetic traces
 POLICY = 2  # placement and consolidation policies that draw (random selection)
+# 3: sweep repeats (sweep/expand.py)
+FAILURES = 4  # + (0, process, host) for host failures, (1, process, rack) for rack failures
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:

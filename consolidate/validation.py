@@ -13,8 +13,8 @@ from typing import Any
 import networkx as nx
 
 from consolidate.costmodel.config import resolve
-from consolidate.errors import Problem
-from consolidate.hardware import assignment, catalog as cat
+from consolidate.errors import Problem, TraceError
+from consolidate.hardware import assignment, catalog as cat, reliability
 from consolidate.hardware.coremodel import ConfigError
 from consolidate.hardware.topology import explicit, host_node
 from consolidate.policies import registry
@@ -201,6 +201,35 @@ def consolidation_placement_checks(sc: Scenario, file: str) -> list[Problem]:
     return []
 
 
+def failure_checks(sc: Scenario, file: str) -> list[Problem]:
+    """Failure processes name host types the scenario uses; a failure trace is readable and names hosts and racks
+    that exist."""
+    f = sc.failures
+    if f is None:
+        return []
+    problems = []
+    used = list(dict.fromkeys(g.type for g in sc.hosts))
+    for kind in ("hosts", "racks"):
+        for i, proc in enumerate(getattr(f, kind)):
+            if proc.host_type is not None and proc.host_type not in used:
+                problems.append(Problem(file, f"failures.{kind}.{i}.host_type", f"no hosts of this type (got "
+                                        f"{proc.host_type!r}, expected one of: {', '.join(used)})"))
+    if f.trace is not None:
+        try:
+            rows = reliability.read_trace(sc.base_dir / f.trace)
+        except TraceError as exc:
+            return problems + [Problem(file, "failures.trace", str(exc))]
+        n_hosts = sum(g.count for g in sc.hosts)
+        racks = -(-n_hosts // sc.network.hosts_per_rack)
+        for i, r in enumerate(rows, start=1):
+            top = n_hosts if r.target == "host" else racks
+            if r.index >= top:
+                problems.append(Problem(file, "failures.trace", f"{sc.base_dir / f.trace}: row {i}: no such {r.target} "
+                                        f"(got {r.index}, expected 0..{top - 1})"))
+                break
+    return problems
+
+
 def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
     """cpu_overcommit lets placement pack VMs by their size up to capacity x ratio. A consolidating run re-places
     VMs by their measured demand and its overload detector judges the physical capacity, which it never lets a
@@ -214,7 +243,7 @@ def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
 
 RAW_CHECKS = (host_type_refs, policy_names)
 CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks,
-          consolidation_placement_checks)
+          consolidation_placement_checks, failure_checks)
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,

@@ -88,3 +88,13 @@ def test_default_scenario_places_every_planetlab_vm():
     mips = res.vms.vcpus * res.vms.mips_per_vcpu
     assert s.cpu_demand_mips_h == pytest.approx(res.vm_intervals.cpu_demand_mips.sum() * 300 / 3600, rel=1e-6)
     assert s.cpu_demand_mips_h / 24 / mips.sum() == pytest.approx(0.1231, abs=0.01)
+
+
+def test_a_long_run_accounts_its_last_interval(tiny):
+    # a year in days: duration_s + 1e-9 rounds back to duration_s at this size, so the clock must run just past it
+    import consolidate
+
+    tiny["duration_s"], tiny["interval_s"] = 365 * 86400, 86400
+    vi = consolidate.run(tiny).vm_intervals
+    assert len(vi) == 365
+    np.testing.assert_allclose(vi.cpu_served_mips, 0.5 * 1860)

@@ -28,6 +28,9 @@ class MigrationWindow:
     downtime_s: float
     source_extra_mips: float  # CPU the migration costs the source while it runs
     destination_extra_mips: float  # and the destination (CloudSim: a share of the VM's MIPS)
+    # False for a migration the VM passes through: CloudSim 3.0.3 can move a VM twice in one round, both from its
+    # source; it ends on the second destination, the first only reserves its share while the copy runs
+    carries_vm: bool = True
 
 
 @dataclass
@@ -46,13 +49,16 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
             vm_cap_mips: np.ndarray, host_capacity_mips: np.ndarray, curves_w: np.ndarray, host_type: np.ndarray,
             migrations: list[MigrationWindow], cpu_degradation: float, power_off_idle: bool,
             zero_power_when_idle: bool, migration_violates: bool = False,
-            gap_s: np.ndarray | None = None) -> IntervalAccount:
+            gap_s: np.ndarray | None = None, lost_s: np.ndarray | None = None) -> IntervalAccount:
     """Account one interval of length dt (s). demand_mips is each VM's effective demand in its own context,
     backend_mips what host threads do for it; vm_host is the placement at the interval start.
-    migration_violates: count both ends of a migration as short of CPU while it runs (CloudSim's SLATAH: the
-    source gets 90% of the VM's request, the destination is asked its full request and gives 10%). gap_s:
+    migration_violates: count a migration's destination as short of CPU while it runs (CloudSim 3.0.3's
+    SLATAH: HostDynamicWorkload.updateVmsProcessing asks the destination for the VM's full request and gives it
+    10%; the source gives 90% but counts it divided by 0.9, so it is short only when overloaded). gap_s:
     seconds per VM of service gap (a VF unplugged or re-plugged) inside the interval: demand lost like a
-    migration's downtime."""
+    migration's downtime. lost_s: seconds per VM whose work a host failure destroyed (the whole interval for a
+    VM whose host failed in it): not asked on the start host, and not a migration's loss. A window whose source
+    is -1 is a VM booting on its destination (a restart after a failure)."""
     V, H = len(demand_mips), len(host_capacity_mips)
     presence = np.where(vm_host >= 0, 1.0, 0.0)  # share of the interval on the start host
     ask = np.ones(V)  # share of demand asked for on the start host, relative to full presence
@@ -63,6 +69,13 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
         e = min(max(m.end / dt, 0.0), 1.0)
         run_end = min(max((m.end - m.downtime_s) / dt, 0.0), 1.0)
         if m.end <= 0 or m.start >= dt:
+            continue
+        if not m.carries_vm:
+            if m.destination_extra_mips and e > a:
+                extra_host.append(m.destination)
+                extra_req.append(m.destination_extra_mips * (e - a))
+                extra_vm.append(-1)
+                extra_pres.append(e)
             continue
         d = demand_mips[m.vm]
         # on the source: full demand before the migration, degraded while copying, nothing while paused
@@ -94,6 +107,8 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
         g = np.minimum(gap_s / dt, ask * (presence > 0))
         ask = ask - g
         loss += demand_mips * g
+    if lost_s is not None:
+        ask = ask - np.minimum(lost_s / dt, ask * (presence > 0))
     slot_host = np.concatenate([vm_host, np.array(extra_host, dtype=np.int64)])
     slot_req = np.concatenate([demand_mips * ask, np.array(extra_req)])
     slot_cap = np.concatenate([vm_cap_mips * np.maximum(ask, 1e-12), np.full(len(extra_req), np.inf)])
@@ -126,11 +141,12 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
     first_arrive = np.ones(H)
     for m in migrations:
         e = min(max(m.end / dt, 0.0), 1.0)
-        if m.end <= 0 or m.start >= dt or e >= 1.0:
+        if m.end <= 0 or m.start >= dt or e >= 1.0 or not m.carries_vm:
             continue
-        at_end[m.source] -= full[m.vm]
+        if m.source >= 0:
+            at_end[m.source] -= full[m.vm]
+            last_leave[m.source] = max(last_leave[m.source], e)
         at_end[m.destination] += full[m.vm]
-        last_leave[m.source] = max(last_leave[m.source], e)
         first_arrive[m.destination] = min(first_arrive[m.destination], e)
     cap = host_capacity_mips * (1 + 1e-9)
     over_start, over_end = at_start > cap, at_end > cap
@@ -151,12 +167,12 @@ def account(dt: float, demand_mips: np.ndarray, backend_mips: np.ndarray, vm_hos
 
 
 def _migration_busy(migrations: list[MigrationWindow], dt: float, n_hosts: int) -> np.ndarray:
-    """Share of the interval (0..1) each host is an end of at least one running migration (union of windows)."""
+    """Share of the interval (0..1) each host is the destination of at least one running migration (union of
+    windows)."""
     spans: dict[int, list[tuple[float, float]]] = {}
     for m in migrations:
         a, e = min(max(m.start / dt, 0.0), 1.0), min(max(m.end / dt, 0.0), 1.0)
         if e > a:
-            spans.setdefault(m.source, []).append((a, e))
             spans.setdefault(m.destination, []).append((a, e))
     busy = np.zeros(n_hosts)
     for h, iv in spans.items():

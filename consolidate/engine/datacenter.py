@@ -7,6 +7,7 @@ as migrations (engine/migration.py) on the same environment. Placement lives in 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -16,12 +17,14 @@ from consolidate.costmodel.interval import blend
 from consolidate.costmodel.model import OverheadModel
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.engine.accounting import account
+from consolidate.engine.failures import FailureManager
 from consolidate.engine.manager import ConsolidationManager
 from consolidate.engine.migration import Migrations
 from consolidate.engine.record import OverheadRecord, RunRecord
 from consolidate.engine.state import DatacenterState, HostTable
 from consolidate.hardware.assignment import DEVICE_CLASSES
-from consolidate.policies.registry import consolidation_policy
+from consolidate.hardware.reliability import read_trace, schedule
+from consolidate.policies.registry import consolidation_policy, make_detector
 from consolidate.scenario.model import Scenario
 from consolidate.workload.build import Workload
 
@@ -59,10 +62,20 @@ class Datacenter:
             net = om.tables.io[DEVICE_CLASSES.index("net")]
             self.rec.overhead.cfg_net_path = [net.path[c] if c >= 0 else "" for c in cfg]
         policy = consolidation_policy(sc)
-        self.migrations = self.manager = None
+        self.migrations = self.manager = self.failures = None
         if policy is not None or sc.maintenance:
             self.migrations = Migrations(self.env, sc, wl, self.state)
             self.manager = ConsolidationManager(self.env, sc, self.state, self.migrations, policy)
+        if sc.failures is not None:
+            trace = read_trace(sc.base_dir / sc.failures.trace) if sc.failures.trace else ()
+            down = schedule(sc.failures, [hosts.type_names[t] for t in hosts.host_type], sc.network.hosts_per_rack,
+                            sc.seed, sc.duration_s, trace)
+            restart = np.array([g.restart_s for g in sc.vms])[wl.vms["group_index"].to_numpy()] if n_vm else \
+                np.zeros(0)
+            # restarts place as drains do: the policy's detector, or wherever a VM fits
+            detector = self.manager.detector if self.manager is not None else make_detector("thr", 1.0)
+            self.failures = FailureManager(self.env, self.state, down, restart, detector, self.migrations,
+                                           sc.duration_s, self.manager.forget_stuck if self.manager else None)
         self.env.process(self._ticks())
 
     def _ticks(self):
@@ -99,6 +112,9 @@ class Datacenter:
                 if k >= 1:
                     self.manager.round()
                 self.manager.retry_drains()
+            if self.failures is not None:
+                self.failures.observe(own + backend)
+                self.failures.retry()
             pending = (k, guest, ov, ov_pv, st.vm_host.copy(), self.env.now)
             if self.progress is not None:
                 self.progress(k + 1, sc.n_intervals)
@@ -118,12 +134,17 @@ class Datacenter:
         own = guest + (ov.overhead_mips if ov is not None else 0.0)
         backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
         windows = self.migrations.windows(t0, t0 + sc.interval_s, own) if self.migrations is not None else []
+        lost = down = None
+        if self.failures is not None:
+            lost, down, boots = self.failures.interval(t0, t0 + sc.interval_s)
+            # a VM that booted at the interval's start, before its tick, is already in vm_host there
+            windows = windows + [w for w in boots if not (w.start <= 1e-9 and vm_host[w.vm] == w.destination)]
         acc = account(sc.interval_s, own, backend, vm_host, self.state.vm_cap_mips(vm_host), hosts.capacity_mips,
                       hosts.curves_w, hosts.host_type, windows, sc.migration.cpu_degradation,
                       sc.power_off_idle_hosts, sc.cloudsim_compat,
                       # CloudSim's SLATAH convention belongs to its own (fixed) migration model
                       migration_violates=sc.cloudsim_compat and sc.migration.model == "fixed",
-                      gap_s=gap)
+                      gap_s=gap, lost_s=lost)
         rec.cpu_demand_mips[k] = guest
         rec.cpu_served_mips[k] = acc.vm_served_mips
         rec.host_demand_mips[k] = acc.host_request_mips
@@ -137,10 +158,16 @@ class Datacenter:
         rec.host_vms[k] = acc.host_vms
         rec.vm_host_series[k] = vm_host
         rec.migration_loss_mips[k] = acc.vm_migration_loss_mips
+        if self.failures is not None:
+            # work a failure cost: the whole interval of a VM whose host failed in it, else its share spent down
+            self.failures.lost_mips_h += float(((own + backend) * np.where(lost > 0, 1.0, down)).sum()) \
+                * sc.interval_s / 3600
 
     def run(self) -> RunRecord:
         """Run to duration_s and return the raw record."""
-        self.env.run(until=self.sc.duration_s + 1e-9)
+        # just past the end, so the last interval's accounting (at exactly duration_s) runs: a fixed epsilon is
+        # below a long run's float resolution (31,536,000 s + 1e-9 == 31,536,000 s)
+        self.env.run(until=math.nextafter(self.sc.duration_s, math.inf))
         st = self.state
         self.rec.vm_host = st.vm_host.copy()
         self.rec.vm_retired = st.retired.copy()
@@ -150,4 +177,7 @@ class Datacenter:
         if self.migrations is not None:
             self.rec.migrations = self.migrations.records
             self.rec.drains = self.manager.drains
+        if self.failures is not None:
+            self.failures.close(self.env.now)
+            self.rec.failures = self.failures
         return self.rec

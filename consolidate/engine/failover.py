@@ -64,6 +64,19 @@ class Failover:
         self.replugs += 1
         return self._gap(v, now)
 
+    def lose(self, vms: np.ndarray) -> None:
+        """These VMs' host failed: a failover VM's VF is gone with it (it is down, not paravirtual)."""
+        fo = vms[self.vm[vms]]
+        self.attached[fo] = False
+
+    def restart(self, v: int, host: int, now: float, vm_host: np.ndarray, vm_dest: np.ndarray) -> float:
+        """A failover VM boots on `host` after a failure: on its paravirtual NIC, with a VF at once if one is free.
+        Returns the service gap of the plug (0 when none was free)."""
+        if not self.vm[v] or self.attached[v]:
+            return 0.0
+        self.since[v] = now
+        return self.plug(v, host, now, vm_host, vm_dest)
+
     def replug_waiting(self, now: float, vm_host: np.ndarray, vm_dest: np.ndarray) -> None:
         """Give a VF back to every waiting VM (paravirtual, settled on a host) whose host has one free now."""
         waiting = np.flatnonzero(self.vm & ~self.attached & (vm_host >= 0) & (vm_dest < 0))

@@ -78,8 +78,22 @@ class Flows:
         self.left = np.append(self.left, nbytes * 8.0)
         self.rate = np.append(self.rate, 0.0)
         self._soon()
-        yield done
+        try:
+            yield done
+        except simpy.Interrupt:
+            self._cancel(done)  # the migration was aborted: its flow stops taking bandwidth now
+            raise
         return self.env.now - start
+
+    def _cancel(self, done: simpy.Event) -> None:
+        keep = [d is not done for d in self.done]
+        if all(keep):
+            return  # it had finished in the same instant
+        self._advance()
+        self.links = [x for x, k in zip(self.links, keep) if k]
+        self.done = [x for x, k in zip(self.done, keep) if k]
+        self.left, self.rate = self.left[keep], self.rate[keep]
+        self._soon()
 
     def _advance(self) -> None:
         dt = self.env.now - self._last

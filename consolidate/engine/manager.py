@@ -54,15 +54,20 @@ class ConsolidationManager:
         length = sc.consolidation.history_intervals if sc.consolidation is not None else DEFAULT_HISTORY_INTERVALS
         self.history = np.full((length, len(state.vm_host)), np.nan)
         self.demand = np.zeros(len(state.vm_host))
+        # CloudSim's VMs record their first utilisation sample at the first host update, one interval in
+        self._skip_first_sample = sc.cloudsim_compat
         self.drains: list[DrainRecord] = []
         for i, d in enumerate(sc.maintenance):
             env.process(self._drain_at(i, d))
 
     def observe(self, demand_mips: np.ndarray) -> None:
         """This interval's demand of every VM (MIPS): the newest history sample and what rounds place by."""
+        self.demand = demand_mips
+        if self._skip_first_sample:
+            self._skip_first_sample = False
+            return
         self.history = np.roll(self.history, -1, axis=0)
         self.history[-1] = demand_mips
-        self.demand = demand_mips
 
     def _snapshot(self) -> Snapshot:
         st = self.state
@@ -94,6 +99,12 @@ class ConsolidationManager:
         self.state.draining[hosts] = True
         self.drains.append(DrainRecord(index=index, at_s=self.env.now, hosts=hosts, moved={}, stuck={}))
         self.retry_drains()
+
+    def forget_stuck(self, vms: list[int]) -> None:
+        """These VMs' host failed: they are no longer stuck on a drained host (their restart places them)."""
+        for d in self.drains:
+            for v in vms:
+                d.stuck.pop(v, None)
 
     def retry_drains(self) -> None:
         """Move what can leave the draining hosts now (called at each drain and each interval after)."""

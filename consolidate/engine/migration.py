@@ -45,6 +45,10 @@ class MigrationRecord:
     path: str = ""
     queued_s: float = 0.0  # waited for a free migration slot on either host
     service_gap_s: float = 0.0  # VF failover: unplug at the start, re-plug at the end if a VF was free
+    # CloudSim 3.0.3 (cloudsim_compat) may move a VM twice in one round, both times from its source: the first
+    # move is counted and reserves its destination while it copies, but the VM ends where the second goes
+    passed_through: bool = False
+    aborted: bool = False  # an end host failed: the VM stayed on its source (or went down with it)
 
 
 class Migrations:
@@ -57,6 +61,7 @@ class Migrations:
         self.interval_s, self.n_intervals = sc.interval_s, sc.n_intervals
         hosts = state.hosts
         self.records: list[MigrationRecord] = []
+        self.running: dict[int, tuple[MigrationRecord, simpy.Process | None]] = {}  # by VM: at most one each
         self.unaccounted: list[MigrationRecord] = []  # may still overlap an interval not yet accounted
         self.slots = None
         if self.m.max_concurrent_per_host is not None:
@@ -79,14 +84,34 @@ class Migrations:
         env = self.env
         rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
                               start_s=env.now)
+        earlier = self.running.get(mv.vm)
+        if earlier is not None:
+            earlier[0].passed_through = True  # a second move of the same round: the VM goes on from its source
         self.state.begin_move(mv.vm, mv.destination)
         self.records.append(rec)
         self.unaccounted.append(rec)
         if batch is not None and not self.state.devices.cold[mv.vm]:
             batch.append((env.now + self._fixed_s(rec), rec))
+            self.running[mv.vm] = (rec, None)
         else:
-            env.process(self._run(rec))
+            self.running[mv.vm] = (rec, env.process(self._run(rec)))
         return rec
+
+    def abort_host(self, host: int) -> list[MigrationRecord]:
+        """The host failed: every migration from or to it stops now. The VM stays on its source (or, if that was
+        the failed host, goes down with it); the destination's reservation is released."""
+        out = []
+        for vm, (rec, proc) in list(self.running.items()):
+            if host not in (rec.source, rec.destination):
+                continue
+            rec.end_s, rec.aborted = self.env.now, True
+            rec.reason += " (aborted)"
+            self.state.cancel_move(vm)
+            del self.running[vm]
+            if proc is not None and proc.is_alive:
+                proc.interrupt("host failed")
+            out.append(rec)
+        return out
 
     def start_round(self, moves: list[Move]) -> None:
         """Start every move a consolidation round decided, in the order decided."""
@@ -101,8 +126,9 @@ class Migrations:
         for end, rec in sorted(batch, key=lambda e: e[0]):  # stable: same end, same order as started
             if end > env.now:
                 yield env.timeout(end - env.now)
-            self._fixed_done(rec)
-            self._complete(rec)
+            if not rec.aborted:
+                self._fixed_done(rec)
+                self._complete(rec)
 
     def _fixed_s(self, rec: MigrationRecord) -> float:
         # CloudSim: memory over half the destination's bandwidth
@@ -116,7 +142,10 @@ class Migrations:
         """The VM is on its destination from now on."""
         st = self.state
         rec.end_s = self.env.now
+        if rec.passed_through:
+            return
         st.end_move(rec.vm, rec.destination)
+        self.running.pop(rec.vm, None)
         if st.failover is not None:
             rec.service_gap_s += st.failover.plug(rec.vm, rec.destination, self.env.now, st.vm_host, st.vm_dest)
 
@@ -124,28 +153,35 @@ class Migrations:
         env, st = self.env, self.state
         requested = env.now
         reqs = []
-        if self.slots is not None:
-            reqs = [self.slots[rec.source].request(), self.slots[rec.destination].request()]
-            yield env.all_of(reqs)
-            rec.start_s = env.now
-            rec.queued_s = rec.start_s - requested
-        if st.failover is not None:  # the VF goes when the transfer starts, not while the move waits its turn
-            rec.service_gap_s += st.failover.unplug(rec.vm, env.now)
-        if st.devices.cold[rec.vm]:
-            # cold: stop the VM, copy its memory at the migration share of the NIC, boot it at the destination
-            seconds = st.ram_mb[rec.vm] * MB * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
-            yield env.timeout(seconds + self.m.cold_boot_s)
-            rec.rounds, rec.bytes = 1, st.ram_mb[rec.vm] * MB
-            rec.downtime_s = seconds + self.m.cold_boot_s
-            rec.reason += " (cold)"
-        elif self.m.model == "fixed":
-            yield env.timeout(self._fixed_s(rec))
-            self._fixed_done(rec)
-        else:
-            yield from self._precopy(rec)
-        self._complete(rec)
-        for r, res in zip(reqs, ([self.slots[rec.source], self.slots[rec.destination]] if reqs else [])):
-            res.release(r)
+        try:
+            if self.slots is not None:
+                reqs = [self.slots[rec.source].request(), self.slots[rec.destination].request()]
+                yield env.all_of(reqs)
+                rec.start_s = env.now
+                rec.queued_s = rec.start_s - requested
+            if st.failover is not None:  # the VF goes when the transfer starts, not while the move waits its turn
+                rec.service_gap_s += st.failover.unplug(rec.vm, env.now)
+            if st.devices.cold[rec.vm]:
+                # cold: stop the VM, copy its memory at the migration share of the NIC, boot it at the destination
+                seconds = st.ram_mb[rec.vm] * MB * 8 / (self.host_bps[rec.destination] * self.m.bandwidth_share)
+                yield env.timeout(seconds + self.m.cold_boot_s)
+                rec.rounds, rec.bytes = 1, st.ram_mb[rec.vm] * MB
+                rec.downtime_s = seconds + self.m.cold_boot_s
+                rec.reason += " (cold)"
+            elif self.m.model == "fixed":
+                yield env.timeout(self._fixed_s(rec))
+                self._fixed_done(rec)
+            else:
+                yield from self._precopy(rec)
+            self._complete(rec)
+        except simpy.Interrupt:
+            pass  # aborted by a host failure: abort_host has put the state right
+        finally:
+            for r, res in zip(reqs, ([self.slots[rec.source], self.slots[rec.destination]] if reqs else [])):
+                if r.triggered:
+                    res.release(r)
+                else:
+                    r.cancel()  # still queued for a slot
 
     def _dirty_bytes_per_s(self, vm: int) -> float:
         k = min(int(self.env.now // self.interval_s), self.n_intervals - 1)
@@ -213,7 +249,9 @@ class Migrations:
         fixed = self.m.model == "fixed"
         self.unaccounted = [r for r in self.unaccounted if r.end_s > t0]
         for rec in self.unaccounted:
-            if rec.start_s >= t1:
+            # an aborted migration moved nothing: the VM stayed where the interval started it (its loss, if its
+            # source failed, is the failure's)
+            if rec.start_s >= t1 or rec.aborted:
                 continue
             end = rec.end_s if math.isfinite(rec.end_s) else math.inf
             if fixed:
@@ -225,5 +263,6 @@ class Migrations:
                 src_x = dst_x = self.m.cpu_mips_per_gbps * gbps
             out.append(MigrationWindow(vm=rec.vm, source=rec.source, destination=rec.destination,
                                        start=rec.start_s - t0, end=end - t0, downtime_s=rec.downtime_s,
-                                       source_extra_mips=src_x, destination_extra_mips=dst_x))
+                                       source_extra_mips=src_x, destination_extra_mips=dst_x,
+                                       carries_vm=not rec.passed_through))
         return out

@@ -31,6 +31,7 @@ class RunRecord:
     drains: list | None = None  # DrainRecord list when the scenario has maintenance
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
     failover: Any = None  # engine.failover.Failover when some VMs migrate by VF failover
+    failures: Any = None  # engine.failures.FailureManager when the scenario has failures
 
 
 @dataclass

@@ -82,13 +82,17 @@ class VmDevices:
         return cls(pools=pools[g].reshape(len(g), len(POOLS)), pinned=(mobility == PINNED)[g].astype(bool),
                    cold=(mobility == COLD)[g].astype(bool), failover=(mobility == FAILOVER)[g].astype(bool))
 
-    def snapshot_fields(self, vm_host: np.ndarray, hosts: "HostTable", failover: Failover | None = None) -> dict:
+    def snapshot_fields(self, vm_host: np.ndarray, hosts: "HostTable", failover: Failover | None = None,
+                        home: np.ndarray | None = None) -> dict:
         """The Snapshot fields that keep directly assigned devices within their pools and models. A failover VM
-        needs no free VF to move (it can run paravirtual), but the VFs failover VMs hold are not free."""
+        needs no free VF to move (it can run paravirtual), but the VFs failover VMs hold are not free. A VM that
+        is down (its host failed) stays bound to the models of `home`, the host it last ran on."""
         if not self.pools.any():
             return {}
         placed = vm_host >= 0
-        models = np.where(self.pools & placed[:, None], hosts.pool_model[np.where(placed, vm_host, 0)], -1)
+        bound_to = vm_host if home is None else np.where(placed, vm_host, home)
+        models = np.where(self.pools & (bound_to >= 0)[:, None], hosts.pool_model[np.where(bound_to >= 0, bound_to, 0)],
+                          -1)
         need, cap = self.pools, hosts.pool_capacity
         if failover is not None:
             held = failover.attached & placed
@@ -115,12 +119,18 @@ class DatacenterState:
         # .getCompletedVms); cloudsim_compat reproduces that, and the VM stays gone
         self.retired = np.zeros(len(vm_host), bool)
         self.draining = np.zeros(len(hosts), bool)
+        self.failed = np.zeros(len(hosts), bool)  # hosts down after a failure, until repaired
+        self.home = vm_host.copy()  # the host each VM last ran on (device models, an NVMe VM's data)
         self.vcpus = wl.vms["vcpus"].to_numpy(np.float64)
         self.ram_mb = wl.vms["memory_mb"].to_numpy(np.float64)
         self.devices = VmDevices.of(sc.vms, wl.vms["group_index"].to_numpy())
         self.failover = Failover(self.devices.failover, self.devices.pools[:, VF], vm_host, hosts.vf_capacity,
                                  sc.migration.failover_gap_s) if self.devices.failover.any() else None
         self._compat = sc.cloudsim_compat
+        self.nominal_mips = wl.nominal_mips
+        # the order VMs joined their hosts (CloudSim's host VM lists): created in index order, then each arrival
+        self.joined = np.arange(len(vm_host), dtype=np.int64)
+        self._arrivals = len(vm_host)
 
     def vm_cap_mips(self, vm_host: np.ndarray) -> np.ndarray:
         """MIPS each VM can use at most on its host: a vCPU runs on one core at a time, so min(vCPUs, cores)."""
@@ -138,7 +148,37 @@ class DatacenterState:
     def end_move(self, vm: int, destination: int) -> None:
         """The VM runs on `destination` from now on."""
         self.vm_host[vm] = destination
+        self.home[vm] = destination
         self.vm_dest[vm] = -1
+        self.joined[vm] = self._arrivals
+        self._arrivals += 1
+
+    def cancel_move(self, vm: int) -> None:
+        """The VM's migration was aborted: it is going nowhere (its destination's memory is free again)."""
+        self.vm_dest[vm] = -1
+
+    def fail_host(self, host: int) -> np.ndarray:
+        """The host goes down: the VMs on it stop. Returns them (VM indices)."""
+        self.failed[host] = True
+        down = np.flatnonzero(self.vm_host == host)
+        self.vm_host[down] = -1
+        if self.failover is not None:
+            self.failover.lose(down)
+        return down
+
+    def repair_host(self, host: int) -> None:
+        """The host is back, empty."""
+        self.failed[host] = False
+
+    def restart(self, vm: int, host: int) -> None:
+        """A VM whose host failed boots on `host`."""
+        self.vm_host[vm] = host
+        self.home[vm] = host
+
+    @property
+    def unavailable(self) -> np.ndarray:
+        """(hosts,) hosts that take no VM: being drained or down."""
+        return self.draining | self.failed
 
     def snapshot(self, demand_mips: np.ndarray, history_mips: np.ndarray,
                  migration_intervals: np.ndarray) -> Snapshot:
@@ -152,5 +192,6 @@ class DatacenterState:
                         host_migration_intervals=migration_intervals,
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
                         vm_mem_need_mb=np.zeros_like(self.ram_mb) if self._compat else None,
-                        stale_utilization=self._compat, host_unavailable=self.draining,
-                        **self.devices.snapshot_fields(self.vm_host, hosts, self.failover))
+                        stale_utilization=self._compat, host_unavailable=self.unavailable, compat=self._compat,
+                        vm_mips=self.nominal_mips, vm_joined=self.joined,
+                        **self.devices.snapshot_fields(self.vm_host, hosts, self.failover, self.home))

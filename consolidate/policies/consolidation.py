@@ -53,7 +53,7 @@ class Snapshot:
     vm_models: np.ndarray | None = None  # (V, POOLS) model its driver is bound to in each pool, -1 none
     host_pool_capacity: np.ndarray | None = None  # (H, POOLS) devices available to VMs
     host_pool_model: np.ndarray | None = None  # (H, POOLS) model of each pool, -1 none
-    host_unavailable: np.ndarray | None = None  # (H,) hosts being drained: they take no VM
+    host_unavailable: np.ndarray | None = None  # (H,) hosts being drained or down: they take no VM
     pinned: np.ndarray | None = None  # (V,) VMs never migrated (they hold a device their group pins)
     # CloudSim 3.0.3's round (cloudsim_compat): selectors see candidates in the order they joined their host
     # (vm_joined, smaller first) and its selector variants (demand relative to vm_mips, the VM's own MIPS); the
@@ -403,8 +403,9 @@ def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:
 def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[Move], list[tuple[int, str]]]:
     """Moves that empty the `draining` hosts (biggest VMs first, PABFD elsewhere), and the VMs that must stay
     with the reason: pinned to a directly assigned device, or no host with room."""
-    w = _Work(s, with_history=det.reads_history)
+    w = _Work(s, det)
     moves, stuck = [], []
+    excluded = draining if s.host_unavailable is None else draining | s.host_unavailable  # failed hosts too
     vms = np.flatnonzero(draining[np.where(s.vm_host >= 0, s.vm_host, 0)] & (s.vm_host >= 0) & ~s.vm_busy)
     for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
         v = int(v)
@@ -424,3 +425,17 @@ def plan_drain(s: Snapshot, det: Detector, draining: np.ndarray) -> tuple[list[M
         w.move(v, int(s.vm_host[v]), dest)
         moves.append(Move(v, int(s.vm_host[v]), dest, "maintenance"))
     return moves, stuck
+
+
+def plan_restarts(s: Snapshot, det: Detector, vms: np.ndarray, excluded: np.ndarray) -> list[tuple[int, int]]:
+    """Hosts for VMs that must boot again after their host failed (high-availability restart): biggest first,
+    each by PABFD with the detector's overload check, never on an `excluded` host (failed, drained). Returns
+    (vm, host) for those that fit; the others wait."""
+    w = _Work(s, det)
+    out = []
+    for v in sorted((int(x) for x in vms), key=lambda v: -s.vm_demand_mips[v]):
+        dest = _find_host(w, v, excluded, det)
+        if dest >= 0:
+            w.move(v, -1, dest)
+            out.append((v, dest))
+    return out

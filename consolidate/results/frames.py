@@ -140,6 +140,38 @@ def _maintenance_summary(rec, maintenance: pd.DataFrame) -> dict:
     }
 
 
+def _failures_frame(f) -> pd.DataFrame:
+    """One row per VM a host failure stopped (a failure that stopped none: one row with vm -1): when, until when,
+    and where and when the VM booted again (NaN / -1: it had not by the end)."""
+    rows = []
+    for r in f.records:
+        for v in r.vms or [-1]:
+            rows.append({"host": r.host, "start_s": r.start_s, "end_s": r.end_s, "vm": v,
+                         "restart_host": r.restarted_on.get(v, -1), "restarted_s": r.restarted_s.get(v, np.nan)})
+    cols = ["host", "start_s", "end_s", "vm", "restart_host", "restarted_s"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["downtime_s"] = df["restarted_s"] - df["start_s"]
+    return df.astype({"host": "int32", "vm": "int32", "restart_host": "int32"})
+
+
+def _failures_summary(f, duration_s: float, groups: pd.Series) -> dict:
+    availability = 1.0 - f.downtime_s / duration_s
+    out = {
+        "host_failures": f.host_failures,
+        "vm_failures": int(sum(len(r.vms) for r in f.records)),
+        "vm_failure_downtime_s_total": float(f.downtime_s.sum()),
+        "vms_waiting_for_restart_max": f.waiting_max,
+        "failure_lost_mips_h": f.lost_mips_h,
+        "availability_min": float(availability.min()) if len(availability) else 1.0,
+        "availability_p50": float(np.median(availability)) if len(availability) else 1.0,
+    }
+    for g in dict.fromkeys(groups):
+        a = availability[(groups == g).to_numpy()]
+        out[f"availability_min_{g}"] = float(a.min())
+        out[f"availability_p50_{g}"] = float(np.median(a))
+    return out
+
+
 def _failover_summary(f) -> dict:
     """Failover VMs, their paravirtual time and service gaps (s), and VF re-plugs."""
     return {
@@ -215,6 +247,7 @@ class Results:
     overhead_reasons: pd.DataFrame | None = None
     migrations: pd.DataFrame | None = None
     maintenance: pd.DataFrame | None = None
+    failures: pd.DataFrame | None = None
     out_dir: Path | None = field(default=None)
 
     @property
@@ -228,6 +261,8 @@ class Results:
             out["migrations"] = self.migrations
         if self.maintenance is not None:
             out["maintenance"] = self.maintenance
+        if self.failures is not None:
+            out["failures"] = self.failures
         return out
 
     def write(self, out_dir: str | Path, *, csv: bool = True, force: bool = False) -> Path:
@@ -364,6 +399,11 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     if rec.failover is not None:
         features.add("failover")
         values.update(_failover_summary(rec.failover))
+    failures = None
+    if rec.failures is not None:
+        features.add("failures")
+        failures = _failures_frame(rec.failures)
+        values.update(_failures_summary(rec.failures, sc.duration_s, wl.vms["group"]))
     if ov is not None:
         features.add("overhead")
         values.update(_overhead_summary(rec.overhead, guest, dt_h))
@@ -376,4 +416,4 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
-                   migrations=migrations, maintenance=maintenance)
+                   migrations=migrations, maintenance=maintenance, failures=failures)

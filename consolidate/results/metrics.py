@@ -21,10 +21,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-FEATURES = ("always", "cloudsim_compat", "consolidation", "maintenance", "failover", "overhead")
+FEATURES = ("always", "cloudsim_compat", "consolidation", "maintenance", "failover", "failures", "overhead")
 FEATURE_LABELS = {"always": "always", "cloudsim_compat": "with `cloudsim_compat`",
                   "consolidation": "with consolidation", "maintenance": "with maintenance",
-                  "failover": "with failover VMs", "overhead": "with the overhead model"}
+                  "failover": "with failover VMs", "failures": "with failures",
+                  "overhead": "with the overhead model"}
 
 COMBINE_RULES = {
     "first": "the same in every part (identity, configuration, or the state at the start of the run)",
@@ -137,6 +138,18 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     _M("failover_service_gap_s_total", "s", "failover", "sum", "service gaps of VF unplugs and re-plugs, summed"),
     _M("failover_replugs", "count", "failover", "sum", "VFs given back to failover VMs"),
     _M("failover_waiting_at_end", "count", "failover", "last", "failover VMs still paravirtual at the end"),
+    _M("host_failures", "count", "failures", "sum", "host failures (a rack failure counts each of its hosts)"),
+    _M("vm_failures", "count", "failures", "sum", "VMs stopped by a failure of their host"),
+    _M("vm_failure_downtime_s_total", "s", "failures", "sum",
+       "from each VM's stop to its restart (or the end of the run), summed over VMs"),
+    _M("vms_waiting_for_restart_max", "count", "failures", "max",
+       "most VMs past their restart delay with no host to boot on at once"),
+    _M("failure_lost_mips_h", "MIPS-h", "failures", "sum",
+       "work failures cost: a stopped VM's whole interval, then its demand while down"),
+    _M("availability_min", "fraction", "failures", "min", "the least available VM's share of the run spent running"),
+    _M("availability_p50", "fraction", "failures", "recompute", "the median VM's share of the run spent running"),
+    _M("availability_min_<group>", "fraction", "failures", "min", "availability_min over one VM group's VMs"),
+    _M("availability_p50_<group>", "fraction", "failures", "recompute", "availability_p50 over one VM group's VMs"),
     _M("overhead_mips_h", "MIPS-h", "overhead", "sum", "virtualization overhead the VMs incur"),
     _M("backend_mips_h", "MIPS-h", "overhead", "sum", "host threads serving the VMs' I/O"),
     _M("virt_cpu_mips_h", "MIPS-h", "overhead", "sum", "overhead_mips_h + backend_mips_h"),

@@ -68,8 +68,9 @@ class VirtSpec(Model):
     mode: Literal["hw", "bt", "pv", "native"] | None = None
     paging: Literal["ept", "npt", "shadow"] | None = None
     features: dict[Literal["vpid", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple",
-                           "preemption_timer"], bool] = Field(
-        default_factory=dict, description="force a feature on (an error if the CPU lacks it) or off")
+                           "preemption_timer", "hv_remote_tlb_flush", "hv_synthetic_timers"], bool] = Field(
+        default_factory=dict, description="force a feature on (an error if the CPU or hypervisor lacks it) or off; "
+        "hv_* are Hyper-V enlightenments")
     io: IoSpec = Field(default_factory=IoSpec)
     host_page: Literal["4k", "2m", "1g"] | None = Field(default=None, description="page size backing guest memory")
     guest_page: Literal["4k", "2m"] | None = Field(default=None, description="page size the guest maps its "
@@ -189,6 +190,44 @@ class Drain(Model):
         return self
 
 
+class Lifetime(Model):
+    """A distribution of durations by its mean: exponential; Weibull with `shape` k (k < 1: failures cluster early,
+    a decreasing hazard, as Schroeder & Gibson measured between failures); lognormal with `shape` sigma (the
+    log's standard deviation, as repair times are distributed)."""
+
+    distribution: Literal["exponential", "weibull", "lognormal"] = "exponential"
+    mean_s: PosFloat
+    shape: PosFloat | None = Field(default=None, description="Weibull k or lognormal sigma (not for exponential)")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Lifetime":
+        if (self.distribution == "exponential") != (self.shape is None):
+            raise _fail(f"{self.distribution} takes {'no shape' if self.distribution == 'exponential' else 'a shape'} "
+                        f"(got shape {self.shape})")
+        return self
+
+
+class FailureProcess(Model):
+    """Hosts (of one type, or every host) or whole racks failing and being repaired, one renewal process each:
+    up for a time to failure, down for a time to repair, again."""
+
+    host_type: Name | None = Field(default=None, description="only hosts of this type (default: every host)")
+    time_to_failure: Lifetime
+    time_to_repair: Lifetime
+    source: str | None = Field(default=None, description="where the figures come from")
+
+
+class Failures(Model):
+    """Host and rack failures. Every draw comes from the scenario's seed, one stream per host and per rack, so a
+    host's failures do not change when others are added."""
+
+    hosts: list[FailureProcess] = Field(default_factory=list, description="independent host failures")
+    racks: list[FailureProcess] = Field(default_factory=list, description="correlated failures: a rack of "
+                                        "network.hosts_per_rack hosts (a power or top-of-rack domain) at once")
+    trace: str | None = Field(default=None, description="CSV file of failures: target (host or rack), index, "
+                              "start_s, end_s")
+
+
 class HostType(Model):
     """A physical server model. Power is an 11-point table (0%, 10%, ..., 100% CPU) or idle/max watts."""
 
@@ -286,6 +325,8 @@ class TraceSource(Model):
     native: str | None = None
     synthetic: Synthetic | None = None
     repeat: bool = Field(default=False, description="loop a trace shorter than duration_s instead of failing")
+    order: str | None = Field(default=None, description="with planetlab: a text file naming the day's trace files, "
+                              "one per line, in the order VMs get them (default: sorted by name)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TraceSource":
@@ -293,6 +334,8 @@ class TraceSource(Model):
         if len(given) != 1:
             raise _fail(f"give exactly one trace source (got {', '.join(given) if given else 'none'}, "
                         "expected one of planetlab, native, synthetic)")
+        if self.order is not None and self.planetlab is None:
+            raise _fail(f"order applies to planetlab traces only (got order with {given[0]})")
         return self
 
 
@@ -305,6 +348,8 @@ class VmGroup(Model):
     profile: Name = Field(default="generic", description="fills event and I/O columns the trace lacks "
                           "(generic, web, database, batch, hpc, idle_desktop, network_appliance)")
     virtualization: VirtSpec | None = None
+    restart_s: NonNegFloat = Field(default=60.0, description="high-availability restart: from a host failure to "
+                                   "the VM booting on another host (an assumption: boot of a server OS)")
     migration_policy: Literal["pinned", "cold", "failover"] = Field(
         default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated), "
         "cold (stopped, memory copied, started on a host with the same NIC model) or failover (SR-IOV only: the "
@@ -360,6 +405,7 @@ class Scenario(Model):
     migration: Migration = Field(default_factory=Migration)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
     maintenance: list[Drain] = Field(default_factory=list, description="maintenance drains")
+    failures: Failures | None = Field(default=None, description="host and rack failures (none when absent)")
     maintenance_baseline: bool = Field(
         default=True, description="also run the scenario without its drains (same seed) and report what they "
         "cost in energy and SLA (drain_impact_* in the summary); doubles the run time")

@@ -10,6 +10,7 @@ from pathlib import Path
 from consolidate import api
 from consolidate.errors import PlacementError, Problem, ScenarioError
 from consolidate.scenario.loader import read_mapping, set_path
+from consolidate.sweep.expand import derived_seed
 
 _OPS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
 _TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -17,9 +18,13 @@ _TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+
 
 @dataclass(frozen=True)
 class Trial:
+    """One value tried: the metric of its worst seed (NaN: the VMs did not fit), whether every seed met the
+    target, and each seed's metric (one with no repeats)."""
+
     value: int
     metric: float
     ok: bool
+    per_seed: tuple[float, ...] = ()
 
 
 def parse_target(text: str) -> tuple[str, str, float]:
@@ -48,10 +53,12 @@ def ceiling(start: int, low: int, high: int | None) -> int:
 
 
 def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: int = 1, high: int | None = None,
-         max_value: int | None = None, on_trial=None) -> tuple[int | None, list[Trial]]:
+         max_value: int | None = None, on_trial=None, repeats: int = 1) -> tuple[int | None, list[Trial]]:
     """Smallest value of `vary` in [low, max_value] whose run meets `target`, assuming more of it never hurts.
     Returns (value, or None when even max_value misses: the target is unreachable, the trials made in order).
-    `max_value` defaults to `ceiling(...)`; every run is checked against the memory it would need first."""
+    `max_value` defaults to `ceiling(...)`; every run is checked against the memory it would need first.
+    With `repeats` > 1 each value runs with that many seeds derived from the scenario's (as a sweep's repeats
+    are) and meets the target only if every seed does: random failures make the answer a distribution."""
     try:
         metric, op, bound = parse_target(target)
     except ValueError as exc:
@@ -72,25 +79,32 @@ def plan(scenario: str | Path, target: str, vary: str = "hosts.0.count", low: in
     trials: list[Trial] = []
     seen: dict[int, bool] = {}
 
+    seed = int(data.get("seed", 0))
+    seeds = [seed] if repeats <= 1 else [derived_seed(seed, r) for r in range(repeats)]
+    worst = min if op in (">=", ">") else max  # the seed furthest from meeting the target
+
     def ok(value: int) -> bool:
         if value in seen:
             return seen[value]
-        d = copy.deepcopy(data)
-        set_path(d, vary, value)
-        try:
-            res = api.run(api.load_scenario(d, base_dir=base))
-        except PlacementError:  # too little capacity for the VMs to even start: the target is missed
-            t = Trial(value, float("nan"), False)
-            trials.append(t)
-            seen[value] = False
-            if on_trial is not None:
-                on_trial(t)
-            return False
-        s = res.summary.iloc[0]
-        if metric not in s.index:
-            raise ScenarioError([Problem("--target", "", f"unknown metric (got {metric!r}, expected a summary "
-                                         f"column: {', '.join(s.index)})")])
-        t = Trial(value, float(s[metric]), bool(_OPS[op](float(s[metric]), bound)))
+        per_seed = []
+        for s_ in seeds:
+            d = copy.deepcopy(data)
+            set_path(d, vary, value)
+            d["seed"] = s_
+            try:
+                res = api.run(api.load_scenario(d, base_dir=base))
+            except PlacementError:  # too little capacity for the VMs to even start: the target is missed
+                per_seed = [float("nan")]
+                break
+            s = res.summary.iloc[0]
+            if metric not in s.index:
+                raise ScenarioError([Problem("--target", "", f"unknown metric (got {metric!r}, expected a summary "
+                                             f"column: {', '.join(s.index)})")])
+            per_seed.append(float(s[metric]))
+        if any(m != m for m in per_seed):
+            t = Trial(value, float("nan"), False, tuple(per_seed))
+        else:
+            t = Trial(value, worst(per_seed), all(_OPS[op](m, bound) for m in per_seed), tuple(per_seed))
         trials.append(t)
         seen[value] = t.ok
         if on_trial is not None:
