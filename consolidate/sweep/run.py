@@ -27,7 +27,8 @@ from pydantic import ValidationError
 
 from consolidate import api
 from consolidate.errors import Problem, ScenarioError
-from consolidate.results.metrics import HEADLINE_METRICS
+from consolidate.report.html import CSS, embed_png
+from consolidate.results.metrics import HEADLINE_METRICS, unit as metric_unit
 from consolidate.scenario.loader import problem_from_pydantic, read_mapping
 from consolidate.validation import load_scenario
 from consolidate.sweep.expand import RunSpec, SweepSpec, expand, run_key
@@ -204,49 +205,85 @@ def _table(runs: list[RunSpec], out_dir: Path) -> pd.DataFrame:
     return df.drop(columns=[c for c in ("wall_s",) if c in df.columns])  # timings differ run to run
 
 
+def _figure(size=(6.4, 3.6)):
+    from matplotlib.figure import Figure  # never pyplot: a notebook's backend is left alone
+
+    fig = Figure(figsize=size)
+    return fig, fig.subplots()
+
+
+def _label(col: str) -> str:
+    """An axis label with the column's unit, e.g. 'energy_kwh (kWh)'."""
+    try:
+        u = metric_unit(col)
+    except KeyError:
+        return col
+    return col if u in ("-", "count", "") else f"{col} ({'share' if u == 'fraction' else u})"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def _line_chart(ok: pd.DataFrame, spec, metric: str, path: Path) -> Path:
     """One metric against spec.x, a line per value of spec.series (means over repeats)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = _figure()
     groups = ok.groupby(spec.series, sort=False) if spec.series else [(None, ok)]
     for label, g in groups:
         line = g.groupby(spec.x)[metric].mean().sort_index()
         ax.plot(line.index, line.to_numpy(), "o-", label=str(label) if label is not None else None)
-    ax.set(xlabel=spec.xlabel or spec.x, ylabel=metric, title=spec.title or metric)
+    ax.set(xlabel=spec.xlabel or spec.x, ylabel=_label(metric), title=spec.title or metric)
     if spec.series:
         ax.legend(title=spec.series, fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def _tradeoff_chart(ok: pd.DataFrame, fields: list[str], path: Path) -> Path:
+    """Energy against unserved CPU demand, one point per run labelled by its swept values: the trade-off a
+    planner chooses on (lower left is better on both)."""
+    fig, ax = _figure((6.4, 4.2))
+    fields = [f for f in fields if f != "seed"]  # repeats differ only by seed: not a choice to label
+    by = next((f for f in fields if not pd.api.types.is_numeric_dtype(ok[f])), fields[0] if fields else None)
+    for value, g in (ok.groupby(by, sort=False) if by else [(None, ok)]):
+        ax.scatter(g["sla_unserved_fraction"] * 100, g["energy_kwh"], zorder=3,
+                   label=str(value) if by else None)
+    if len(ok) <= 12:  # few enough to name each point by its other swept values
+        rest = [f for f in fields if f != by]
+        for _, r in ok.iterrows():
+            ax.annotate(", ".join(f"{f.split('.')[-1]}={r[f]}" for f in rest)[:40],
+                        (r["sla_unserved_fraction"] * 100, r["energy_kwh"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    if by:
+        ax.legend(title=by, fontsize=7)
+    ax.set(xlabel="CPU demand unserved (%)", ylabel="energy (kWh)", title="Energy against SLA, one point per run")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
 
 
 def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str, plot_specs=()) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fields = [k for k in (runs[0].values if runs else {}) if k not in ("repeat",)]
     ok = table[table.status == "ok"]
     plots = []
     (out_dir / "plots").mkdir(exist_ok=True)
-    # the sweep's own charts replace the generic metric-by-field scatter plots
+    if {"energy_kwh", "sla_unserved_fraction"} <= set(ok.columns) and len(ok):
+        plots.append(_tradeoff_chart(ok, fields, out_dir / "plots" / "energy_vs_sla.png"))
+    # the sweep's own charts replace the generic metric-by-field plots
     for metric in [] if plot_specs else [m for m in METRICS if m in ok.columns]:
         for field in fields:
-            fig, ax = plt.subplots(figsize=(6, 3.2))
-            x = ok[field].astype(str) if ok[field].dtype == object else ok[field]
+            fig, ax = _figure()
+            text = not pd.api.types.is_numeric_dtype(ok[field])
+            x = ok[field].astype(str) if text else ok[field]
             ax.plot(x, ok[metric], "o")
-            ax.set(xlabel=field, ylabel=metric, title=f"{metric} by {field}")
+            ax.set(xlabel=field, ylabel=_label(metric), title=f"{metric} by {field}")
             ax.grid(alpha=0.3)
-            fig.autofmt_xdate(rotation=30) if ok[field].dtype == object else None
-            fig.tight_layout()
-            p = out_dir / "plots" / f"{metric}__{field.replace('.', '_')}.png"
-            fig.savefig(p, dpi=90)
-            plt.close(fig)
-            plots.append(p)
+            if text:  # category names are long: slanted, right-aligned under their tick
+                ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+                for t in ax.get_xticklabels():
+                    t.set_horizontalalignment("right")
+            plots.append(_save(fig, out_dir / "plots" / f"{metric}__{field.replace('.', '_')}.png"))
     notes, lines = [], []
     for i, spec_plot in enumerate(plot_specs):
         for metric in spec_plot.metrics:
@@ -257,16 +294,19 @@ def _report(table: pd.DataFrame, runs: list[RunSpec], out_dir: Path, name: str, 
     extra = [m for p in plot_specs for m in p.metrics if m in table.columns and m not in METRICS]
     shown = [c for c in ["run", *fields, "status", *[m for m in METRICS if m in table.columns],
                          *dict.fromkeys(extra), "error"] if c in table.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    head = "".join(f"<th>{html.escape(_label(c))}</th>" for c in shown)
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(f'{v:.6g}' if isinstance(v, float) else str(v))}</td>"
                                       for v in row) + "</tr>" for row in table[shown].itertuples(index=False))
-    imgs = "\n".join(f'<p><img src="plots/{p.name}" alt="{p.stem}"></p>' for p in [*lines, *plots])
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)} sweep</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd}"
-            "img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(name)} — sweep of {len(table)} runs</h1>"
+    imgs = "\n".join(embed_png(p, p.stem.replace("__", " by ").replace("_", " ")) for p in [*lines, *plots])
+    failed = int((table.status != "ok").sum())
+    banner = (f"<div class=warn><b>Warning:</b> {failed} of {len(table)} runs failed; their errors are in the "
+              "table.</div>" if failed else "")
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(name)} sweep</title>"
+            f"<style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(name)} — sweep of {len(table)} runs</h1>{banner}"
             + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in notes) +
-            f"<p>{(table.status == 'ok').sum()} finished, {(table.status != 'ok').sum()} failed. "
+            f"<p>{(table.status == 'ok').sum()} finished, {failed} failed. Swept: "
+            f"{html.escape(', '.join(fields) or 'nothing')}. "
             "Data: <a href='sweep.csv'>sweep.csv</a> · <a href='sweep.parquet'>sweep.parquet</a></p>"
             f"<table><tr>{head}</tr>{body}</table>{imgs}</body></html>")
-    (out_dir / "index.html").write_text(page)
+    _replace_file(out_dir / "index.html", lambda p: p.write_text(page))
