@@ -142,3 +142,43 @@ def test_resample_preserves_work_both_ways():
     np.testing.assert_allclose(fine, np.repeat(v, 3, axis=1))
     odd = resample(v, 300, 450, 16)  # misaligned grid: total work still equal
     np.testing.assert_allclose(odd.sum(axis=1) * 450, v.sum(axis=1) * 300)
+
+
+def _ordered(tiny, order: str) -> dict:
+    tiny["hosts"][0]["count"] = 4
+    tiny["vms"] = [{"name": "day", "type": "small", "trace": {"planetlab": "builtin:20110303", "order": order}}]
+    return tiny
+
+
+def test_planetlab_order_file_gives_vms_their_traces_in_its_order(tiny, write_yaml):
+    names, pct = planetlab.load_planetlab("builtin:20110303")
+    picked = [names[500], names[3], names[1000]]  # as `ls -U` might list them: not sorted
+    folder = write_yaml(_ordered(tiny, "order.txt")).parent
+    # a listing with the folder in front, a comment and a blank line
+    (folder / "order.txt").write_text(f"# ls -U\n20110303/{picked[0]}\n\n{picked[1]}\n{picked[2]}\n")
+    res = consolidate.run(folder / "scenario.yaml")
+    assert res.vms["name"].tolist() == picked
+    # each VM's first interval is its own file's first sample (300 s grid: one sample an interval)
+    first = res.vm_intervals[res.vm_intervals["time_s"] == 0].sort_values("vm")
+    np.testing.assert_allclose(first["cpu_demand_mips"].to_numpy(),
+                               pct[[500, 3, 1000], 0].astype(np.float32) / 100 * 1860, rtol=1e-6)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("nope\n", "row 1: no such trace in the day (got 'nope', expected a file name such as "),
+    ("{a}\n{a}\n", "row 2: trace named twice (got '{a}', also on row 1)"),
+    ("# nothing\n\n", "names no trace (expected one trace file name per line)"),
+])
+def test_planetlab_bad_order_file_is_a_one_line_error(tiny, write_yaml, text, message):
+    a = planetlab.load_planetlab("builtin:20110303")[0][0]
+    path = write_yaml(_ordered(tiny, "order.txt"))
+    (path.parent / "order.txt").write_text(text.format(a=a))
+    with pytest.raises(ScenarioError) as exc:
+        consolidate.run(path)
+    assert str(path.parent / "order.txt") in str(exc.value) and message.format(a=a) in str(exc.value)
+
+
+def test_order_is_for_planetlab_traces_only(tiny):
+    tiny["vms"][0]["trace"]["order"] = "order.txt"
+    with pytest.raises(ScenarioError, match=r"vms\.0\.trace: order applies to planetlab traces only"):
+        consolidate.load_scenario(tiny)

@@ -111,10 +111,47 @@ def load_planetlab(source: str, base_dir: Path | None = None) -> tuple[list[str]
     return read_planetlab_folder(path)
 
 
+def apply_order(names: list[str], pct: np.ndarray, order_file: Path) -> tuple[list[str], np.ndarray]:
+    """The day's traces in the order a list file names them (one trace file name per line; blank lines and
+    lines starting with # are skipped), e.g. the listing order of the folder CloudSim read (`ls -U`, as Java's
+    File.listFiles returns it), so a comparison gives each VM the same trace and type. Traces it does not name
+    are left out; a name the day lacks or a repeated one is an error."""
+    why = not_a_regular_file(order_file)
+    if why is not None:
+        raise TraceError(str(order_file), f"trace order file {why}")
+    if order_file.stat().st_size > MAX_FILE_BYTES:
+        raise TraceError(str(order_file), f"too large for a trace order file (expected at most {MAX_FILE_BYTES:,} "
+                         "bytes: one trace file name per line)")
+    try:
+        lines = order_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise TraceError(str(order_file), "not a text file (expected one trace file name per line)") from None
+    index = {nm: k for k, nm in enumerate(names)}
+    rows, seen = [], {}
+    for i, line in enumerate(lines, start=1):
+        nm = line.strip()
+        if not nm or nm.startswith("#"):
+            continue
+        nm = Path(nm).name  # `ls -U` of a folder, or a listing with the folder in front
+        if nm not in index:
+            raise TraceError(str(order_file), f"no such trace in the day (got {short(nm)}, expected a file name "
+                             f"such as {names[0]})", row=i)
+        if nm in seen:
+            raise TraceError(str(order_file), f"trace named twice (got {short(nm)}, also on row {seen[nm]})", row=i)
+        seen[nm] = i
+        rows.append(index[nm])
+    if not rows:
+        raise TraceError(str(order_file), "names no trace (expected one trace file name per line)")
+    return [names[k] for k in rows], pct[rows]
+
+
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
-    """Every VM of the day, in file-name order, as a fraction 0..1 per scenario interval."""
+    """Every VM of the day, in file-name order (or the group's `order` file's), as a fraction 0..1 per scenario
+    interval."""
     src = g.trace
     names, pct = load_planetlab(src.planetlab, sc.base_dir)
+    if src.order is not None:
+        names, pct = apply_order(names, pct, sc.base_dir / src.order)  # an absolute path stays itself
     labels = [f"{src.planetlab}/{nm}" for nm in names]
     # divided in float32, as the published results were: on a coarser grid the averages carry this rounding
     util = fit_to_grid(pct.astype(np.float32) / 100.0, INTERVAL_S, 0.0, sc, src.repeat, src.planetlab)

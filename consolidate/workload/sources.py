@@ -16,7 +16,7 @@ from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.resample import resample, samples_needed
 
 # TraceSource fields that tune a source rather than name one
-OPTIONS = frozenset({"repeat"})
+OPTIONS = frozenset({"repeat", "order"})
 
 
 class GroupTraces(NamedTuple):
