@@ -381,7 +381,8 @@ def catalog(kind: CatalogKind = typer.Argument(CatalogKind.hosts, help="what to 
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in r.values()))
-    out.print(table)
+    # piped (grep, less, a file): one line per row, never folded at 80 columns
+    (out if out.is_terminal else Console(width=100_000, no_color=True)).print(table)
 
 
 class MbFormat(str, Enum):

@@ -130,3 +130,24 @@ def test_progress_bar_appears_only_after_its_delay(tiny):
         assert "slow" in buf.getvalue()
     finally:
         cli.err = Console(stderr=True)
+
+
+def test_catalog_does_not_wrap_when_piped_and_no_color_is_honoured():
+    import os
+
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-m", "consolidate", "catalog", "cpus"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0
+    rows = [line for line in proc.stdout.splitlines() if "intel-haswell" in line]
+    assert len(rows) == 1 and "Haswell" in rows[0]  # name, part and sources on one line, however long
+    assert max(map(len, proc.stdout.splitlines())) > 200
+    assert "\x1b[" not in proc.stdout
+    forced = subprocess.run([sys.executable, "-m", "consolidate", "run", "--help"], capture_output=True, text=True,
+                            env={**env, "FORCE_COLOR": "1", "TERM": "xterm"}, timeout=60)
+    # NO_COLOR removes colour (bold may stay, as the convention allows) even where colour is forced
+    import re
+
+    assert forced.returncode == 0 and "Parquet" in forced.stdout
+    assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])(?:;[0-9;]*)?m", forced.stdout)
+    assert "<bool>" not in forced.stdout
