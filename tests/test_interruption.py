@@ -43,7 +43,8 @@ def _start_sweep(tmp_path):
     workers = []
     while time.monotonic() < deadline and len(workers) < 2:  # wait until both workers run
         time.sleep(0.2)
-        workers = [c.pid for c in psutil.Process(p.pid).children()]
+        # forked pool workers share the parent's command line (multiprocessing's resource tracker does not)
+        workers = [c.pid for c in psutil.Process(p.pid).children() if c.cmdline() == psutil.Process(p.pid).cmdline()]
     assert len(workers) == 2
     return p, workers
 
