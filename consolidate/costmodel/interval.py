@@ -99,6 +99,7 @@ class IntervalOverhead:
     io_demand: dict[str, np.ndarray]  # per I/O class (IO_CLASSES): operations per second asked for
     io_served: dict[str, np.ndarray]  # and carried by the path
     port_unserved_pps: np.ndarray  # network packets per second the VM's NIC port had no room for
+    interrupts_per_s: np.ndarray  # interrupts per second of the VM's directly assigned functions (moderated)
     reason_mips: np.ndarray  # (reasons + 1,) summed over VMs: exit-driven overhead by reason, 'software' last
 
 
@@ -157,14 +158,22 @@ def event_terms(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rat
 
 def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, event_rates: np.ndarray | EventTerms,
                       tlb_misses: np.ndarray | None, io_demand: list[np.ndarray], ws_per_s: np.ndarray,
-                      reason_idx: np.ndarray = ALL_REASONS, ports: Ports | None = None) -> IntervalOverhead:
+                      reason_idx: np.ndarray = ALL_REASONS, ports: Ports | None = None,
+                      util: np.ndarray | None = None) -> IntervalOverhead:
     """Overhead of every VM for one interval.
 
     cfg_idx: configuration per VM (-1 = unplaced: no overhead); event_rates: (VMs, PRICED_COLUMNS) per second
     per vCPU (with tlb_misses per second per vCPU), or their EventTerms already summed; io_demand: per I/O class
     of IO_CLASSES, the VM's demanded operations per second (packets, disk I/Os); ws_per_s: world switches per
     second (world_switches_per_s); reason_idx: the exit reasons (indices into REASONS) to report per VM, all by
-    default; ports: the NIC port of each VM's network traffic (None: ports are not limiting, as for sizing).
+    default; ports: the NIC port of each VM's network traffic (None: ports are not limiting, as for sizing);
+    util: each VM's CPU utilisation (0..1), the share of time its vCPU runs, for the posted interrupts that find it
+    blocked (None: always running).
+
+    A directly assigned NIC function raises min(served packets, its NIC's moderation limit) interrupts per second
+    (interrupts_per_s), each priced by coremodel.assigned_irq_cost; so its per-VM cost does not shrink as VMs
+    share a port's packets, and it grows with the VM count as Dong et al. (HPCA 2010) measured. It also costs the
+    host its fixed VF housekeeping (the mailbox) every second.
     """
     terms = event_rates if isinstance(event_rates, EventTerms) else \
         event_terms(t, cfg_idx, vcpus, event_rates, tlb_misses, reason_idx)
@@ -186,14 +195,24 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
         served[j] = np.minimum(port_share(before, ports), before)
         port_lost = before - served[j]
 
-    def per_op(cost: str) -> np.ndarray:
-        """Cycles per second of one per-operation cost, summed over the I/O classes."""
-        return sum(s * getattr(tab, cost)[c] for s, tab in zip(served, t.io))
+    # interrupts of directly assigned functions: one per packet until the NIC's moderation caps them
+    irqs = [np.where(np.isfinite(tab.irq_max[c]), np.minimum(s, tab.irq_max[c]), 0.0) * placed for s, tab in
+            zip(served, t.io)]
+    blocked = 0.0 if util is None else np.clip(1.0 - util, 0.0, 1.0)
+
+    def per_op(cost: str, irq_cost: str | None = None) -> np.ndarray:
+        """Cycles per second of one per-operation cost (and its per-interrupt part), summed over the I/O classes."""
+        out = sum(s * getattr(tab, cost)[c] for s, tab in zip(served, t.io))
+        if irq_cost:
+            out = out + sum(q * getattr(tab, irq_cost)[c] for q, tab in zip(irqs, t.io))
+        return out
 
     ws = ws_per_s * t.ws_cycles[c]
     ws_refill = ws_per_s * t.ws_refill[c]
-    io_exit, io_refill = per_op("exit_cycles"), per_op("refill_cycles")
+    io_exit, io_refill = per_op("exit_cycles", "irq_cycles"), per_op("refill_cycles", "irq_refill")
     io_driver, backend = per_op("driver_extra_cycles"), per_op("backend_cycles")
+    backend = backend + sum(q * blocked * tab.irq_blocked_cycles[c] + placed * tab.fixed_host_cycles[c]
+                            for q, tab in zip(irqs, t.io))
 
     gate = np.where(live, to_mips, 0.0)  # native or unplaced VMs carry exactly zero
     comp = {
@@ -210,14 +229,17 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     exits = terms.exits
     n_cfg = len(t.configs)
     counts, cyc = 0.0, 0.0  # per configuration: I/O exits by reason (C, R), their cycles (C,)
-    for s, tab in zip(served, t.io):
-        op_live = s * live_f
-        x = tab.exits[:, reason_idx]  # slice the small table first
-        if x.any():
-            exits = exits + op_live[:, None] * x[c]
-        by_cfg = np.bincount(c, weights=op_live, minlength=n_cfg)
-        counts = counts + by_cfg[:, None] * tab.exits
-        cyc = cyc + by_cfg * tab.exit_cycles
+    for s, q, tab in zip(served, irqs, t.io):
+        for ops, ex, ex_cyc in ((s, tab.exits, tab.exit_cycles), (q, tab.irq_exits, tab.irq_cycles)):
+            if ex is tab.irq_exits and not ex.any():
+                continue
+            op_live = ops * live_f
+            x = ex[:, reason_idx]  # slice the small table first
+            if x.any():
+                exits = exits + op_live[:, None] * x[c]
+            by_cfg = np.bincount(c, weights=op_live, minlength=n_cfg)
+            counts = counts + by_cfg[:, None] * ex
+            cyc = cyc + by_cfg * ex_cyc
     # I/O exits and interrupt deliveries, attributed to their reasons by their exit counts
     cyc = cyc * t.cycles_to_mips
     total = counts.sum(axis=1)
@@ -225,15 +247,16 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     reason = terms.reason_cycles.copy()
     reason[:-1] += (share * cyc[:, None]).sum(axis=0)
     flushes = terms.flushes
-    for s, tab in zip(served, t.io):
-        flushes = flushes + s * tab.flushes[c]
+    for s, q, tab in zip(served, irqs, t.io):
+        flushes = flushes + s * tab.flushes[c] + q * tab.irq_flushes[c]
     flushes = flushes + ws_per_s * t.ws_flushes[c]
     return IntervalOverhead(
         overhead_mips=overhead, backend_mips=comp["io_backend"], components_mips=comp, exits_per_s=exits,
         tlb_flushes_per_s=np.where(live, flushes, 0.0), world_switches_per_s=np.where(live, ws_per_s, 0.0),
         io_demand={k.name: d for k, d in zip(IO_CLASSES, io_demand)},
         io_served={k.name: np.where(placed, s, 0.0) for k, s in zip(IO_CLASSES, served)},
-        port_unserved_pps=np.where(placed, port_lost, 0.0), reason_mips=reason)
+        port_unserved_pps=np.where(placed, port_lost, 0.0), interrupts_per_s=sum(irqs) * live_f,
+        reason_mips=reason)
 
 
 def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> IntervalOverhead:
@@ -257,4 +280,5 @@ def blend(a: IntervalOverhead, b: IntervalOverhead, share: np.ndarray) -> Interv
         io_demand={k: mix(a.io_demand[k], b.io_demand[k]) for k in a.io_demand},
         io_served={k: mix(a.io_served[k], b.io_served[k]) for k in a.io_served},
         port_unserved_pps=mix(a.port_unserved_pps, b.port_unserved_pps),
+        interrupts_per_s=mix(a.interrupts_per_s, b.interrupts_per_s),
         reason_mips=a.reason_mips + weight * (b.reason_mips - a.reason_mips))

@@ -174,7 +174,7 @@ class OverheadModel:
         ws = world_switches_per_s(util, self.vcpus, vm_host, host_cores, halts, self.timeslice_s) \
             if with_world_switches else np.zeros(len(util))
         ports = self.ports(cfg, vm_host, host_type, rx_share)
-        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, io, ws, self.active_reasons, ports)
+        return interval_overhead(self.tables, cfg, self.vcpus, terms, None, io, ws, self.active_reasons, ports, util)
 
     def ports(self, cfg: np.ndarray, vm_host: np.ndarray, host_type: np.ndarray, rx_share: np.ndarray) -> Ports:
         """The NIC port each VM's network traffic leaves through (see docs/io-and-migration.md): paravirtual

@@ -12,7 +12,8 @@ import numpy as np
 from consolidate.costmodel.config import Resolved
 from consolidate.hardware import catalog as cat
 from consolidate.hardware import coremodel as cm
-from consolidate.hardware.assignment import IO_CLASSES, IoClass
+from consolidate.hardware.assignment import IO_CLASSES, POOL_OF_PATH, PORT, VF, IoClass
+from consolidate.scenario.model import HostType
 from consolidate.workload.profiles import EVENT_COLUMNS
 
 # trace column -> core-model guest event (tlb_misses_per_s is priced as extra page-walk cycles instead)
@@ -47,6 +48,15 @@ class IoTable:
     exits: np.ndarray  # (C, R)
     cap: np.ndarray  # (C,) packets (or I/Os) per second
     path: tuple[str, ...]  # (C,) path name
+    # A directly assigned NIC function raises interrupts as its moderation allows: min(packets, irq_max) per second
+    # per VM (irq_max inf: the path's own batching, already in the per-packet figures above). Per interrupt:
+    irq_max: np.ndarray  # (C,) interrupts per second at most (the host type's NIC's, or inf)
+    irq_cycles: np.ndarray  # (C,) guest cycles (coremodel.assigned_irq_cost)
+    irq_refill: np.ndarray  # (C,) the TLB refill part of irq_cycles
+    irq_flushes: np.ndarray  # (C,)
+    irq_exits: np.ndarray  # (C, R)
+    irq_blocked_cycles: np.ndarray  # (C,) host cycles of one posted interrupt to a blocked vCPU
+    fixed_host_cycles: np.ndarray  # (C,) host cycles per second per VM of an assigned function (VF mailbox)
 
 
 @dataclass(frozen=True)
@@ -77,28 +87,59 @@ class CostTables:
 
     @property
     def io_exits_any(self) -> np.ndarray:
-        """(R,) exits per operation summed over every I/O class and configuration (which reasons can occur)."""
-        return sum(tab.exits.sum(axis=0) for tab in self.io)
+        """(R,) exits per operation (or interrupt) summed over every I/O class and configuration (which reasons can
+        occur)."""
+        return sum(tab.exits.sum(axis=0) + tab.irq_exits.sum(axis=0) for tab in self.io)
+
+
+def nic_irq_max(host_type: HostType) -> float:
+    """Interrupts per second one vector of the host type's NIC raises at most (its first NIC whose moderation is
+    known, the host type's override first); inf when no NIC says."""
+    nics = cat.nics()
+    for n in host_type.nics:
+        rate = n.max_interrupts_per_s or nics[n.model].max_interrupts_per_s
+        if rate:
+            return float(rate)
+    return np.inf
 
 
 def _io_table(configs: list[Resolved], io_class: IoClass) -> IoTable:
     paths = cat.io_paths()
     native_driver = paths[io_class.native_path].guest_cycles_per_packet
-    rows = []
+    rows, irq = [], []
+    hk = cat.vf_housekeeping()
     for r in configs:
         name = r.path(io_class.name)
         path = paths[name]
         if r.config.mode == "native":
             rows.append((0.0, 0.0, 0.0, 0.0, 0.0, {}, np.inf, name, 0.0))
+            irq.append((np.inf, 0.0, 0.0, 0.0, {}, 0.0, 0.0))
             continue
-        c = cm.io_cost(path, r.cpu, r.hypervisor, r.config, line_rate_bps=r.host_type.network_bps)
+        eff = cm.effective(r.cpu, r.hypervisor, r.config)
+        assigned = io_class.name == "net" and POOL_OF_PATH.get(name, -1) in (PORT, VF)
+        irq_max = nic_irq_max(r.host_type) if assigned and eff.mode == "hw" else np.inf
+        coalesced = bool(np.isfinite(irq_max))
+        c = cm.io_cost(path, r.cpu, r.hypervisor, r.config, line_rate_bps=r.host_type.network_bps,
+                       interrupts=not coalesced)
+        if coalesced:
+            ic = cm.assigned_irq_cost(r.cpu, r.hypervisor, r.config, eff)
+            irq.append((irq_max, ic.cycles, ic.refill_cycles, ic.flushes, ic.exits,
+                        cm.posted_wakeup_cycles(r.cpu, r.hypervisor, r.config, eff),
+                        hk.mailbox_messages_per_s * hk.host_cycles_per_message))
+        else:
+            irq.append((np.inf, 0.0, 0.0, 0.0, {}, 0.0,
+                        hk.mailbox_messages_per_s * hk.host_cycles_per_message if assigned else 0.0))
         extra = max(0.0, (path.guest_cycles_per_packet - native_driver) * cm.io_scale(r.cpu))
         rows.append((c.exit_cycles, extra, c.backend_cycles, c.refill_cycles, c.flushes, c.exits, c.cap_pps, name,
                      c.guest_cycles))
     exits = np.array([[row[5].get(rr, 0.0) for rr in REASONS] for row in rows]).reshape(len(rows), len(REASONS))
     col = lambda i: np.array([row[i] for row in rows], dtype=np.float64)  # noqa: E731
+    icol = lambda i: np.array([row[i] for row in irq], dtype=np.float64)  # noqa: E731
+    irq_exits = np.array([[row[4].get(rr, 0.0) for rr in REASONS] for row in irq]).reshape(len(irq), len(REASONS))
     return IoTable(guest_cycles=col(8), exit_cycles=col(0), driver_extra_cycles=col(1), backend_cycles=col(2), refill_cycles=col(3),
-                   flushes=col(4), exits=exits, cap=col(6), path=tuple(row[7] for row in rows))
+                   flushes=col(4), exits=exits, cap=col(6), path=tuple(row[7] for row in rows),
+                   irq_max=icol(0), irq_cycles=icol(1), irq_refill=icol(2), irq_flushes=icol(3), irq_exits=irq_exits,
+                   irq_blocked_cycles=icol(5), fixed_host_cycles=icol(6))
 
 
 def build_tables(configs: list[Resolved]) -> CostTables:

@@ -69,7 +69,8 @@ class Migrations:
         self.flows = None
         if self.m.model == "precopy":
             bps = [hosts.types[t].network_bps for t in hosts.host_type]
-            self.flows = Flows(env, Network(build_topology(sc.network, bps)), self.m.bandwidth_share)
+            self.flows = Flows(env, Network(build_topology(sc.network, bps)), self.m.bandwidth_share,
+                               sc.network.sharing)
         self.host_bps = np.array([t.network_bps for t in hosts.types])[hosts.host_type]
         self._sc = sc  # each VM's hypervisor (its group's, else its host type's) sets its switch-over
         # the fixed model counts memory in MiB like the rest, except when it reproduces CloudSim's arithmetic

@@ -98,6 +98,9 @@ class Nic:
     ports: int
     vfs_per_port: int
     sources: dict[str, dict[str, str]] = field(repr=False)
+    # interrupt moderation: the most interrupts one vector (a VF's queue pair, a port's) raises per second under
+    # sustained traffic; below it every packet interrupts (None: not known, the I/O path's own batching applies)
+    max_interrupts_per_s: float | None = None
 
     @property
     def vfs_total(self) -> int:
@@ -221,6 +224,23 @@ def migration_figures(hypervisor: str | None) -> MigrationFigures:
                             scan_bytes_per_s=float(hv["scan_bytes_per_s"]))
 
 
+@dataclass(frozen=True)
+class VfHousekeeping:
+    """Per-VM host work of a directly assigned network function whatever its traffic (devices.yaml `vf_housekeeping`):
+    VF-to-PF mailbox messages per second and the host cycles the PF driver spends on each."""
+
+    mailbox_messages_per_s: float
+    host_cycles_per_message: float
+
+
+@lru_cache(maxsize=1)
+def vf_housekeeping() -> VfHousekeeping:
+    """The fixed host-side work of one assigned network function."""
+    d = _data("devices.yaml")["vf_housekeeping"]
+    return VfHousekeeping(mailbox_messages_per_s=float(d["mailbox_messages_per_s"]),
+                          host_cycles_per_message=float(d["host_cycles_per_message"]))
+
+
 @lru_cache(maxsize=1)
 def packet_bytes() -> float:
     """Bytes one network packet of the I/O paths' default size takes on the wire (devices.yaml `packet`)."""
@@ -284,6 +304,7 @@ def missing_sources() -> list[str]:
             problems.append(f"hypervisors.yaml:exit_reasons:{name}: handler_cycles needs a reason")
     d = _data("devices.yaml")
     check("devices.yaml", "packet", d["packet"])
+    check("devices.yaml", "vf_housekeeping", d["vf_housekeeping"])
     check("devices.yaml", "migration.stream", d["migration"]["stream"])
     for name, e in d["migration"]["hypervisors"].items():
         check("devices.yaml", f"migration.{name}", e)

@@ -89,6 +89,9 @@ class VirtConfig:
     invlpg_share, PTE writes followed by an INVLPG; shared_share, the share of the working set every address
     space maps (a shared buffer pool: each process has its own page tables, so its own shadows, for it).
     nested_tlb: a nested TLB / 2D page-walk cache.
+    eli: exitless interrupts (ELI, Gordon et al. ASPLOS 2012), a software technique of the hypervisor, off unless
+    asked for: a directly assigned device's interrupts reach the guest through a shadow IDT and are completed by
+    its own x2APIC EOI write, with no exit (hw mode only; posted interrupts make it moot where in force).
     """
 
     mode: Mode = "hw"
@@ -114,6 +117,7 @@ class VirtConfig:
     invlpg_share: float = 0.0
     shared_share: float = 0.0
     nested_tlb: bool = False
+    eli: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ def effective(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig) -> Effective:
     else:
         nested = cpu.has("ept") and hv.uses.get("ept", False)
     feats["ept"] = nested
+    feats["eli"] = bool(cfg.eli) and cfg.mode == "hw"
     shadow = cfg.mode in ("hw", "bt") and not nested
     return Effective(mode=cfg.mode, nested=nested, shadow=shadow, features=feats)
 
@@ -514,7 +519,10 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
         return _bt_steps(event, hv, cfg, k)
     eoi = [] if eff.on("apicv") else [_x("apic_access", emulate=True)]
     posted = eff.on("posted_interrupts") and eff.on("apicv")
-    deliver = [] if posted else [_x("external_interrupt")]
+    # under ELI every physical interrupt that is not the assigned device's meets a non-present shadow-IDT entry:
+    # the #NP exception exit's handler comes on top of the host's interrupt handling (ELI's own cost)
+    eli_np = [_c(eli_np_cycles(cpu, hv), "ELI #NP exception")] if eli_in_force(eff) else []
+    deliver = [] if posted else [_x("external_interrupt")] + eli_np
     inject = [] if posted else [_c(hv.inject_cycles * k, "inject")]  # the CPU delivers a posted interrupt itself
     if event in ("cr3_write", "page_fault", "pte_write"):
         return _shadow_steps(event, hv, cfg, k) if eff.shadow else []
@@ -522,7 +530,7 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
         return []
     if event == "timer_irq":
         fire = [_x("preemption_timer")] if eff.on("preemption_timer") else \
-            [_x("external_interrupt"), _c(hv.hrtimer_callback_cycles * k, "hrtimer callback")]
+            [_x("external_interrupt")] + eli_np + [_c(hv.hrtimer_callback_cycles * k, "hrtimer callback")]
         # a synthetic timer (Hyper-V) is armed by a synthetic MSR write and delivered through the SynIC with
         # auto-EOI: no EOI write to the emulated APIC
         eoi_t = [] if eff.on("hv_synthetic_timers") else eoi
@@ -557,6 +565,37 @@ def event_steps(event: str, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig,
             return [_c(hv.ple_window_cycles, "spin until the PLE window"), _x("pause")]
         return [_c(hv.lock_holder_wait_cycles, "spin until descheduled")]
     raise AssertionError(event)
+
+
+def eli_in_force(eff: Effective) -> bool:
+    """ELI delivers the assigned device's interrupts (it is moot where posted interrupts already do)."""
+    return eff.on("eli") and not (eff.on("posted_interrupts") and eff.on("apicv"))
+
+
+def eli_np_cycles(cpu: Cpu, hv: Hypervisor) -> float:
+    """ELI's own cost per interrupt that is not the assigned device's: the handler of the #NP exception exit
+    (exit_reasons exception_nmi) added to the host's usual handling, software-scaled."""
+    return exit_reasons()["exception_nmi"]["handler_cycles"] * hv.handler_scale * software_scale(cpu, hv)
+
+
+def assigned_irq_cost(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, eff: Effective | None = None) -> EventCost:
+    """What one interrupt of a directly assigned function (a VF or a whole port, its MSI-X vector) costs the
+    guest's vCPU beyond native: with posted interrupts (APICv + posted, VT-d posting) or ELI nothing, the guest
+    takes it like bare metal; otherwise an external-interrupt exit, the injection and an EOI exit (device_irq)."""
+    eff = eff or effective(cpu, hv, cfg)
+    if eff.mode == "native" or eli_in_force(eff) or (eff.on("posted_interrupts") and eff.on("apicv")):
+        return EventCost(cycles=0.0, exits={})
+    return steps_cost(event_steps("device_irq", cpu, hv, cfg, eff), cpu, hv, cfg, eff)
+
+
+def posted_wakeup_cycles(cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, eff: Effective | None = None) -> float:
+    """Host cycles when a posted interrupt finds its vCPU blocked (halted or descheduled): the IOMMU raises the
+    wake-up notification vector in the host, whose handler wakes the vCPU (the external_interrupt handler, with no
+    VM exit round trip): the cost posted interrupts keep. 0 where posting is not in force."""
+    eff = eff or effective(cpu, hv, cfg)
+    if eff.mode != "hw" or not (eff.on("posted_interrupts") and eff.on("apicv")):
+        return 0.0
+    return exit_reasons()["external_interrupt"]["handler_cycles"] * hv.handler_scale * software_scale(cpu, hv)
 
 
 def host_device_switch_cycles(hv: Hypervisor) -> float:
@@ -698,13 +737,15 @@ ETHERNET_OVERHEAD_BYTES = 38  # preamble, start delimiter, header, FCS and inter
 
 
 def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, line_rate_bps: float = 10e9,
-            packet_bytes: int = 1500) -> IoCost:
+            packet_bytes: int = 1500, interrupts: bool = True) -> IoCost:
     """Per-packet cost and throughput cap of an I/O path (see devices.yaml for the per-path figures).
 
     Exits per packet = exits per batch / batch, each priced by the exit model (so user-space exits pay the
     user-space round trip); interrupts cost delivery exits unless posted interrupts and APICv remove them.
     The cap is the slower of the backend thread (its cycles per packet against one core's clock) and the
-    wire (line rate, less the DMA time IOMMU walks add on IOTLB misses).
+    wire (line rate, less the DMA time IOMMU walks add on IOTLB misses). A path through the IOMMU (a directly
+    assigned device) takes its interrupts as assigned_irq_cost prices them (posted, ELI or exits).
+    interrupts=False leaves interrupts out (the caller prices them per interrupt, from the NIC's moderation).
     """
     eff = effective(cpu, hv, cfg)
     exits: dict[str, float] = {}
@@ -723,17 +764,19 @@ def io_cost(path: IoPath, cpu: Cpu, hv: Hypervisor | None, cfg: VirtConfig, *, l
             guest += per * exit_cost_cycles(reason, cpu, hv, cfg, user_space=path.user_space,
                                             emulate=path.user_space, eff=eff)
             flushes += per
-        irq = steps_cost(event_steps("device_irq", cpu, hv, cfg, eff), cpu, hv, cfg, eff)
+        ipp = path.interrupts_per_packet if interrupts else 0.0
+        irq = assigned_irq_cost(cpu, hv, cfg, eff) if path.iotlb_miss_rate else \
+            steps_cost(event_steps("device_irq", cpu, hv, cfg, eff), cpu, hv, cfg, eff)
         for r, n in irq.exits.items():
-            exits[r] = exits.get(r, 0.0) + n * path.interrupts_per_packet
-        guest += path.interrupts_per_packet * irq.cycles
-        flushes += path.interrupts_per_packet * irq.flushes
+            exits[r] = exits.get(r, 0.0) + n * ipp
+        guest += ipp * irq.cycles
+        flushes += ipp * irq.flushes
     elif eff.mode in ("bt", "pv"):
         # a BT monitor emulates an in-kernel-class device itself; a device model in the host costs a world switch
         for s in event_steps("io_port_user" if path.user_space else "io_port", cpu, hv, cfg, eff):
             guest += sum(path.exits_per_batch.values()) / path.batch * s.cycles
         for s in event_steps("device_irq", cpu, hv, cfg, eff):
-            guest += path.interrupts_per_packet * s.cycles
+            guest += (path.interrupts_per_packet if interrupts else 0.0) * s.cycles
     wire_pps = line_rate_bps / ((packet_bytes + ETHERNET_OVERHEAD_BYTES) * 8)
     if path.iotlb_miss_rate:
         wire_pps = 1.0 / (1.0 / wire_pps + path.iotlb_miss_rate * path.iotlb_miss_ns * 1e-9)

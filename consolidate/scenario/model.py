@@ -68,9 +68,9 @@ class VirtSpec(Model):
     mode: Literal["hw", "bt", "pv", "native"] | None = None
     paging: Literal["ept", "npt", "shadow"] | None = None
     features: dict[Literal["vpid", "apicv", "posted_interrupts", "tpr_shadow", "vmcs_shadowing", "ple",
-                           "preemption_timer", "hv_remote_tlb_flush", "hv_synthetic_timers"], bool] = Field(
+                           "preemption_timer", "hv_remote_tlb_flush", "hv_synthetic_timers", "eli"], bool] = Field(
         default_factory=dict, description="force a feature on (an error if the CPU or hypervisor lacks it) or off; "
-        "hv_* are Hyper-V enlightenments")
+        "hv_* are Hyper-V enlightenments; eli: exitless interrupts for directly assigned devices (off by default)")
     io: IoSpec = Field(default_factory=IoSpec)
     host_page: Literal["4k", "2m", "1g"] | None = Field(default=None, description="page size backing guest memory")
     guest_page: Literal["4k", "2m"] | None = Field(default=None, description="page size the guest maps its "
@@ -151,8 +151,17 @@ class NetworkSpec(Model):
     uplink_bps: PosFloat = 40e9
     k: Annotated[Int, Field(ge=2)] | None = Field(default=None, description="fat-tree arity (even)")
     link_bps: PosFloat = 10e9
-    links: list[tuple[str, str, PosFloat]] | None = Field(
-        default=None, description="graph topology: [node, node, capacity_bps] with hosts named h0, h1, ...")
+    links: list[tuple[str, str, PosFloat] | tuple[str, str, PosFloat, NonNegFloat]] | None = Field(
+        default=None, description="graph topology: [node, node, capacity_bps] or [node, node, capacity_bps, "
+        "latency_s] with hosts named h0, h1, ...")
+    link_latency_s: NonNegFloat = Field(default=0.0, description="one-way latency of every host link (and of a "
+                                        "graph link that gives none)")
+    uplink_latency_s: NonNegFloat = Field(default=0.0, description="one-way latency of switch-to-switch links "
+                                          "(leaf-spine, fat-tree)")
+    sharing: Literal["maxmin", "lv08"] = Field(
+        default="maxmin", description="how migrations share links: maxmin (equal shares at every bottleneck, the "
+        "default) or lv08 (SimGrid's LV08: shares weighted by route latency and bandwidth, latency and bandwidth "
+        "factors, TCP window bound; docs/io-and-migration.md)")
 
 
 class NicSpec(Model):
@@ -163,6 +172,9 @@ class NicSpec(Model):
     vfs_per_port: Annotated[Int, Field(ge=0)] | None = Field(
         default=None, description="VFs enabled per port (sriov_numvfs), at most the model's maximum; "
         "default: the maximum")
+    max_interrupts_per_s: PosFloat | None = Field(
+        default=None, description="interrupt moderation: most interrupts per second one vector (a VF's, a port's) "
+        "raises under load (ethtool -C rx-usecs U gives 1e6/U); default: the model's driver default")
 
 
 class NvmeSpec(Model):
