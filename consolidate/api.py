@@ -143,7 +143,10 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
     hosts = HostTable.from_scenario(sc)
     om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
     vm_host = initial_placement(sc, wl, hosts, om)
-    rec = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om).run()
+    dc = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om)
+    if om is not None and dc.migrations is not None:
+        om.port_load = dc.migrations.port_load  # migration streams take port capacity from the VMs' packets
+    rec = dc.run()
     res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version())
     res.started_at = started_at  # for run.json
     if sc.maintenance and sc.maintenance_baseline:

@@ -78,3 +78,46 @@ def test_maxmin_gives_small_demands_in_full_and_splits_the_rest():
                   packet_bits=8000.0)
     # one VM only sends, the other only receives: both directions carry a full 1 Gbit/s
     assert port_share(np.array([2e5, 2e5]), ports).tolist() == pytest.approx([1.25e5, 1.25e5])
+
+
+def test_migration_streams_take_port_capacity_from_the_vms():
+    """A port's line rate less what migrations send or receive through it is what its VMs' packets share."""
+    ports = Ports(vm_port=np.array([0, 0, 1]), capacity_bps=np.array([10e9, 10e9]), rx_share=np.array([0.0, 0.0, 1.0]),
+                  packet_bits=WIRE_BITS, taken_bps=np.array([[0.0, 5e9], [2e9, 0.0]]))
+    got = port_share(np.array([4, 4, 9]) * GBPS_PPS, ports) / GBPS_PPS
+    np.testing.assert_allclose(got, [2.5, 2.5, 8.0])  # 5 Gbit/s sent left on port 0, 8 received on port 1
+
+
+def test_vm_packets_get_less_while_a_migration_leaves_their_host(tmp_path):
+    """Two VMs sending 0.4 Gbit/s each through their host's 1 GbE port; the host is drained between two interval
+    starts, so its pre-copy streams (half the link, migration.bandwidth_share) are in flight when the next interval
+    is priced: the VMs' 0.8 Gbit/s get the 0.5 Gbit/s left."""
+    trace = pd.DataFrame({"time_s": [0, 300], "cpu_util": [0.2, 0.2], "net_tx_pps": [0.4 * GBPS_PPS] * 2,
+                          "net_rx_pps": [0.0, 0.0]})
+    trace.to_csv(tmp_path / "t.csv", index=False)
+
+    def run(model: str):
+        sc = copy.deepcopy(TINY)
+        host = {"name": "srv", "cores": 16, "mips_per_core": 2500, "memory_mb": 32768, "network_bps": 1e9,
+                "power_idle_w": 100, "power_max_w": 300, "cpu": "intel-skylake-sp"}
+        sc |= {"host_types": [host], "hosts": [{"type": "srv", "count": 2}], "duration_s": 1200, "interval_s": 300,
+               "overhead": {"enabled": True}, "placement": "first-fit",
+               "migration": {"model": model, "costs": "ideal", "dirty_pages_per_s_at_full_load": 0}
+               if model == "precopy" else {"model": model},
+               "maintenance": [{"at_s": 550, "hosts": [0]}],
+               "vm_types": [{"name": "v", "vcpus": 2, "mips_per_vcpu": 1000, "memory_mb": 8192}],
+               "vms": [{"name": "net", "count": 2, "type": "v",
+                        "trace": {"native": str(tmp_path / "t.csv"), "repeat": True},
+                        "virtualization": {"io": {"net": "vhost"}}}]}
+        res = consolidate.run(sc)
+        vi = res.vm_intervals
+        return res, vi[vi.time_s == 600]["net_pps_unserved"].sum() / GBPS_PPS
+
+    res, lost = run("precopy")
+    mig = res.migrations
+    assert len(mig) == 2 and (mig.start_s < 600).all() and (mig.end_s > 600).all()  # in flight at the tick
+    assert lost == pytest.approx(0.3, rel=1e-6)
+    vi = res.vm_intervals
+    assert vi[vi.time_s == 900]["net_pps_unserved"].sum() == 0.0  # both done by then: the port is the VMs' again
+    _, lost_fixed = run("fixed")  # CloudSim's fixed delay sends nothing over the network
+    assert lost_fixed == 0.0

@@ -33,12 +33,14 @@ class Ports:
 
     vm_port: (VMs,) port index (-1: none, e.g. unplaced); capacity_bps: (ports,) line rate in each direction;
     rx_share: (VMs,) share of the VM's packets that are received (the rest are sent); packet_bits: bits per packet
-    on the wire, to turn packets per second into bits per second."""
+    on the wire, to turn packets per second into bits per second; taken_bps: (ports, 2) bits/s already taken in
+    each direction (received, sent) by other traffic, live migrations' streams (None: nothing)."""
 
     vm_port: np.ndarray
     capacity_bps: np.ndarray
     rx_share: np.ndarray
     packet_bits: float
+    taken_bps: np.ndarray | None = None
 
 
 def maxmin_fill(demand: np.ndarray, group: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -79,10 +81,14 @@ def maxmin_fill(demand: np.ndarray, group: np.ndarray, capacity: np.ndarray) -> 
 
 def port_share(served_pps: np.ndarray, ports: Ports) -> np.ndarray:
     """Packets per second each VM gets through its port: received and sent packets (split by rx_share) shared
-    max-min over the port's line rate in their direction."""
+    max-min over what the port's line rate leaves in their direction (less what migrations take)."""
     bits = served_pps * ports.packet_bits
-    rx = maxmin_fill(bits * ports.rx_share, ports.vm_port, ports.capacity_bps)
-    tx = maxmin_fill(bits * (1.0 - ports.rx_share), ports.vm_port, ports.capacity_bps)
+    cap_rx = cap_tx = ports.capacity_bps
+    if ports.taken_bps is not None:
+        cap_rx = np.maximum(ports.capacity_bps - ports.taken_bps[:, 0], 0.0)
+        cap_tx = np.maximum(ports.capacity_bps - ports.taken_bps[:, 1], 0.0)
+    rx = maxmin_fill(bits * ports.rx_share, ports.vm_port, cap_rx)
+    tx = maxmin_fill(bits * (1.0 - ports.rx_share), ports.vm_port, cap_tx)
     return np.where(ports.vm_port >= 0, (rx + tx) / ports.packet_bits, served_pps)
 
 

@@ -2,6 +2,8 @@
 type, its event and I/O rates in each interval (trace columns where given, its profile elsewhere)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from consolidate.costmodel.config import resolve
@@ -78,6 +80,9 @@ class OverheadModel:
         self._cfg_pool = np.array([POOL_OF_PATH.get(p, -1) for p in t.io[NET_CLASS].path], dtype=np.int64)
         self._packet_bits = cat.packet_bytes() * 8.0
         self._port_layout = None
+        # live migrations' streams leave through each host's port 0: the engine sets this to a callable giving
+        # (bits/s sent, bits/s received) per host by the migrations in flight, which the VMs' packets then lack
+        self.port_load: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -209,8 +214,14 @@ class OverheadModel:
             taken = np.bincount(h[whole], minlength=len(n_ports))
             free = np.maximum(n_ports - taken, 1)
             local = np.where(vf, rank(vf) % free[h], local)
+        taken = None
+        if self.port_load is not None:
+            sent, received = self.port_load()
+            if np.any(sent) or np.any(received):
+                taken = np.zeros((len(caps), 2))
+                taken[offset, 0], taken[offset, 1] = received, sent
         return Ports(vm_port=np.where(placed, offset[h] + local, -1), capacity_bps=caps, rx_share=rx_share,
-                     packet_bits=self._packet_bits)
+                     packet_bits=self._packet_bits, taken_bps=taken)
 
     def sizing_mips(self, k: int | None, util: np.ndarray, n_types: int) -> np.ndarray:
         """Overhead plus backend (MIPS) each VM would add on each host type at `util` (with interval k's trace

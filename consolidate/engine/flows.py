@@ -122,6 +122,7 @@ class Flows:
         self.penalty = np.zeros(0)  # per flow in flight (lv08): route latency + weight_S / bandwidth, seconds
         self.bound = np.zeros(0)  # per flow in flight (lv08): bits/s
         self.links: list[np.ndarray] = []  # per flow in flight: its link indices
+        self.ends: list[tuple[int, int]] = []  # per flow in flight: (source host, destination host)
         self.done: list[simpy.Event] = []
         self.left = np.zeros(0)  # bits still to send
         self.rate = np.zeros(0)  # bits/s
@@ -149,6 +150,7 @@ class Flows:
         self._advance()
         done = self.env.event()
         self.links.append(ids)
+        self.ends.append((src, dst))
         self.done.append(done)
         self.left = np.append(self.left, nbytes * 8.0)
         self.rate = np.append(self.rate, 0.0)
@@ -160,12 +162,23 @@ class Flows:
             raise
         return self.env.now - start
 
+    def host_load(self, n_hosts: int) -> tuple[np.ndarray, np.ndarray]:
+        """(bits/s sent, bits/s received) per host by the transfers in flight now."""
+        sent, received = np.zeros(n_hosts), np.zeros(n_hosts)
+        if self.ends:
+            ends = np.array(self.ends)
+            rate = np.where(np.isfinite(self.rate), self.rate, 0.0)
+            np.add.at(sent, ends[:, 0], rate)
+            np.add.at(received, ends[:, 1], rate)
+        return sent, received
+
     def _cancel(self, done: simpy.Event) -> None:
         keep = [d is not done for d in self.done]
         if all(keep):
             return  # it had finished in the same instant
         self._advance()
         self.links = [x for x, k in zip(self.links, keep) if k]
+        self.ends = [x for x, k in zip(self.ends, keep) if k]
         self.done = [x for x, k in zip(self.done, keep) if k]
         self.left, self.rate = self.left[keep], self.rate[keep]
         if self.sharing == "lv08":
@@ -213,6 +226,7 @@ class Flows:
             for i in np.flatnonzero(finished):
                 self.done[i].succeed()
             self.links = [x for x, k in zip(self.links, keep) if k]
+            self.ends = [x for x, k in zip(self.ends, keep) if k]
             self.done = [x for x, k in zip(self.done, keep) if k]
             self.left, self.rate = self.left[keep], self.rate[keep]
             if self.sharing == "lv08":

@@ -79,6 +79,15 @@ class Migrations:
         # process per round completes them in order, instead of a process per migration
         self._batchable = self.m.model == "fixed" and self.slots is None and state.failover is None
 
+    def port_load(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bits/s sent, bits/s received) per host by the pre-copy streams in flight now: what they take from the
+        host's port 0, which the VMs' packets through it then lack (migration.bandwidth_share caps a stream's share
+        of every link, so at least 1 - bandwidth_share of the port stays with the VMs)."""
+        n = len(self.host_bps)
+        if self.flows is None:
+            return np.zeros(n), np.zeros(n)
+        return self.flows.host_load(n)
+
     def start(self, mv: Move, batch: list | None = None) -> MigrationRecord:
         """Start a migration: its own process, or, for a plain fixed-delay one when `batch` is given, an entry
         (end time, record) that one process completes with the rest of its round."""
