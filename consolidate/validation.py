@@ -7,6 +7,7 @@ problem at once. `load_scenario` here is the one the API, the CLI and sweeps use
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from consolidate.hardware.coremodel import ConfigError
 from consolidate.hardware.topology import explicit, host_node
 from consolidate.policies import registry
 from consolidate.scenario import loader
-from consolidate.scenario.model import Scenario
+from consolidate.scenario.model import LIFECYCLE_KINDS, Scenario
 from consolidate.workload.profiles import profile_table
 
 
@@ -241,9 +242,44 @@ def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
     return []
 
 
+def lifecycle_checks(sc: Scenario, file: str) -> list[Problem]:
+    """VMs that arrive and leave: max_wait_s belongs to the queue; shape tables name the scenario's VM types;
+    the parts of the engine that do not follow lifecycles yet (overhead model, failures, CloudSim's conventions)
+    are refused rather than run wrong."""
+    problems = []
+    if sc.max_wait_s is not None and sc.on_unplaceable != "queue":
+        problems.append(Problem(file, "max_wait_s", f"applies to a queue (got on_unplaceable "
+                                f"{sc.on_unplaceable!r}, expected on_unplaceable: queue, or no max_wait_s)"))
+    types_ = [v.name for v in sc.vm_types]
+    for i, g in enumerate(sc.vms):
+        if isinstance(g.shape, dict):
+            for key, t in g.shape.items():
+                if not re.fullmatch(r"\d+x\d+(\.\d+)?", key):
+                    problems.append(Problem(file, f"vms.{i}.shape.{key}", f"a shape is '<vcpus>x<memory_mb>' (got "
+                                            f"{key!r}, expected e.g. '2x4096')"))
+                if t not in types_:
+                    problems.append(Problem(file, f"vms.{i}.shape.{key}", f"unknown VM type (got {t!r}, expected "
+                                            f"one of: {', '.join(types_)})"))
+        if g.shape != "group" and g.trace.kind in ("planetlab", "synthetic"):
+            problems.append(Problem(file, f"vms.{i}.shape", f"{g.trace.kind} traces carry no VM shape (got "
+                                    f"{g.shape!r}, expected group)"))
+        if g.count is None and g.trace.kind not in LIFECYCLE_KINDS and (g.trace.limit or g.trace.sample):
+            problems.append(Problem(file, f"vms.{i}.trace", "limit and sample cut a cluster trace's VMs "
+                                    f"(got them with {g.trace.kind}, expected count)"))
+        lives = g.start_s is not None or g.end_s is not None or g.trace.kind in LIFECYCLE_KINDS
+        if lives:
+            for field, on in (("overhead", sc.overhead_enabled), ("failures", sc.failures is not None),
+                              ("cloudsim_compat", sc.cloudsim_compat)):
+                if on:
+                    problems.append(Problem(file, f"vms.{i}", f"VMs that arrive or leave (start_s, end_s or a "
+                                            f"{'/'.join(LIFECYCLE_KINDS)} trace) do not combine with {field} yet "
+                                            f"(got both, expected one of them)"))
+    return problems
+
+
 RAW_CHECKS = (host_type_refs, policy_names)
 CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks,
-          consolidation_placement_checks, failure_checks)
+          consolidation_placement_checks, failure_checks, lifecycle_checks)
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,

@@ -18,10 +18,12 @@ from consolidate.costmodel.model import OverheadModel
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.engine.accounting import account
 from consolidate.engine.failures import FailureManager
+from consolidate.engine.lifecycle import Lifecycles
 from consolidate.engine.manager import ConsolidationManager
 from consolidate.engine.migration import Migrations
 from consolidate.engine.record import OverheadRecord, RunRecord
 from consolidate.engine.state import DatacenterState, HostTable
+from consolidate.errors import ConsolidateError
 from consolidate.hardware.assignment import DEVICE_CLASSES
 from consolidate.hardware.reliability import read_trace, schedule
 from consolidate.policies.registry import consolidation_policy, make_detector
@@ -76,6 +78,14 @@ class Datacenter:
             detector = self.manager.detector if self.manager is not None else make_detector("thr", 1.0)
             self.failures = FailureManager(self.env, self.state, down, restart, detector, self.migrations,
                                            sc.duration_s, self.manager.forget_stuck if self.manager else None)
+        self.life = None
+        if wl.lifecycles:
+            # arrivals place as the scenario does: a consolidating datacenter by its detector, else its policy
+            self.life = Lifecycles(self.env, sc, wl, self.state, self.manager.detector if policy is not None else None,
+                                   self.migrations, self.manager.forget_stuck if self.manager else None)
+            self.rec.queued_mips = np.zeros((n_int, n_vm), np.float32)
+            self.rec.vms_live = np.zeros(n_int, np.int64)
+            self.rec.vms_queued = np.zeros(n_int, np.int64)
         self.env.process(self._ticks())
 
     def _ticks(self):
@@ -84,6 +94,8 @@ class Datacenter:
         for k in range(sc.n_intervals):
             if pending is not None:
                 self._account(*pending)
+            if self.life is not None:
+                self.life.retry()  # who arrives or leaves at this edge, before anything looks at placement
             util = self.wl.cpu_util[k].astype(np.float64)
             if sc.cloudsim_compat and k >= 1:
                 # CloudSim's clock runs 0.1 s past each interval edge and interpolates the trace, so a VM asks
@@ -134,6 +146,12 @@ class Datacenter:
         own = guest + (ov.overhead_mips if ov is not None else 0.0)
         backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
         windows = self.migrations.windows(t0, t0 + sc.interval_s, own) if self.migrations is not None else []
+        if self.life is not None:
+            # VMs placed inside the interval boot there; what a VM spends queued is neither served nor unserved
+            own, queued, boots = self.life.interval(t0, t0 + sc.interval_s, guest, vm_host)
+            windows = windows + boots
+            rec.queued_mips[k] = queued
+            rec.vms_live[k], rec.vms_queued[k] = self.life.live_in(t0, t0 + sc.interval_s)
         lost = down = None
         if self.failures is not None:
             lost, down, boots = self.failures.interval(t0, t0 + sc.interval_s)
@@ -167,7 +185,11 @@ class Datacenter:
         """Run to duration_s and return the raw record."""
         # just past the end, so the last interval's accounting (at exactly duration_s) runs: a fixed epsilon is
         # below a long run's float resolution (31,536,000 s + 1e-9 == 31,536,000 s)
-        self.env.run(until=math.nextafter(self.sc.duration_s, math.inf))
+        try:
+            self.env.run(until=math.nextafter(self.sc.duration_s, math.inf))
+        except ConsolidateError as exc:
+            # SimPy re-raises a process's exception as a copy built from its args: the original is the cause
+            raise (exc.__cause__ if isinstance(exc.__cause__, ConsolidateError) else exc) from None
         st = self.state
         self.rec.vm_host = st.vm_host.copy()
         self.rec.vm_retired = st.retired.copy()
@@ -180,4 +202,7 @@ class Datacenter:
         if self.failures is not None:
             self.failures.close(self.env.now)
             self.rec.failures = self.failures
+        if self.life is not None:
+            self.life.close(self.env.now)
+            self.rec.lifecycle = self.life
         return self.rec

@@ -123,6 +123,20 @@ class Migrations:
             out.append(rec)
         return out
 
+    def cancel_vm(self, vm: int, why: str) -> MigrationRecord | None:
+        """The VM leaves the datacenter (its life is over): its migration stops now, as an aborted one does; the
+        destination's reservation is released. Returns the record (None if it was not migrating)."""
+        entry = self.running.pop(vm, None)
+        if entry is None:
+            return None
+        rec, proc = entry
+        rec.end_s, rec.aborted = self.env.now, True
+        rec.reason += f" ({why})"
+        self.state.cancel_move(vm)
+        if proc is not None and proc.is_alive:
+            proc.interrupt(why)
+        return rec
+
     def start_round(self, moves: list[Move]) -> None:
         """Start every move a consolidation round decided, in the order decided."""
         batch = [] if self._batchable else None

@@ -34,8 +34,27 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     size = util * nominal
     if om is not None:
         size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
-    mem = wl.vms["memory_mb"].to_numpy(np.float64)
+    mem = wl.memory_need_mb(sc.memory_basis)
     devices = VmDevices.of(sc.vms, wl.vms["group_index"].to_numpy())
+    if wl.lifecycles:
+        # only the VMs there at t = 0; the others are placed when they arrive (engine/lifecycle.py)
+        here = np.flatnonzero((wl.start_s <= 0) & (wl.end_s > 0))
+        out = np.full(len(size), -1, dtype=np.int64)
+        sub = Workload(vms=wl.vms.iloc[here].reset_index(drop=True), cpu_util=wl.cpu_util[:, here])
+        out[here] = _place(sc, sub, hosts, size[here], mem[here],
+                           VmDevices.of(sc.vms, sub.vms["group_index"].to_numpy()))
+        lost = here[out[here] < 0]
+        if sc.on_unplaceable == "error" and lost.size:
+            _unplaceable(sc, wl, hosts, size, devices, lost)
+        return out
+    vm_host = _place(sc, wl, hosts, size, mem, devices)
+    if sc.on_unplaceable == "error" and (vm_host < 0).any():
+        _unplaceable(sc, wl, hosts, size, devices, np.flatnonzero(vm_host < 0))
+    return vm_host
+
+
+def _place(sc: Scenario, wl: Workload, hosts: HostTable, size: np.ndarray, mem: np.ndarray, devices: VmDevices
+           ) -> np.ndarray:
     policy = consolidation_policy(sc)
     if policy is not None and size.ndim == 1:
         # a consolidating datacenter places as it re-places: PABFD with the detector's overload check
@@ -52,30 +71,33 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
         vm_host = place(sc.placement.policy, size, mem, hosts.capacity_mips * sc.cpu_overcommit, hosts.memory_mb,
                         host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type,
                         vm_pools=devices.pools, host_pools=hosts.pool_capacity)
-    if sc.on_unplaceable == "error" and (vm_host < 0).any():
-        lost = np.flatnonzero(vm_host < 0)
-        free_mem = hosts.memory_mb.max()
-        problems = []
-        for v in lost[:20]:
-            row = wl.vms.iloc[v]
-            need = size[v].min() if size.ndim == 2 else size[v]
-            held = np.flatnonzero(devices.pools[v])
-            kind = " and ".join(POOL_NAMES[p] for p in held)
-            short = [p for p in held if hosts.pool_capacity[:, p].sum() < devices.pools[:, p].sum()]
-            if short:
-                p = short[0]
-                why = (f"needs {POOL_NAMES[p]}; the hosts have {int(hosts.pool_capacity[:, p].sum())} for "
-                       f"{int(devices.pools[:, p].sum())} such VMs")
-            elif row.memory_mb > free_mem:
-                why = f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB"
-            else:
-                why = (f"needs {need:.0f} MIPS, {row.memory_mb} MB" + (f" and {kind}" if kind else "")
-                       + "; no host has that much left")
-            problems.append(Problem(sc.file, f"vms.{row.group_index}",
-                                    f"VM {row['name']!r} (type {row.vm_type}) fits no host: {why} "
-                                    "(expected more or larger hosts, or on_unplaceable: reject)"))
-        if len(lost) > 20:
-            problems.append(Problem(sc.file, "vms", f"... and {len(lost) - 20} more VMs fit no host "
-                                    f"({len(lost)} of {len(vm_host)} in all)"))
-        raise PlacementError(problems)
     return vm_host
+
+
+def _unplaceable(sc: Scenario, wl: Workload, hosts: HostTable, size: np.ndarray, devices: VmDevices,
+                 lost: np.ndarray) -> None:
+    """Raise PlacementError naming the VMs in `lost` (at most 20) and why each fits no host."""
+    free_mem = hosts.memory_mb.max()
+    problems = []
+    for v in lost[:20]:
+        row = wl.vms.iloc[v]
+        need = size[v].min() if size.ndim == 2 else size[v]
+        held = np.flatnonzero(devices.pools[v])
+        kind = " and ".join(POOL_NAMES[p] for p in held)
+        short = [p for p in held if hosts.pool_capacity[:, p].sum() < devices.pools[:, p].sum()]
+        if short:
+            p = short[0]
+            why = (f"needs {POOL_NAMES[p]}; the hosts have {int(hosts.pool_capacity[:, p].sum())} for "
+                   f"{int(devices.pools[:, p].sum())} such VMs")
+        elif row.memory_mb > free_mem:
+            why = f"needs {row.memory_mb} MB but the largest host has {free_mem:g} MB"
+        else:
+            why = (f"needs {need:.0f} MIPS, {row.memory_mb} MB" + (f" and {kind}" if kind else "")
+                   + "; no host has that much left")
+        problems.append(Problem(sc.file, f"vms.{row.group_index}",
+                                f"VM {row['name']!r} (type {row.vm_type}) fits no host: {why} "
+                                "(expected more or larger hosts, or on_unplaceable: reject)"))
+    if len(lost) > 20:
+        problems.append(Problem(sc.file, "vms", f"... and {len(lost) - 20} more VMs fit no host "
+                                f"({len(lost)} of {len(size)} in all)"))
+    raise PlacementError(problems)

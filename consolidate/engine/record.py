@@ -32,6 +32,11 @@ class RunRecord:
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
     failover: Any = None  # engine.failover.Failover when some VMs migrate by VF failover
     failures: Any = None  # engine.failures.FailureManager when the scenario has failures
+    # VMs that arrive and leave (workload lifecycles)
+    lifecycle: Any = None  # engine.lifecycle.Lifecycles
+    queued_mips: np.ndarray | None = None  # (intervals, VMs) demand spent waiting in the queue
+    vms_live: np.ndarray | None = None  # (intervals,) VMs alive at some time in the interval
+    vms_queued: np.ndarray | None = None  # (intervals,) VMs waiting at some time in the interval
 
 
 @dataclass

@@ -127,6 +127,8 @@ class DatacenterState:
         self.failover = Failover(self.devices.failover, self.devices.pools[:, VF], vm_host, hosts.vf_capacity,
                                  sc.migration.failover_gap_s) if self.devices.failover.any() else None
         self._compat = sc.cloudsim_compat
+        # packing by used memory (memory_basis: used) tells the policies each VM's need; None: its provisioned RAM
+        self.mem_need_mb = wl.memory_need_mb("used") if sc.memory_basis == "used" else None
         self.nominal_mips = wl.nominal_mips
         # the order VMs joined their hosts (CloudSim's host VM lists): created in index order, then each arrival
         self.joined = np.arange(len(vm_host), dtype=np.int64)
@@ -155,6 +157,23 @@ class DatacenterState:
 
     def cancel_move(self, vm: int) -> None:
         """The VM's migration was aborted: it is going nowhere (its destination's memory is free again)."""
+        self.vm_dest[vm] = -1
+
+    def arrive(self, vm: int, host: int, now: float) -> None:
+        """A VM that arrives (or leaves the queue) starts on `host` at `now` (s)."""
+        self.vm_host[vm] = host
+        self.home[vm] = host
+        self.joined[vm] = self._arrivals
+        self._arrivals += 1
+        if self.failover is not None:
+            self.failover.restart(vm, host, now, self.vm_host, self.vm_dest)
+
+    def depart(self, vm: int) -> None:
+        """The VM's life is over: its CPU, memory and devices are free from now on (a migration of it must have
+        been cancelled first)."""
+        if self.failover is not None and self.vm_host[vm] >= 0:
+            self.failover.lose(np.array([vm]))
+        self.vm_host[vm] = -1
         self.vm_dest[vm] = -1
 
     def fail_host(self, host: int) -> np.ndarray:
@@ -191,7 +210,7 @@ class DatacenterState:
                         host_type=hosts.host_type, curves_w=hosts.curves_w,
                         host_migration_intervals=migration_intervals,
                         # CloudSim's PlanetLab VMs request no RAM once created (UtilizationModelNull)
-                        vm_mem_need_mb=np.zeros_like(self.ram_mb) if self._compat else None,
+                        vm_mem_need_mb=np.zeros_like(self.ram_mb) if self._compat else self.mem_need_mb,
                         stale_utilization=self._compat, host_unavailable=self.unavailable, compat=self._compat,
                         vm_mips=self.nominal_mips, vm_joined=self.joined,
                         **self.devices.snapshot_fields(self.vm_host, hosts, self.failover, self.home))

@@ -109,7 +109,7 @@ def _inputs(res: "Results") -> str:
     for i, g in enumerate(sc.vms):
         t = g.trace
         src = (f"PlanetLab {t.planetlab}" if t.planetlab else f"native {t.native}" if t.native else
-               f"synthetic mean {t.synthetic.mean:g}")
+               f"synthetic mean {t.synthetic.mean:g}" if t.synthetic else f"{t.kind} {getattr(t, t.kind)}")
         n = int((res.vms["group_index"] == i).sum()) if "group_index" in res.vms else g.count
         io = g.virtualization.io if g.virtualization is not None else None
         vm_rows.append([esc(g.name or f"group {i}"), fmt(n), esc(", ".join(g.type.types)), esc(src), esc(g.profile),

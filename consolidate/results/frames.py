@@ -140,6 +140,22 @@ def _maintenance_summary(rec, maintenance: pd.DataFrame) -> dict:
     }
 
 
+def _lifecycle_summary(life, rec, demand: np.ndarray, served: np.ndarray, dt_h: float) -> dict:
+    """Arrivals, departures, the queue (waits in s) and the demand spent waiting (MIPS-h)."""
+    waits = life.waits_s
+    q = lambda p: float(np.percentile(waits, p)) if waits.size else 0.0  # noqa: E731
+    return {
+        "vms_arrived": life.arrivals,
+        "vms_departed": int(life.departed.sum()),
+        "vms_queued": int(waits.size),
+        "queue_wait_s_p50": q(50),
+        "queue_wait_s_p95": q(95),
+        "queue_wait_s_max": float(waits.max()) if waits.size else 0.0,
+        "vms_live_max": int(rec.vms_live.max()) if len(rec.vms_live) else 0,
+        "cpu_queued_mips_h": float(rec.queued_mips.sum(dtype=np.float64) * dt_h),
+    }
+
+
 def _failures_frame(f) -> pd.DataFrame:
     """One row per VM a host failure stopped (a failure that stopped none: one row with vm -1): when, until when,
     and where and when the VM booted again (NaN / -1: it had not by the end)."""
@@ -248,6 +264,7 @@ class Results:
     migrations: pd.DataFrame | None = None
     maintenance: pd.DataFrame | None = None
     failures: pd.DataFrame | None = None
+    datacenter: pd.DataFrame | None = None  # VMs arriving and leaving: per interval, VMs live and queued, hosts on
     out_dir: Path | None = field(default=None)
 
     @property
@@ -263,6 +280,8 @@ class Results:
             out["maintenance"] = self.maintenance
         if self.failures is not None:
             out["failures"] = self.failures
+        if self.datacenter is not None:
+            out["datacenter"] = self.datacenter
         return out
 
     def write(self, out_dir: str | Path, *, csv: bool = True, force: bool = False) -> Path:
@@ -314,8 +333,14 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         cols["cpu_backend_mips"] = ov.backend_mips.ravel()
         cols["cpu_effective_mips"] = demand.ravel()
     cols["cpu_served_mips"] = served.ravel()
-    # served never exceeds demand; clip the float32 rounding of the two sums
-    cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
+    life = rec.lifecycle
+    if life is not None:
+        # demand = served + unserved + queued: what a VM asks while it waits for a host is queued, not unserved
+        cols["cpu_queued_mips"] = rec.queued_mips.ravel()
+        cols["cpu_unserved_mips"] = np.maximum(demand - served - rec.queued_mips, 0.0).ravel()
+    else:
+        # served never exceeds demand; clip the float32 rounding of the two sums
+        cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
     if ov is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             # undefined (NaN) for an idle VM: overhead relative to no guest work
@@ -368,6 +393,11 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         vms["retired"] = rec.vm_retired  # removed as CloudSim removes a VM that asks for no CPU
     vms["placed"] = start_host >= 0
     placed = start_host >= 0
+    if life is not None:
+        placed = life.placed_ever.copy()  # given a host at the start or when it arrived
+        vms["placed"] = placed
+        vms["rejected"] = life.rejected
+        vms["queued_s"] = np.where(np.isnan(life.queued_at), np.nan, life.queue_end - life.queued_at)
     hosts_df = pd.DataFrame({
         "host": np.arange(n_h, dtype=np.int32),
         "host_type": type_names[hosts.host_type],
@@ -375,14 +405,30 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "mips_per_core": hosts.mips_per_core,
         "cpu_capacity_mips": cap,
         "memory_mb": hosts.memory_mb,
-        "vms": np.bincount(start_host[placed], minlength=n_h),
-        "memory_used_mb": np.bincount(start_host[placed], weights=vms["memory_mb"].to_numpy(float)[placed],
-                                      minlength=n_h),
+        "vms": np.bincount(start_host[start_host >= 0], minlength=n_h),
+        "memory_used_mb": np.bincount(start_host[start_host >= 0],
+                                      weights=vms["memory_mb"].to_numpy(float)[start_host >= 0], minlength=n_h),
     })
 
     values = {**_run_summary(sc, run_id, version, n_h, n_vm, placed), **_host_summary(rec, cap, energy_kwh),
               **_cpu_summary(guest, demand, served, placed, dt_h), "wall_s": wall_s}
     features = {"always"}
+    if wl.warnings:
+        features.add("trace_warnings")
+        values["trace_samples_clipped"] = wl.clipped
+        values["trace_warnings"] = len(wl.warnings)
+    datacenter = None
+    if life is not None:
+        features.add("lifecycles")
+        values["vms_rejected"] = int(life.rejected.sum())
+        values["cpu_rejected_mips_h"] = float(demand[:, life.rejected].sum(dtype=np.float64) * dt_h)
+        unserved_h = float(np.maximum(demand - served - rec.queued_mips, 0.0).sum(dtype=np.float64) * dt_h)
+        values["cpu_unserved_mips_h"] = unserved_h
+        eff = values["cpu_effective_mips_h"]
+        values["sla_unserved_fraction"] = unserved_h / eff if eff > 0 else 0.0
+        values.update(_lifecycle_summary(life, rec, demand, served, dt_h))
+        datacenter = pd.DataFrame({"time_s": t, "vms_live": rec.vms_live, "vms_queued": rec.vms_queued,
+                                   "hosts_active": rec.host_on.sum(axis=1).astype(np.int64)})
     if sc.cloudsim_compat and rec.vm_retired is not None:
         features.add("cloudsim_compat")
         values["vms_retired"] = int(rec.vm_retired.sum())
@@ -416,4 +462,4 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
-                   migrations=migrations, maintenance=maintenance, failures=failures)
+                   migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter)

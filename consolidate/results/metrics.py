@@ -21,11 +21,13 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-FEATURES = ("always", "cloudsim_compat", "consolidation", "maintenance", "failover", "failures", "overhead")
+FEATURES = ("always", "cloudsim_compat", "consolidation", "maintenance", "failover", "failures", "overhead",
+            "lifecycles", "trace_warnings")
 FEATURE_LABELS = {"always": "always", "cloudsim_compat": "with `cloudsim_compat`",
                   "consolidation": "with consolidation", "maintenance": "with maintenance",
                   "failover": "with failover VMs", "failures": "with failures",
-                  "overhead": "with the overhead model"}
+                  "overhead": "with the overhead model", "lifecycles": "with VMs that arrive or leave",
+                  "trace_warnings": "when reading the traces changed something"}
 
 COMBINE_RULES = {
     "first": "the same in every part (identity, configuration, or the state at the start of the run)",
@@ -87,8 +89,10 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     _M("interval_s", "s", "always", "first", "accounting interval"),
     _M("hosts", "count", "always", "first", "hosts in the datacenter"),
     _M("vms", "count", "always", "first", "VMs in the scenario"),
-    _M("vms_placed", "count", "always", "first", "VMs given a host at the start"),
-    _M("vms_rejected", "count", "always", "first", "VMs that found no host at the start"),
+    _M("vms_placed", "count", "always", "first", "VMs given a host at the start (VMs that arrive: at the start or "
+       "when they arrived or left the queue)"),
+    _M("vms_rejected", "count", "always", "first", "VMs that found no host at the start (VMs that arrive: at "
+       "arrival, or after max_wait_s in the queue)"),
     _M("hosts_active_mean", "count", "always", "mean_time_weighted",
        "hosts on, mean over the intervals", headline=2, impact=2),
     _M("hosts_active_max", "count", "always", "max", "hosts on, most in one interval"),
@@ -167,6 +171,21 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     _M("net_pps_served_mean_<path>", "packets/s", "overhead", "mean_time_weighted",
        "packets served to the VMs on one network I/O path, all together, mean over the intervals"),
     _M("net_pps_unserved_fraction", "fraction", "overhead", "recompute", "packets not served over packets asked for"),
+    _M("vms_arrived", "count", "lifecycles", "sum", "VMs that arrived after the start"),
+    _M("vms_departed", "count", "lifecycles", "sum", "VMs whose life ended before the end of the run"),
+    _M("vms_queued", "count", "lifecycles", "sum", "VMs that waited in the queue for a host (on_unplaceable: queue)"),
+    _M("queue_wait_s_p50", "s", "lifecycles", "recompute", "median wait of the VMs that queued (0: none did)"),
+    _M("queue_wait_s_p95", "s", "lifecycles", "recompute", "95th percentile wait of the VMs that queued"),
+    _M("queue_wait_s_max", "s", "lifecycles", "max", "longest wait in the queue (to placement, rejection, departure "
+       "or the end of the run)"),
+    _M("vms_live_max", "count", "lifecycles", "max", "VMs alive in one interval, most"),
+    _M("cpu_queued_mips_h", "MIPS-h", "lifecycles", "sum",
+       "demand of VMs while they waited in the queue (neither served nor unserved: demand = served + unserved + "
+       "queued)"),
+    _M("trace_samples_clipped", "count", "trace_warnings", "first", "trace samples above 100% utilisation clipped "
+       "to 100% (over_100: clip)"),
+    _M("trace_warnings", "count", "trace_warnings", "first", "warnings from reading the traces (VMs left out, "
+       "samples clipped; the report lists them)"),
     _M("wall_s", "s", "always", "sum", "wall-clock time from loading the scenario to the results (not writing)"),
     _M("drain_impact_<column>", "the column's", "maintenance", "difference",
        "the column with minus without the drains (a second run, same seed; maintenance_baseline: false skips it)"),

@@ -329,26 +329,55 @@ class Synthetic(Model):
     random_phase: bool = Field(default=True, description="draw each VM's phase uniformly (from the scenario seed)")
 
 
+# trace kinds: exactly one names a group's source (workload/sources.py has a reader for each)
+TRACE_KINDS = ("planetlab", "native", "synthetic", "opendc", "bitbrains")
+# kinds whose traces carry each VM's start and end (and its shape): a group may omit count
+LIFECYCLE_KINDS = ("opendc", "bitbrains")
+
+
 class TraceSource(Model):
     """Exactly one of: a PlanetLab day (`builtin:20110303` or a folder), a native CSV/Parquet file or folder,
-    or a synthetic profile."""
+    a synthetic profile, or a public cluster trace (opendc, bitbrains: a folder in the published layout)."""
 
     planetlab: str | None = None
     native: str | None = None
     synthetic: Synthetic | None = None
+    opendc: str | None = Field(default=None, description="OpenDC workload folder: tasks.parquet + fragments.parquet, "
+                               "or meta.parquet + trace.parquet")
+    bitbrains: str | None = Field(default=None, description="GWA-T-12 Bitbrains or GWA-T-13 Materna: a folder of "
+                                  "';'-separated per-VM CSV files (or one such file)")
     repeat: bool = Field(default=False, description="loop a trace shorter than duration_s instead of failing")
     order: str | None = Field(default=None, description="with planetlab: a text file naming the day's trace files, "
                               "one per line, in the order VMs get them (default: sorted by name)")
+    start: str | float | None = Field(
+        default=None, description="the trace time that is the run's t = 0: seconds (or ms, as the trace's clock), "
+        "or an ISO timestamp; default: the trace's earliest sample")
+    gap: Literal["hold", "zero", "error"] = Field(
+        default="hold", description="a VM's samples further apart than gap_s: hold the last value over the gap "
+        "(default, as OpenDC replays a fragment), count zero, or stop with an error naming the row")
+    gap_s: PosFloat | None = Field(default=None, description="a step longer than this is a gap (default: twice "
+                                   "the VM's median step)")
+    over_100: Literal["clip", "error"] = Field(
+        default="clip", description="utilisation above 100%: clip and count it in the run's warnings, or an error")
+    limit: Annotated[Int, Field(ge=1)] | None = Field(default=None, description="at most this many of the trace's "
+                                                      "VMs (the first, in the trace's order, after sample)")
+    sample: Annotated[Float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="keep this fraction of the trace's VMs, drawn from the scenario seed")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TraceSource":
-        given = [k for k in ("planetlab", "native", "synthetic") if getattr(self, k) is not None]
+        given = [k for k in TRACE_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise _fail(f"give exactly one trace source (got {', '.join(given) if given else 'none'}, "
-                        "expected one of planetlab, native, synthetic)")
+                        f"expected one of {', '.join(TRACE_KINDS)})")
         if self.order is not None and self.planetlab is None:
             raise _fail(f"order applies to planetlab traces only (got order with {given[0]})")
         return self
+
+    @property
+    def kind(self) -> str:
+        """The one source field given."""
+        return next(k for k in TRACE_KINDS if getattr(self, k) is not None)
 
 
 class VmGroup(Model):
@@ -362,6 +391,14 @@ class VmGroup(Model):
     virtualization: VirtSpec | None = None
     restart_s: NonNegFloat = Field(default=60.0, description="high-availability restart: from a host failure to "
                                    "the VM booting on another host (an assumption: boot of a server OS)")
+    start_s: NonNegFloat | None = Field(default=None, description="every VM of the group arrives at this time "
+                                        "(s; default: when its trace starts, else 0)")
+    end_s: PosFloat | None = Field(default=None, description="every VM of the group leaves at this time (s; "
+                                   "default: when its trace ends, else the end of the run)")
+    shape: Literal["group", "as-is", "nearest"] | dict[str, Name] = Field(
+        default="group", description="each VM's vCPUs and memory: the group's type (default), the trace's own "
+        "shape (as-is), the smallest scenario VM type that holds it (nearest), or a table "
+        "{'<vcpus>x<memory_mb>': type}")
     migration_policy: Literal["pinned", "cold", "failover"] = Field(
         default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated), "
         "cold (stopped, memory copied, started on a host with the same NIC model) or failover (SR-IOV only: the "
@@ -377,6 +414,8 @@ class VmGroup(Model):
     def _count_for_synthetic(self) -> "VmGroup":
         if self.trace.synthetic is not None and self.count is None:
             raise _fail("a synthetic group needs count (got none)")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise _fail(f"end_s must be after start_s (got start_s {self.start_s:g}, end_s {self.end_s:g})")
         # failover needs a VF to unplug: consolidate.validation checks it against the device-assignment rules
         return self
 
@@ -410,8 +449,14 @@ class Scenario(Model):
     placement: Placement = Field(default_factory=Placement)
     cpu_overcommit: PosFloat = Field(default=1.0, description="packable CPU = capacity x this ratio")
     power_off_idle_hosts: bool = Field(default=True, description="hosts without VMs draw 0 W")
-    on_unplaceable: Literal["error", "reject"] = Field(
-        default="error", description="a VM that fits no host: stop with an error, or record a rejection")
+    on_unplaceable: Literal["error", "reject", "queue"] = Field(
+        default="error", description="a VM that fits no host: stop with an error, record a rejection, or queue it "
+        "(first come first served, placed when a host has room)")
+    max_wait_s: PosFloat | None = Field(default=None, description="with on_unplaceable: queue, a VM waiting longer "
+                                        "is rejected (default: it waits to the end)")
+    memory_basis: Literal["provisioned", "used"] = Field(
+        default="provisioned", description="placement packs VMs by their provisioned memory (default) or by the "
+        "most their trace's mem_used_bytes reaches (an overcommit of memory)")
     overhead: Overhead | None = Field(default=None, description="virtualization overhead model (off when absent)")
     consolidation: Consolidation | None = Field(default=None, description="dynamic consolidation (off when absent)")
     migration: Migration = Field(default_factory=Migration)

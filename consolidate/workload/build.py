@@ -8,7 +8,8 @@ import pandas as pd
 
 from consolidate import rng
 from consolidate.errors import Problem, ScenarioError, TraceError
-from consolidate.scenario.model import Scenario, TypeAssignment
+from consolidate.units import BYTES_PER_MB
+from consolidate.scenario.model import Scenario, TypeAssignment, VmGroup
 from consolidate.workload import sources
 
 
@@ -26,6 +27,36 @@ class Workload:
     # optional trace columns (columns.OPTIONAL) that some trace supplied: float32 (intervals, VMs), NaN where a
     # VM's trace lacks the column (the VM's profile fills it)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # each VM's life on the run clock (s): it arrives at start_s and leaves at end_s; cpu_util is 0 outside
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)  # what reading the traces changed (clipped samples, ...)
+    clipped: int = 0  # trace samples above 100% clipped
+
+    @property
+    def lifecycles(self) -> bool:
+        """Whether some VM arrives after t = 0 or leaves before the end (else the run is the classic one)."""
+        return self.start_s is not None and bool((self.start_s > 0).any() or (self.end_s < self.duration_s).any())
+
+    duration_s: float = 0.0
+
+    def memory_need_mb(self, basis: str) -> np.ndarray:
+        """Memory each VM is packed by (MiB): provisioned, or with basis `used` the most its trace's
+        mem_used_bytes reaches over the run (never above provisioned; provisioned where the trace lacks it)."""
+        prov = self.vms["memory_mb"].to_numpy(np.float64)
+        used = self.extra.get("mem_used_bytes")
+        if basis != "used" or used is None:
+            return prov
+        with np.errstate(all="ignore"):
+            peak = np.nanmax(np.where(np.isnan(used), -np.inf, used.astype(np.float64)), axis=0) / BYTES_PER_MB
+        return np.where(np.isfinite(peak) & (peak >= 0), np.minimum(prov, peak), prov)
+
+    def alive_share(self, interval_s: float) -> np.ndarray:
+        """(intervals, VMs) share of each interval each VM is alive (0..1)."""
+        n = self.cpu_util.shape[0]
+        t0 = np.arange(n)[:, None] * interval_s
+        return np.clip((np.minimum(self.end_s[None, :], t0 + interval_s) - np.maximum(self.start_s[None, :], t0))
+                       / interval_s, 0.0, 1.0)
 
     @property
     def nominal_mips(self) -> np.ndarray:
@@ -47,6 +78,84 @@ def _assign_types(rule: TypeAssignment, n: int, gen: np.random.Generator) -> lis
     return [rule.types[i] for i in idx]
 
 
+def _shape_types(g: VmGroup, vm_types: dict, vcpus: np.ndarray, mem: np.ndarray, names: list[str]) -> list[str]:
+    """The scenario VM type of each trace VM by the group's shape rule (nearest or a table)."""
+    if g.shape == "nearest":
+        # smallest first: memory, then vCPUs, then MIPS
+        order = sorted(vm_types.values(), key=lambda t: (t.memory_mb, t.vcpus, t.mips_per_vcpu))
+        out = []
+        for n, c, m in zip(names, vcpus, mem):
+            t = next((t for t in order if t.vcpus >= c and t.memory_mb >= m), None)
+            if t is None:
+                raise TraceError(n, f"no VM type holds this VM's shape (got {c:g} vCPUs, {m:g} MB; expected a "
+                                 f"vm_type at least that large, or shape: as-is)")
+            out.append(t.name)
+        return out
+    out = []
+    for n, c, m in zip(names, vcpus, mem):
+        key = f"{c:g}x{m:g}"
+        if key not in g.shape:
+            raise TraceError(n, f"shape {key} is not in the group's shape table (expected one of: "
+                             f"{', '.join(g.shape)})")
+        out.append(g.shape[key])
+    return out
+
+
+def _group_frame(i: int, g: VmGroup, gt: sources.GroupTraces, vm_types: dict, gen: np.random.Generator
+                 ) -> pd.DataFrame:
+    """One group's VM table: names, types and sizes by the group's shape rule."""
+    names = gt.names
+    n = len(names)
+    nan = np.full(n, np.nan)
+    vcpus_t, mem_t, mhz_t = (a if a is not None else nan for a in (gt.vcpus, gt.memory_mb, gt.mhz))
+    if g.shape != "group":
+        missing = np.flatnonzero(np.isnan(vcpus_t) | np.isnan(mem_t))
+        if missing.size:
+            raise TraceError(names[missing[0]], f"the trace gives no vCPUs or memory for this VM (expected them for "
+                             f"shape {g.shape if isinstance(g.shape, str) else 'table'}, or shape: group)")
+        vcpus_t = np.ceil(vcpus_t - 1e-9)
+    if g.shape == "group" or g.shape == "as-is":
+        types_ = _assign_types(g.type, n, gen)
+    else:
+        types_ = _shape_types(g, vm_types, vcpus_t, mem_t, names)
+    vcpus = [vm_types[t].vcpus for t in types_]
+    mips = [vm_types[t].mips_per_vcpu for t in types_]
+    memory = [vm_types[t].memory_mb for t in types_]
+    if g.shape == "as-is":
+        vcpus = vcpus_t.astype(int).tolist()
+        memory = mem_t.tolist()
+        # MHz as MIPS (one instruction per cycle, as CloudSim counts) where the trace gives the VM's clock
+        mips = np.where(np.isfinite(mhz_t) & (mhz_t > 0), mhz_t / np.maximum(vcpus_t, 1), mips).tolist()
+    return pd.DataFrame({
+        "name": names,
+        "group": g.name or f"group{i}",
+        "group_index": i,
+        "vm_type": types_,
+        "vcpus": vcpus,
+        "mips_per_vcpu": mips,
+        "memory_mb": memory,
+        "trace": gt.labels,
+        "profile": g.profile,
+    })
+
+
+def _group_life(g: VmGroup, gt: sources.GroupTraces, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each VM's life on the run clock (the trace's, cut by the group's start_s/end_s) and its util, zero where the
+    group's window says the VM is not there yet or any more."""
+    n = len(gt.names)
+    start = gt.start_s.copy() if gt.start_s is not None else np.zeros(n)
+    end = gt.end_s.copy() if gt.end_s is not None else np.full(n, sc.duration_s)
+    util = gt.util
+    if g.start_s is not None or g.end_s is not None:
+        a = g.start_s if g.start_s is not None else 0.0
+        b = min(g.end_s, sc.duration_s) if g.end_s is not None else sc.duration_s
+        start, end = np.maximum(start, a), np.minimum(end, b)
+        t0 = np.arange(sc.n_intervals) * sc.interval_s
+        share = np.clip((np.minimum(b, t0 + sc.interval_s) - np.maximum(a, t0)) / sc.interval_s, 0.0, 1.0)
+        util = util * share[None, :]
+    return start, end, util
+
+
 def build_workload(sc: Scenario) -> Workload:
     """Read or generate every group's traces, assign VM types and stack them onto the scenario grid.
 
@@ -54,27 +163,24 @@ def build_workload(sc: Scenario) -> Workload:
     """
     vm_types = {v.name: v for v in sc.vm_types}
     frames, utils, problems, group_extras = [], [], [], []
+    starts, ends, warnings, clipped = [], [], [], 0
     for i, g in enumerate(sc.vms):
         gen = rng.stream(sc.seed, rng.WORKLOAD, i)
         try:
-            names, labels, util, extras = sources.read_group(i, g, sc, gen)
+            gt = sources.read_group(i, g, sc, gen)
+            frames.append(_group_frame(i, g, gt, vm_types, gen))
         except TraceError as exc:
-            problems.append(Problem(sc.file, f"vms.{i}.trace.{sources.kind_of(g.trace)}", str(exc)))
+            what = "shape" if "shape" in str(exc) or "vCPUs or memory" in str(exc) else \
+                f"trace.{sources.kind_of(g.trace)}"
+            problems.append(Problem(sc.file, f"vms.{i}.{what}", str(exc)))
             continue
-        types_ = _assign_types(g.type, len(names), gen)
-        frames.append(pd.DataFrame({
-            "name": names,
-            "group": g.name or f"group{i}",
-            "group_index": i,
-            "vm_type": types_,
-            "vcpus": [vm_types[t].vcpus for t in types_],
-            "mips_per_vcpu": [vm_types[t].mips_per_vcpu for t in types_],
-            "memory_mb": [vm_types[t].memory_mb for t in types_],
-            "trace": labels,
-            "profile": g.profile,
-        }))
+        start, end, util = _group_life(g, gt, sc)
+        starts.append(start)
+        ends.append(end)
         utils.append(util)
-        group_extras.append(extras)
+        group_extras.append(gt.extra)
+        warnings.extend(gt.warnings)
+        clipped += gt.clipped
     if problems:
         raise ScenarioError(problems)
     vms = pd.concat(frames, ignore_index=True)
@@ -85,4 +191,9 @@ def build_workload(sc: Scenario) -> Workload:
     for col in sorted({c for e in group_extras for c in e}):
         parts = [e.get(col, np.full(u.shape, np.nan)) for e, u in zip(group_extras, utils)]
         extra[col] = np.ascontiguousarray(np.vstack(parts).T, dtype=np.float32)
-    return Workload(vms=vms, cpu_util=cpu_util, extra=extra)
+    wl = Workload(vms=vms, cpu_util=cpu_util, extra=extra, start_s=np.concatenate(starts),
+                  end_s=np.concatenate(ends), warnings=warnings, clipped=clipped, duration_s=sc.duration_s)
+    if wl.lifecycles:
+        # only then: a run whose VMs all live the whole run keeps the classic VM table
+        wl.vms["start_s"], wl.vms["end_s"] = wl.start_s, wl.end_s
+    return wl

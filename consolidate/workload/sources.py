@@ -16,17 +16,27 @@ from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.resample import resample, samples_needed
 
 # TraceSource fields that tune a source rather than name one
-OPTIONS = frozenset({"repeat", "order"})
+OPTIONS = frozenset({"repeat", "order", "start", "gap", "gap_s", "over_100", "limit", "sample"})
 
 
 class GroupTraces(NamedTuple):
     """One group's traces: VM names, trace labels, CPU utilisation (fraction 0..1 of the VM's vCPUs) as
-    (VMs, intervals) and optional columns {name: (VMs, intervals)} in the columns' own units."""
+    (VMs, intervals) and optional columns {name: (VMs, intervals)} in the columns' own units. Readers of traces
+    with lifecycles also give each VM's start_s and end_s on the run clock (s; util is 0 outside), and its
+    shape where the trace has it (vcpus, memory_mb, mhz: the VM's CPU in MHz; NaN where unknown), and the
+    warnings of the reading (clipped samples, VMs left out)."""
 
     names: list[str]
     labels: list[str]
     util: np.ndarray
     extra: dict[str, np.ndarray]
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
+    vcpus: np.ndarray | None = None
+    memory_mb: np.ndarray | None = None
+    mhz: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
+    clipped: int = 0
 
 
 # (group index, group, scenario, the group's seeded generator) -> the traces it has (replay is done here)
@@ -89,13 +99,36 @@ def fit_to_grid(values: np.ndarray, interval_s: float, start_s: float, sc: Scena
     return resample(values, interval_s, sc.interval_s, sc.n_intervals, start_s)
 
 
+def select(n: int, src: TraceSource, gen: np.random.Generator) -> np.ndarray:
+    """Which of a trace's `n` VMs (indices, in the trace's order) a group keeps: a seeded `sample` fraction of
+    them, then the first `limit`. Readers call it on their VM list before they read samples."""
+    keep = np.arange(n)
+    if src.sample is not None:
+        keep = np.sort(gen.choice(n, size=int(round(n * src.sample)), replace=False)) if n else keep
+    if src.limit is not None:
+        keep = keep[:src.limit]
+    return keep
+
+
+def from_grid(grid, labels: list[str]) -> GroupTraces:
+    """GroupTraces from a timeline.Grid (a reader of timestamped traces)."""
+    return GroupTraces(grid.names, labels, grid.util, grid.extra, grid.start_s, grid.end_s, grid.vcpus,
+                       grid.memory_mb, grid.mhz, tuple(grid.warnings), grid.clipped)
+
+
 def _replay(t: GroupTraces, count: int | None) -> GroupTraces:
     """`count` VMs from the traces (all of them if None): more VMs than traces replay them in order, each copy
     named `trace#k`."""
     n = count if count is not None else len(t.names)
-    pick = np.arange(n) % len(t.names)
+    if n and not len(t.names):
+        raise TraceError(t.labels[0] if t.labels else "trace", f"holds no VM in the run (expected at least one for "
+                         f"count {n})")
+    pick = np.arange(n) % len(t.names) if n else np.arange(0)
+    per_vm = lambda a: None if a is None else a[pick]  # noqa: E731
     return GroupTraces([t.names[j] if n <= len(t.names) else f"{t.names[j]}#{k}" for k, j in enumerate(pick)],
-                       [t.labels[j] for j in pick], t.util[pick], {c: v[pick] for c, v in t.extra.items()})
+                       [t.labels[j] for j in pick], t.util[pick], {c: v[pick] for c, v in t.extra.items()},
+                       per_vm(t.start_s), per_vm(t.end_s), per_vm(t.vcpus), per_vm(t.memory_mb), per_vm(t.mhz),
+                       t.warnings, t.clipped)
 
 
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:

@@ -1,0 +1,269 @@
+"""VMs that arrive and leave during a run.
+
+At its start_s a VM is placed by the scenario's placement policy at that moment: on the hosts then on (holding a
+VM) first, else by switching one on; a consolidating datacenter places it as its rounds do (PABFD with the
+detector's overload check, as a restart after a failure). A VM that fits nowhere stops the run
+(`on_unplaceable: error`), is rejected (`reject`) or waits in a queue (`queue`: first come first served, the
+head of the queue first; with `max_wait_s` it is rejected once it has waited that long). At its end_s it leaves:
+its CPU, memory and devices are free at once, its migration (if any) is cancelled, and the queue is tried again.
+
+Events are processed at their exact times; the interval accounting sees a VM placed inside an interval as a
+boot there (served from its placement on), and a VM that leaves inside an interval asks for its work of the
+interval (its trace is 0 after it leaves), so served + unserved + queued = demand.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+
+from consolidate.engine.accounting import MigrationWindow
+from consolidate.engine.state import DatacenterState
+from consolidate.errors import PlacementError, Problem
+from consolidate.policies.consolidation import plan_restarts
+from consolidate.policies.placement import place
+from consolidate.policies.registry import Detector
+from consolidate.scenario.model import Scenario
+from consolidate.workload.build import Workload
+
+DEPART, ARRIVE = 0, 1  # at one instant VMs leave before others arrive: what leaves makes room
+
+
+class Lifecycles:
+    """Arrivals, departures and the queue of one run; what the accounting needs of them."""
+
+    def __init__(self, env: simpy.Environment, sc: Scenario, wl: Workload, state: DatacenterState,
+                 detector: Detector | None, migrations=None, forget_stuck=None):
+        self.env, self.sc, self.wl, self.state = env, sc, wl, state
+        self.detector, self.migrations, self.forget_stuck = detector, migrations, forget_stuck
+        V = len(wl.vms)
+        self.start_s, self.end_s = wl.start_s, wl.end_s
+        self.alive = np.zeros(V, bool)
+        self.rejected = np.zeros(V, bool)
+        self.departed = np.zeros(V, bool)
+        self.placed_ever = state.vm_host >= 0
+        self.queued_at = np.full(V, np.nan)  # when a VM joined the queue
+        self.queue_end = np.full(V, np.nan)  # when it left it (placed, rejected or departed)
+        self.queue: list[int] = []
+        self.boots: list[tuple[int, int, float]] = []  # placements inside an interval, not yet accounted
+        self.mem_need = wl.memory_need_mb(sc.memory_basis)
+        share = wl.alive_share(sc.interval_s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(share > 0, wl.cpu_util / share, 0.0) * wl.nominal_mips[None, :]
+        self.rate_mips = rate  # (intervals, VMs) demand while alive
+        self.peak_mips = rate.max(axis=0) if len(rate) else np.zeros(V)
+        lives = self.end_s > self.start_s
+        here = lives & (self.start_s <= 0)
+        self.alive[here] = True
+        events = [(float(self.start_s[v]), ARRIVE, int(v)) for v in np.flatnonzero(lives & (self.start_s > 0))]
+        events += [(float(self.end_s[v]), DEPART, int(v)) for v in np.flatnonzero(lives & (self.end_s < sc.duration_s))]
+        self.events = sorted(events)
+        self._next = 0
+        self.arrivals = int((lives & (self.start_s > 0)).sum())
+        for v in np.flatnonzero(here & (state.vm_host < 0)):  # there at t = 0 and fit nowhere
+            if sc.on_unplaceable == "queue":
+                self._enqueue(int(v), 0.0)
+            else:
+                self.rejected[v] = True
+        self.live_max = int(here.sum())
+        env.process(self._clock())
+
+    # --- events --------------------------------------------------------------------------------------------
+
+    def _clock(self):
+        """Process: wake at each event time inside an interval (ticks handle the ones on their edges)."""
+        dt = self.sc.interval_s
+        times = sorted({t for t, _, _ in self.events if abs(t / dt - round(t / dt)) > 1e-9})
+        for t in times:
+            if t > self.env.now:
+                yield self.env.timeout(t - self.env.now)
+            self.advance(at_edge=False)
+
+    def advance(self, at_edge: bool) -> None:
+        """Process every event due by now, expire the queue and try it (the tick calls this at each interval
+        edge before it looks at placement; `at_edge` placements need no boot window)."""
+        now = self.env.now
+        while self._next < len(self.events) and self.events[self._next][0] <= now + 1e-9:
+            _, kind, v = self.events[self._next]
+            self._next += 1
+            if kind == DEPART:
+                self._depart(v)
+            else:
+                self._arrive(v, at_edge)
+        self._expire()
+        self._try_queue(at_edge)
+        self.live_max = max(self.live_max, int(self.alive.sum()))
+
+    def _arrive(self, v: int, at_edge: bool) -> None:
+        now = self.env.now
+        self.alive[v] = True
+        if self.queue:  # first come first served: behind those already waiting
+            self._enqueue(v, now)
+            return
+        h = self._place(v)
+        if h >= 0:
+            self._boot(v, h, at_edge)
+        elif self.sc.on_unplaceable == "queue":
+            self._enqueue(v, now)
+        elif self.sc.on_unplaceable == "reject":
+            self.rejected[v] = True
+        else:
+            row = self.wl.vms.iloc[v]
+            raise PlacementError([Problem(self.sc.file, f"vms.{row.group_index}", f"VM {row['name']!r} (type "
+                                          f"{row.vm_type}) arriving at {now:g} s fits no host (needs "
+                                          f"{self._size(v):.0f} MIPS, {self.mem_need[v]:g} MB; expected more or "
+                                          "larger hosts, or on_unplaceable: reject or queue)")])
+
+    def _depart(self, v: int) -> None:
+        now, st = self.env.now, self.state
+        self.alive[v] = False
+        self.departed[v] = True
+        if v in self.queue:
+            self.queue.remove(v)
+            self.queue_end[v] = now
+        if st.vm_dest[v] >= 0 and self.migrations is not None:
+            self.migrations.cancel_vm(v, "departed")
+        st.depart(v)
+        if self.forget_stuck is not None:
+            self.forget_stuck([v])
+
+    def _enqueue(self, v: int, now: float) -> None:
+        self.queue.append(v)
+        self.queued_at[v] = now
+        if self.sc.max_wait_s is not None:
+            self.env.process(self._expire_at(now + self.sc.max_wait_s))
+
+    def _expire_at(self, t: float):
+        yield self.env.timeout(max(t - self.env.now, 0.0))
+        self._expire()
+        self._try_queue(at_edge=False)
+
+    def _expire(self) -> None:
+        if self.sc.max_wait_s is None or not self.queue:
+            return
+        now = self.env.now
+        for v in [v for v in self.queue if now - self.queued_at[v] >= self.sc.max_wait_s - 1e-9]:
+            self.queue.remove(v)
+            self.queue_end[v] = now
+            self.rejected[v] = True
+
+    def _try_queue(self, at_edge: bool) -> None:
+        while self.queue:
+            v = self.queue[0]
+            h = self._place(v)
+            if h < 0:
+                return  # the head waits, and everyone behind it
+            self.queue.pop(0)
+            self.queue_end[v] = self.env.now
+            self._boot(v, h, at_edge)
+
+    def retry(self) -> None:
+        """Each interval edge: events due, expiries, the queue."""
+        self.advance(at_edge=True)
+
+    def _boot(self, v: int, h: int, at_edge: bool) -> None:
+        self.state.arrive(v, h, self.env.now)
+        self.placed_ever[v] = True
+        if not at_edge:
+            self.boots.append((v, h, self.env.now))
+
+    # --- placement -----------------------------------------------------------------------------------------
+
+    def _k(self) -> int:
+        return min(int(self.env.now // self.sc.interval_s), self.sc.n_intervals - 1)
+
+    def _sizes(self) -> np.ndarray:
+        """Every VM's CPU size now by the placement's cpu_basis (MIPS)."""
+        basis = self.sc.placement.cpu_basis
+        if basis == "nominal":
+            return self.wl.nominal_mips
+        if basis == "peak_demand":
+            return self.peak_mips
+        return self.rate_mips[self._k()]
+
+    def _size(self, v: int) -> float:
+        return float(self._sizes()[v])
+
+    def _place(self, v: int) -> int:
+        """The host VM `v` goes to now (-1: none has room)."""
+        st, hosts = self.state, self.state.hosts
+        sizes = self._sizes()
+        if self.detector is not None:
+            snap = st.snapshot(sizes, np.zeros((0, len(st.vm_host))), np.zeros(len(hosts)))
+            placed = plan_restarts(snap, self.detector, np.array([v]), st.unavailable)
+            return placed[0][1] if placed else -1
+        where = np.where(st.vm_dest >= 0, st.vm_dest, st.vm_host)  # memory stays reserved on a destination
+        on = where >= 0
+        cpu_used = np.bincount(where[on], weights=sizes[on], minlength=len(hosts))
+        mem_used = np.bincount(where[on], weights=self.mem_need[on], minlength=len(hosts))
+        pools = st.devices.pools
+        free = hosts.pool_capacity - np.stack([np.bincount(where[on], weights=pools[on, p], minlength=len(hosts))
+                                               for p in range(pools.shape[1])], axis=1).astype(np.int64)
+        limit = hosts.capacity_mips * self.sc.cpu_overcommit
+        limit = np.where(st.unavailable, -1.0, limit)
+        tries = [limit]
+        if self.sc.power_off_idle_hosts:
+            holding = np.bincount(where[on], minlength=len(hosts)) > 0
+            tries = [np.where(holding, limit, -1.0), limit]  # the hosts on first, then switch one on
+        for lim in tries:
+            h = place(self.sc.placement.policy, sizes[[v]], self.mem_need[[v]], lim, hosts.memory_mb,
+                      host_capacity_mips=hosts.capacity_mips, curves_w=hosts.curves_w, host_type=hosts.host_type,
+                      host_cpu_used_mips=cpu_used, host_mem_used_mb=mem_used, vm_pools=pools[[v]],
+                      host_pools=free)[0]
+            if h >= 0:
+                return int(h)
+        return -1
+
+    # --- accounting ----------------------------------------------------------------------------------------
+
+    def interval(self, t0: float, t1: float, guest: np.ndarray, vm_host: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, list[MigrationWindow]]:
+        """For the accounting of [t0, t1): the demand (MIPS) each VM asks of its host (a VM placed inside the
+        interval asks, from its placement on, for its alive rate), the demand it spent queued, and each placement
+        inside the interval as a boot window."""
+        dt = t1 - t0
+        a = np.clip((self.start_s - t0) / dt, 0.0, 1.0)
+        u = np.clip((self.end_s - t0) / dt, 0.0, 1.0)
+        alive = np.maximum(u - a, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(alive > 0, guest / alive, 0.0)  # demand per unit of the interval while alive
+        qa = np.clip((np.nan_to_num(self.queued_at, nan=np.inf) - t0) / dt, 0.0, 1.0)
+        qb = np.clip((np.nan_to_num(self.queue_end, nan=np.inf) - t0) / dt, 0.0, 1.0)
+        queued = rate * np.maximum(np.minimum(qb, u) - np.maximum(qa, a), 0.0)
+        ask = guest.copy()
+        windows, later = [], []
+        for v, h, t in self.boots:
+            if t >= t1:
+                later.append((v, h, t))
+                continue
+            if t <= t0 + 1e-9 and vm_host[v] == h:
+                continue  # placed at the interval's start, before the tick looked: already on its host there
+            p = (t - t0) / dt
+            # the account serves a boot's demand over (p, 1]: ask what the VM does from p to its end
+            ask[v] = rate[v] * max(u[v] - p, 0.0) / max(1.0 - p, 1e-12)
+            windows.append(MigrationWindow(vm=v, source=-1, destination=h, start=max(t - t0, 1e-9),
+                                           end=max(t - t0, 1e-9), downtime_s=0.0, source_extra_mips=0.0,
+                                           destination_extra_mips=0.0))
+        self.boots = later
+        return ask, queued, windows
+
+    def live_in(self, t0: float, t1: float) -> tuple[int, int]:
+        """VMs alive at some time in [t0, t1), and VMs waiting in the queue at some time in it."""
+        lives = self.end_s > self.start_s
+        live = int((lives & (self.start_s < t1) & (self.end_s > t0)).sum())
+        qa = np.nan_to_num(self.queued_at, nan=np.inf)
+        qb = np.nan_to_num(self.queue_end, nan=np.inf)
+        waiting = int(((qa < t1) & (qb > t0) & (qb > qa)).sum())
+        return live, waiting
+
+    def close(self, now: float) -> None:
+        """The run ends: whoever still waits stops waiting now."""
+        for v in self.queue:
+            self.queue_end[v] = now
+
+    @property
+    def waits_s(self) -> np.ndarray:
+        """How long each VM that queued waited (s)."""
+        q = ~np.isnan(self.queued_at)
+        return self.queue_end[q] - self.queued_at[q]

@@ -1,0 +1,98 @@
+"""Reader for the Grid Workloads Archive's Bitbrains (GWA-T-12: fastStorage, Rnd) and Materna (GWA-T-13) traces
+(`bitbrains: PATH`): a folder of per-VM CSV files (or one such file), `;`-separated (with tabs after the `;`):
+
+| column | used as |
+|---|---|
+| `Timestamp [ms]` | sample time: epoch seconds in GWA-T-12 despite the name (milliseconds and Materna's `dd.mm.yyyy HH:MM:SS` are read too) |
+| `CPU cores` | vCPUs (first row) |
+| `CPU capacity provisioned [MHZ]` | the VM's CPU (MHz, all cores) |
+| `CPU usage [%]` | utilisation (% of the provisioned capacity) |
+| `Memory capacity provisioned [KB]` | memory (KiB; first row) |
+| `Memory usage [KB]` | `mem_used_bytes` (what a pre-copy migration sends; packing with memory_basis: used) |
+
+Other columns are read and ignored. One VM per file, named by the file's stem; files are read one at a time.
+Samples are about 300 s apart with jitter and gaps, which the group's `gap` policy fills (timeline.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from consolidate.errors import TraceError, cut, not_a_regular_file
+from consolidate.scenario.model import Scenario, VmGroup
+from consolidate.workload.sources import GroupTraces, from_grid, register, select
+from consolidate.workload.timeline import Series, to_grid, to_seconds
+
+TIME, CORES, CAP, UTIL, MEM, MEM_USED = ("Timestamp [ms]", "CPU cores", "CPU capacity provisioned [MHZ]",
+                                         "CPU usage [%]", "Memory capacity provisioned [KB]", "Memory usage [KB]")
+REQUIRED = (TIME, CORES, CAP, UTIL, MEM)
+MAX_FILE_BYTES = 1 << 30  # one VM's month is ~1 MB; a 1 GiB "VM file" is not one
+
+
+def files_of(path: Path) -> list[Path]:
+    """The trace's files: the file itself, or the folder's .csv files sorted by name."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+        if not files:
+            raise TraceError(str(path), "folder holds no .csv files (expected one GWA-T-12/13 file per VM)")
+        return files
+    return [path]
+
+
+def read_file(path: Path) -> Series:
+    """One VM's file."""
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise TraceError(str(path), f"trace file {why}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise TraceError(str(path), f"too large for one VM's trace (got {path.stat().st_size:,} bytes, expected at "
+                         f"most {MAX_FILE_BYTES:,})")
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if b"\0" in head:
+        raise TraceError(str(path), "not a text file (got NUL bytes, expected ';'-separated CSV)")
+    try:
+        df = pd.read_csv(path, sep=";", skipinitialspace=True, dtype=str)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise TraceError(str(path), f"cannot be read as ';'-separated CSV ({cut(str(exc), 200)})") from None
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise TraceError(str(path), f"column {missing[0]!r} is missing (got columns: "
+                         f"{cut(', '.join(df.columns), 200)}; expected the GWA-T-12/13 layout)")
+    if len(df) == 0:
+        raise TraceError(str(path), "file has no rows")
+    t = to_seconds(df[TIME].str.strip(), str(path), TIME)
+    num = {}
+    for c in (CORES, CAP, UTIL, MEM) + ((MEM_USED,) if MEM_USED in df.columns else ()):
+        v = pd.to_numeric(df[c].str.strip(), errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
+        if bad.size:
+            raise TraceError(str(path), f"{c}: missing, negative or not a number (got {cut(repr(df[c].iloc[bad[0]]), 60)})",
+                             row=int(bad[0]) + 1)
+        num[c] = v
+    order = np.argsort(t, kind="stable")  # a few GWA files repeat or reorder a timestamp: sort, keep the last
+    t, rows = t[order], order + 1
+    uniq = np.append(np.diff(t) > 0, True)
+    extra = {"mem_used_bytes": num[MEM_USED][order][uniq] * 1024.0} if MEM_USED in num else {}
+    return Series(name=path.stem, t_s=t[uniq], util=num[UTIL][order][uniq] / 100.0, extra=extra,
+                  rows=rows[uniq], where=str(path), vcpus=float(num[CORES][0]), memory_mb=float(num[MEM][0]) / 1024.0,
+                  mhz=float(num[CAP][0]))
+
+
+def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
+    """Every VM of the folder (one per file) with its life and shape, on the scenario grid."""
+    path = Path(g.trace.bitbrains)
+    if not path.is_absolute():
+        path = sc.base_dir / path
+    if not path.exists():
+        raise TraceError(str(path), "no such file or folder")
+    files = files_of(path)
+    files = [files[k] for k in select(len(files), g.trace, gen)]
+    grid = to_grid([read_file(f) for f in files], sc, g.trace, str(path))
+    return from_grid(grid, [str(path)] * len(grid.names))
+
+
+register("bitbrains", read_group)

@@ -1,0 +1,168 @@
+"""VMs that arrive and leave: the laws a run must keep at every instant, the queue, and the classic run untouched."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import consolidate
+from consolidate.api import build_workload
+from consolidate.engine.datacenter import Datacenter
+from consolidate.engine.placement import initial_placement
+from consolidate.engine.state import HostTable
+from consolidate.errors import ConsolidateError
+from consolidate.validation import load_scenario
+
+HOST = "hp-proliant-ml110-g5"  # 2 cores x 2,660 MIPS, 4,096 MB
+
+
+def _scenario(groups, hosts=2, policy="pabfd", on_unplaceable="queue", max_wait_s=None, consolidation=False):
+    sc = {"name": "lc", "duration_s": 6000, "interval_s": 300, "hosts": [{"type": HOST, "count": hosts}],
+          "vm_types": [{"name": "s", "vcpus": 1, "mips_per_vcpu": 1000, "memory_mb": 1024},
+                       {"name": "m", "vcpus": 2, "mips_per_vcpu": 1000, "memory_mb": 2048}],
+          "on_unplaceable": on_unplaceable, "placement": policy, "vms": groups}
+    if max_wait_s is not None:
+        sc["max_wait_s"] = max_wait_s
+    if consolidation:
+        sc["consolidation"] = {"policy": "thr-mmt-0.8"}
+    return sc
+
+
+group = st.builds(
+    lambda n, t, a, life, mean: {"count": n, "type": t, "start_s": a, "end_s": a + life,
+                                 "trace": {"synthetic": {"mean": mean, "amplitude": 0.0}}},
+    st.integers(1, 4), st.sampled_from(["s", "m"]), st.floats(0, 5000).map(lambda x: round(x, 1)),
+    st.floats(10, 4000).map(lambda x: round(x, 1)), st.floats(0.05, 0.9))
+
+
+def _run_checking(data: dict):
+    """Run step by step, checking the laws after every SimPy event; returns the record and the workload."""
+    sc = load_scenario(data)
+    wl = build_workload(sc)
+    hosts = HostTable.from_scenario(sc)
+    dc = Datacenter(sc, wl, hosts, initial_placement(sc, wl, hosts))
+    st_, env = dc.state, dc.env
+    mem = wl.memory_need_mb(sc.memory_basis)
+    end = sc.duration_s
+    while env.peek() <= end:
+        env.step()
+        now = env.now
+        on = st_.vm_host >= 0
+        # never on a host before its start or after its end
+        assert (wl.start_s[on] <= now + 1e-9).all() and (wl.end_s[on] >= now - 1e-9).all(), now
+        leaving = on & (wl.end_s <= now - 1e-9)
+        assert not leaving.any()
+        # memory holds at every instant: what runs there plus what migrates to it
+        where = np.concatenate([st_.vm_host[on], st_.vm_dest[st_.vm_dest >= 0]])
+        need = np.concatenate([mem[on], mem[st_.vm_dest >= 0]])
+        used = np.bincount(where, weights=need, minlength=len(hosts))
+        assert (used <= hosts.memory_mb + 1e-6).all(), (now, used)
+    return dc.run(), wl, sc, dc
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(group, min_size=1, max_size=4), st.sampled_from(["pabfd", "ff", "bfd"]),
+       st.sampled_from(["queue", "reject"]), st.sampled_from([None, 600.0]))
+def test_lifecycle_laws(groups, policy, unplaceable, max_wait):
+    data = _scenario(groups, policy=policy, on_unplaceable=unplaceable,
+                     max_wait_s=max_wait if unplaceable == "queue" else None)
+    rec, wl, sc, dc = _run_checking(data)
+    # a VM on a host at an interval's start lives then
+    t = np.arange(sc.n_intervals)[:, None] * sc.interval_s
+    on = rec.vm_host_series >= 0
+    assert not (on & ((t < wl.start_s[None, :] - 1e-9) | (t >= wl.end_s[None, :] - 1e-9))).any()
+    # demand = served + unserved + queued, with nothing served beyond demand and nothing queued that was not asked
+    d = rec.cpu_demand_mips.astype(np.float64)
+    served, queued = rec.cpu_served_mips.astype(np.float64), rec.queued_mips.astype(np.float64)
+    assert (served + queued <= d * (1 + 1e-5) + 1e-3).all()
+    # hosts never over capacity here (total demand per host stays low), so all that is not queued is served
+    # unless the VM was rejected
+    rejected = dc.life.rejected
+    ok = ~rejected
+    np.testing.assert_allclose((served + queued)[:, ok].sum(axis=0), d[:, ok].sum(axis=0), rtol=1e-5, atol=1e-2)
+    # no CPU work outside a VM's life
+    assert (d[(t + sc.interval_s <= wl.start_s[None, :]) | (t >= wl.end_s[None, :])] == 0).all()
+
+
+def test_work_arriving_mid_interval_is_served_from_its_start():
+    data = _scenario([{"name": "a", "count": 1, "type": "s", "start_s": 450, "end_s": 1050,
+                       "trace": {"synthetic": {"mean": 0.5, "amplitude": 0.0, "random_phase": False}}}])
+    res = consolidate.run(data)
+    s = res.summary.iloc[0]
+    # 500 MIPS for 600 s
+    assert s["cpu_demand_mips_h"] == pytest.approx(500 * 600 / 3600)
+    assert s["cpu_served_mips_h"] == pytest.approx(500 * 600 / 3600)
+    assert s["vms_arrived"] == 1 and s["vms_departed"] == 1 and s["vms_queued"] == 0
+    v = res.vm_intervals
+    assert v.loc[v.time_s == 300, "cpu_demand_mips"].iloc[0] == pytest.approx(250.0)  # half the interval
+    assert v.loc[v.time_s == 300, "host"].iloc[0] == -1  # not there at the interval's start
+
+
+def test_queue_first_come_first_served_and_max_wait():
+    # one host holds 4 small VMs; 4 live to 3000 s, 4 more arrive at 1000 s and must wait for them
+    base = {"name": "base", "count": 4, "type": "s", "end_s": 3000, "trace": {"synthetic": {"mean": 0.2}}}
+    late = {"name": "late", "count": 4, "type": "s", "start_s": 1000, "end_s": 5000,
+            "trace": {"synthetic": {"mean": 0.2}}}
+    s = consolidate.run(_scenario([base, late], hosts=1)).summary.iloc[0]
+    assert s["vms_queued"] == 4 and s["queue_wait_s_max"] == pytest.approx(2000.0)
+    assert s["vms_rejected"] == 0 and s["cpu_unserved_mips_h"] == pytest.approx(0.0, abs=1e-6)
+    assert s["cpu_queued_mips_h"] == pytest.approx(4 * 200 * 2000 / 3600, rel=1e-4)
+    s = consolidate.run(_scenario([base, late], hosts=1, max_wait_s=900)).summary.iloc[0]
+    assert s["vms_rejected"] == 4 and s["queue_wait_s_max"] == pytest.approx(900.0)
+    assert s["cpu_queued_mips_h"] == pytest.approx(4 * 200 * 900 / 3600, rel=1e-4)
+    assert s["cpu_rejected_mips_h"] == pytest.approx(4 * 200 * 4000 / 3600, rel=1e-4)
+    s = consolidate.run(_scenario([base, late], hosts=1, on_unplaceable="reject")).summary.iloc[0]
+    assert s["vms_rejected"] == 4 and s["vms_queued"] == 0
+    with pytest.raises(ConsolidateError, match="arriving at 1000 s fits no host"):
+        consolidate.run(_scenario([base, late], hosts=1, on_unplaceable="error"))
+
+
+def test_arrival_prefers_a_host_that_is_on():
+    # first-fit would take host 0 anyway; PABFD on identical empty hosts picks any: the on host must win
+    first = {"name": "a", "count": 1, "type": "s", "trace": {"synthetic": {"mean": 0.3}}}
+    late = {"name": "b", "count": 1, "type": "s", "start_s": 600, "trace": {"synthetic": {"mean": 0.3}}}
+    res = consolidate.run(_scenario([first, late], hosts=3))
+    assert res.vms.host_at_end.tolist()[0] == res.vms.host_at_end.tolist()[1]
+    assert res.summary.iloc[0]["hosts_active_max"] == 1
+
+
+def test_departing_vm_migration_is_cancelled():
+    # four VMs fill host 0, a fifth arrives on host 1; three leave at 1000 s and the underloaded hosts are
+    # consolidated by a live migration: VM 0 leaves 5 s into its migration, which must stop there
+    groups = [{"name": f"a{i}", "count": 1, "type": "s", "end_s": 1000 if i else 6000,
+               "trace": {"synthetic": {"mean": 0.1}}} for i in range(4)]
+    groups.append({"name": "late", "count": 1, "type": "s", "start_s": 500, "trace": {"synthetic": {"mean": 0.1}}})
+    data = _scenario(groups, hosts=2, consolidation=True)
+    data["migration"] = {"model": "precopy"}
+    rec, wl, sc, dc = _run_checking(data)
+    (m,) = rec.migrations
+    assert m.end_s - m.start_s > 10 and not m.aborted
+    data["vms"][m.vm]["end_s"] = m.start_s + 5
+    rec, wl, sc, dc = _run_checking(data)
+    (m2,) = rec.migrations
+    assert m2.vm == m.vm and m2.aborted and "departed" in m2.reason and m2.end_s == pytest.approx(m.start_s + 5)
+    assert (dc.state.vm_dest < 0).all() and dc.state.vm_host[m.vm] == -1
+
+
+def test_without_lifecycles_the_run_is_the_classic_one():
+    data = _scenario([{"count": 3, "type": "s", "trace": {"synthetic": {"mean": 0.4}}}])
+    data["on_unplaceable"] = "reject"
+    res = consolidate.run(data)
+    assert "vms_arrived" not in res.summary.columns and "datacenter" not in res.frames
+    assert "cpu_queued_mips" not in res.vm_intervals.columns and "start_s" not in res.vms.columns
+    # a window that is the whole run is no lifecycle either
+    data["vms"][0]["start_s"], data["vms"][0]["end_s"] = 0, 6000
+    again = consolidate.run(data)
+    assert again.summary.drop(columns=["run_id", "scenario_sha256", "wall_s"]).equals(
+        res.summary.drop(columns=["run_id", "scenario_sha256", "wall_s"]))
+
+
+def test_lifecycles_refuse_what_does_not_follow_them_yet(tmp_path):
+    data = _scenario([{"count": 1, "type": "s", "start_s": 10, "trace": {"synthetic": {"mean": 0.4}}}])
+    data["overhead"] = {"enabled": True}
+    with pytest.raises(ConsolidateError, match="do not combine with overhead yet"):
+        load_scenario(data)
+    data = _scenario([{"count": 1, "type": "s", "trace": {"synthetic": {"mean": 0.4}}}], on_unplaceable="reject",
+                     max_wait_s=10)
+    with pytest.raises(ConsolidateError, match="max_wait_s: applies to a queue"):
+        load_scenario(data)
