@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 from tests.conftest import REPO, TINY
@@ -106,11 +107,21 @@ def _start(args, cwd) -> subprocess.Popen:
                             text=True)
 
 
+def _wait_until_simulating(p: subprocess.Popen, cpu_s: float = 3.0, within_s: float = 60.0) -> None:
+    """Until the process has used `cpu_s` of CPU (imports take about one second): on a loaded machine a fixed
+    sleep can signal it while it is still importing, which is not what the test is about."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and p.poll() is None:
+        if psutil.Process(p.pid).cpu_times().user >= cpu_s:
+            return
+        time.sleep(0.1)
+
+
 def test_ctrl_c_and_sigterm_stop_a_run_at_once_and_write_nothing(tmp_path):
     scenario = REPO / "scenarios" / "planetlab-consolidation-precopy.yaml"  # about 30 s of simulating
     for sig in (signal.SIGINT, signal.SIGTERM):
         p = _start(["run", scenario], tmp_path)
-        time.sleep(4)
+        _wait_until_simulating(p)
         t0 = time.monotonic()
         p.send_signal(sig)
         out, err = p.communicate(timeout=30)
