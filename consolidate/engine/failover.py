@@ -92,12 +92,8 @@ class Failover:
         """(share of [t0, t1) each VM spent on its paravirtual NIC, seconds of service gap inside it);
         forgets what ended before t0 (intervals are accounted in order)."""
         V, dt = len(self.vm), t1 - t0
-        share = np.zeros(V)
         self.spans = [s for s in self.spans if s[2] > t0]
-        for v, a, b in self.spans:
-            share[v] += max(0.0, min(b, t1) - max(a, t0))
-        open_ = np.flatnonzero(~np.isnan(self.since))
-        share[open_] += np.clip(t1 - np.maximum(self.since[open_], t0), 0.0, dt)
+        share = seconds_within(self.spans, self.since, t0, t1)
         gap = np.zeros(V)
         self.gaps = [g for g in self.gaps if g[1] + self.gap_s > t0]
         for v, t in self.gaps:
@@ -109,3 +105,14 @@ class Failover:
         open_ = ~np.isnan(self.since)
         self.paravirtual_s_total += float((now - self.since[open_]).sum())
         self.waiting_at_end = int(open_.sum())
+
+
+def seconds_within(spans: list[tuple[int, float, float]], since: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Seconds of [t0, t1) each VM spent in a state, from its closed spans (vm, start_s, end_s) and, where
+    `since` (per VM) is not NaN, the span still open since then."""
+    out = np.zeros(len(since))
+    for v, a, b in spans:
+        out[v] += max(0.0, min(b, t1) - max(a, t0))
+    open_ = np.flatnonzero(~np.isnan(since))
+    out[open_] += np.clip(t1 - np.maximum(since[open_], t0), 0.0, t1 - t0)
+    return out

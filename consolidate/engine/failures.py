@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from consolidate.engine.accounting import MigrationWindow
+from consolidate.engine.failover import seconds_within
 from consolidate.engine.migration import Migrations
 from consolidate.engine.state import DatacenterState
 from consolidate.hardware.assignment import NVME
@@ -143,12 +144,8 @@ class FailureManager:
         restart in it as a zero-length move from nowhere (the VM is served on its new host from its boot on).
         Intervals are accounted in order: what ended before t0 is forgotten."""
         V, dt = len(self.state.vm_host), t1 - t0
-        down = np.zeros(V)
         self.spans = [s for s in self.spans if s[2] > t0]
-        for v, a, b in self.spans:
-            down[v] += max(0.0, min(b, t1) - max(a, t0))
-        open_ = np.flatnonzero(~np.isnan(self.down_since))
-        down[open_] += np.clip(t1 - np.maximum(self.down_since[open_], t0), 0.0, dt)
+        down = seconds_within(self.spans, self.down_since, t0, t1)
         lost = np.zeros(V)
         keep = []
         for v, t in self.crashes:
