@@ -1,34 +1,45 @@
 """Write docs/metrics.md and the README's `summary` bullet from the metric registry
-(consolidate/results/metrics.py), so the documented columns are always the computed ones.
+(consolidate/results/metrics.py), and docs/columns.md (every frame's columns, one table) and the README's frame
+bullets from the column registry (consolidate/results/columns.py), so the documented columns are always the
+computed ones.
 
-    python scripts/gen_metrics_doc.py          # rewrite both
-    python scripts/gen_metrics_doc.py --check  # exit 1, naming the stale files, if either is out of date
+    python scripts/gen_metrics_doc.py          # rewrite what is stale
+    python scripts/gen_metrics_doc.py --check  # exit 1, naming the stale files, if any is out of date
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from consolidate.results.columns import columns_markdown, readme_frames_bullets
 from consolidate.results.metrics import metrics_markdown, readme_summary_bullet
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- metrics:begin -->", "<!-- metrics:end -->"
+COLUMNS_BEGIN, COLUMNS_END = "<!-- columns:begin -->", "<!-- columns:end -->"
+
+
+def _between(text: str, begin: str, end: str, body: str) -> str:
+    """`text` (the README) with `body` between the markers `begin` and `end` of its "## Result columns" section."""
+    section = text.index("\n## Result columns\n")
+    next_section = text.find("\n## ", section + 1)
+    a, b = text.find(begin, section), text.find(end, section)
+    if not (0 <= a < b < (next_section if next_section >= 0 else len(text))):
+        raise ValueError(f"README.md: no {begin} ... {end} block in the 'Result columns' section")
+    return text[:a + len(begin)] + "\n" + body + "\n" + text[b:]
 
 
 def readme_with_bullet(text: str) -> str:
-    """`text` (the README) with the generated bullet between the markers of its "## Result columns" section."""
-    section = text.index("\n## Result columns\n")
-    next_section = text.find("\n## ", section + 1)
-    a, b = text.find(BEGIN, section), text.find(END, section)
-    if not (0 <= a < b < (next_section if next_section >= 0 else len(text))):
-        raise ValueError(f"README.md: no {BEGIN} ... {END} block in the 'Result columns' section")
-    return text[:a + len(BEGIN)] + "\n" + readme_summary_bullet() + "\n" + text[b:]
+    """`text` (the README) with the generated summary bullet and frame bullets in its "Result columns" section."""
+    text = _between(text, BEGIN, END, readme_summary_bullet())
+    return _between(text, COLUMNS_BEGIN, COLUMNS_END, readme_frames_bullets())
 
 
 def expected() -> dict[Path, str]:
     """Each generated file and the text it should hold."""
     readme = REPO / "README.md"
-    return {REPO / "docs" / "metrics.md": metrics_markdown(), readme: readme_with_bullet(readme.read_text())}
+    return {REPO / "docs" / "metrics.md": metrics_markdown(), REPO / "docs" / "columns.md": columns_markdown(),
+            readme: readme_with_bullet(readme.read_text())}
 
 
 def main(argv: list[str]) -> int:
