@@ -41,6 +41,15 @@ def files_of(path: Path) -> list[Path]:
     return [path]
 
 
+def looks_like(path: Path) -> bool:
+    """Whether `path` is a GWA-T-12/13 file, or a folder whose first .csv file is one (its header names TIME)."""
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        return False
+    with files[0].open("rb") as f:
+        return TIME.encode() in f.read(4096).split(b"\n", 1)[0]
+
+
 def read_file(path: Path) -> Series:
     """One VM's file."""
     why = not_a_regular_file(path)

@@ -32,6 +32,12 @@ def to_seconds(values, where: str, column: str) -> np.ndarray:
         num = pd.to_numeric(s, errors="coerce")
         if num.notna().all():
             t = num.to_numpy(np.float64)
+        elif num.notna().any() and pd.isna(pd.to_datetime(s.iloc[int(np.argmax(num.isna().to_numpy()))],
+                                                          errors="coerce", utc=True, format="ISO8601")):
+            # a numeric clock with a stray value: name that value, not the first number ISO parsing refuses
+            bad = int(np.argmax(num.isna().to_numpy()))
+            raise TraceError(where, f"{column}: not a time (got {cut(repr(s.iloc[bad]), 60)}, expected epoch "
+                             "seconds, milliseconds or an ISO 8601 timestamp)", row=bad + 1)
         else:
             parsed = pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601")
             if parsed.isna().any():  # Materna (GWA-T-13) writes day first: 01.11.2015 00:00:00
@@ -119,7 +125,7 @@ def _segments(s: Series, src: TraceSource) -> tuple[np.ndarray, np.ndarray, np.n
         hole = np.where(gap, dur - typical, 0.0)
         dur = np.where(gap, typical, dur)
     else:
-        gap = hole > max(limit - typical, 0.0) + 1e-9
+        gap = np.isfinite(hole) & (hole > max(limit - typical, 0.0) + 1e-9)  # after the last sample: no gap
     n_gaps = int(gap.sum())
     if n_gaps and src.gap == "error":
         i = int(np.flatnonzero(gap)[0])
@@ -130,6 +136,12 @@ def _segments(s: Series, src: TraceSource) -> tuple[np.ndarray, np.ndarray, np.n
         # the value holds over the gap (and over any shorter hole between fragments)
         dur = dur + np.where(np.isfinite(hole) & (hole > 0), hole, 0.0)
     return t, t + dur, np.arange(n), n_gaps
+
+
+def segments(s: Series, src: TraceSource) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One VM's segments (starts, ends in s on its own clock, sample indices) with gaps filled by `src.gap`, and
+    its count of gaps; raises TraceError on unsorted times or, with gap: error, on a gap."""
+    return _segments(s, src)
 
 
 def _integral_at(a: np.ndarray, e: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
