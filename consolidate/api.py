@@ -160,8 +160,10 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
 
 
 
-def write(res: Results, out_dir: str | Path, *, csv: bool = True, report: bool = True, force: bool = False) -> Path:
-    """Write a run folder: every frame as Parquet (and CSV), the resolved scenario, the HTML report (if `report`)
+def write(res: Results, out_dir: str | Path, *, csv: bool | None = None, report: bool = True,
+          force: bool = False) -> Path:
+    """Write a run folder: the frames the scenario's `outputs:` chooses as Parquet (and CSV: `csv`, default by
+    outputs.csv or the run's size, see README "Outputs"), the resolved scenario, the HTML report (if `report`)
     and run.json, into a temporary folder renamed to `out_dir` when complete. `out_dir` must be new or empty;
     `force` replaces a folder that holds files. Returns the folder; raises OutputError or OSError."""
     out = write_run_folder(res, Path(out_dir), csv=csv, force=force,

@@ -10,6 +10,7 @@ WORKLOAD = 1  # + group index: type assignment and synthetic traces
 POLICY = 2  # placement and consolidation policies that draw (random selection)
 # 3: sweep repeats (sweep/expand.py)
 FAILURES = 4  # + (0, process, host) for host failures, (1, process, rack) for rack failures
+OUTPUTS = 5  # the VMs vm_intervals keeps with outputs.vm_intervals: {sample: N}
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:

@@ -176,6 +176,8 @@ def write_report(res: "Results", out_dir: Path) -> Path:
     imgs = "\n".join(embed_png(p, p.stem.replace("_", " ")) for p in plots)
     files = sorted(p.name for p in out_dir.iterdir() if p.suffix in (".parquet", ".csv", ".yaml"))
     links = " · ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in files)
+    left_out = (f"<p class=warn><b>Left out</b> (the scenario's <code>outputs:</code>): {esc('; '.join(res.left_out))}"
+                "</p>" if res.left_out else "")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(sc.name)} — {esc(res.run_id)}</title>
 <style>{CSS}</style></head><body>
 <h1>{esc(sc.name)}</h1>
@@ -191,7 +193,7 @@ def write_report(res: "Results", out_dir: Path) -> Path:
 {_maintenance_section(res)}
 <h2 id=summary>Summary</h2>{summary}
 <h2 id=plots>Plots</h2>{imgs}
-<h2 id=data>Data</h2><p>{links}</p>
+<h2 id=data>Data</h2><p>{links}</p>{left_out}
 </body></html>"""
     path = out_dir / "index.html"
     path.write_text(page)

@@ -7,20 +7,21 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from consolidate import rng
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.engine.record import RunRecord
 from consolidate.engine.state import HostTable
 from consolidate.hardware.assignment import IO_CLASSES
 from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
 from consolidate.results.writer import write_run_folder
-from consolidate.scenario.model import Scenario
+from consolidate.scenario.model import BIG_RUN_VM_INTERVALS, Scenario
 from consolidate.workload.build import Workload
 
 SUMMARY_COLUMNS = tuple(m.name for m in SUMMARY_METRICS if m.feature == "always")  # in every run's summary
@@ -231,6 +232,77 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
     return row
 
 
+def sample_vms(seed: int, n_vm: int, n: int) -> np.ndarray:
+    """The sorted indices of the `n` VMs (all if fewer) vm_intervals keeps with `sample: n`, drawn from `seed`."""
+    if n >= n_vm:
+        return np.arange(n_vm, dtype=np.int32)
+    return np.sort(rng.stream(seed, rng.OUTPUTS).choice(n_vm, size=n, replace=False)).astype(np.int32)
+
+
+def _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx) -> pd.DataFrame:
+    """vm_intervals of every VM (`vm_idx` None: columns are views of the record where they can be) or of the VMs
+    in `vm_idx` (copies of their columns only)."""
+    n_int, n_vm = guest.shape
+    vm_ids = np.arange(n_vm, dtype=np.int32) if vm_idx is None else vm_idx
+    pick = (lambda a: a) if vm_idx is None else (lambda a: a[:, vm_idx])  # noqa: E731
+    guest, served, demand = pick(guest), pick(served), pick(demand)
+    if ov is not None and vm_idx is not None:
+        ov = _pick_overhead(ov, vm_idx)
+    cols = {
+        "time_s": np.repeat(t, len(vm_ids)),
+        "vm": np.tile(vm_ids, n_int),
+        "host": pick(rec.vm_host_series).ravel() if rec.vm_host_series is not None else
+        np.tile(rec.vm_host[vm_ids].astype(np.int32), n_int),
+        "cpu_demand_mips": guest.ravel(),
+    }
+    if ov is not None:
+        cols["cpu_overhead_mips"] = ov.overhead_mips.ravel()
+        cols["cpu_backend_mips"] = ov.backend_mips.ravel()
+        cols["cpu_effective_mips"] = demand.ravel()
+    cols["cpu_served_mips"] = served.ravel()
+    life = rec.lifecycle
+    if life is not None:
+        # demand = served + unserved + queued: what a VM asks while it waits for a host is queued, not unserved
+        cols["cpu_queued_mips"] = pick(rec.queued_mips).ravel()
+        cols["cpu_unserved_mips"] = np.maximum(demand - served - pick(rec.queued_mips), 0.0).ravel()
+    else:
+        # served never exceeds demand; clip the float32 rounding of the two sums
+        cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
+    if ov is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # undefined (NaN) for an idle VM: overhead relative to no guest work
+            cols["overhead_pct"] = np.where(guest > 0, ov.overhead_mips / guest * 100, np.nan).astype(np.float32).ravel()
+        for c, arr in ov.components_mips.items():
+            cols[f"overhead_{c}_mips"] = arr.ravel()
+        cols["exits_per_s"] = ov.exits_per_s.sum(axis=2).ravel()
+        for j, reason in enumerate(rec.overhead.reasons):
+            cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
+        cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
+        cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
+        for io in IO_CLASSES:  # e.g. net_pps_demand, disk_iops_served
+            asked, carried = ov.io_demand[io.name], ov.io_served[io.name]
+            cols[f"{io.name}_{io.rate_unit}_demand"] = asked.ravel()
+            cols[f"{io.name}_{io.rate_unit}_served"] = carried.ravel()
+            cols[f"{io.name}_{io.rate_unit}_unserved"] = (asked - carried).ravel()
+    if rec.migrations is not None:
+        cols["cpu_migration_loss_mips"] = pick(rec.migration_loss_mips).ravel()
+    return pd.DataFrame(cols, copy=False)
+
+
+def _pick_overhead(ov, vm_idx):
+    """The overhead series of the VMs in vm_idx only (same fields, fewer columns)."""
+    out = {}
+    for f in fields(ov):
+        v = getattr(ov, f.name)
+        if isinstance(v, dict):
+            out[f.name] = {k: a[:, vm_idx] for k, a in v.items()}
+        elif f.name == "reason_mips":
+            out[f.name] = v
+        else:
+            out[f.name] = v[:, vm_idx]
+    return replace(ov, **out)
+
+
 def scenario_sha256(sc: Scenario) -> str:
     """Hash of the validated scenario, so equal inputs give equal hashes. Fields left at their defaults are left
     out, so adding a schema field with a default does not change the hash of scenarios that do not use it
@@ -256,7 +328,7 @@ class Results:
     scenario: Scenario
     run_id: str
     summary: pd.DataFrame
-    vm_intervals: pd.DataFrame
+    vm_intervals: pd.DataFrame | None  # None: outputs.vm_intervals off (never built)
     host_intervals: pd.DataFrame
     vms: pd.DataFrame
     hosts: pd.DataFrame
@@ -266,12 +338,14 @@ class Results:
     failures: pd.DataFrame | None = None
     datacenter: pd.DataFrame | None = None  # VMs arriving and leaving: per interval, VMs live and queued, hosts on
     out_dir: Path | None = field(default=None)
+    vm_intervals_detail: str | int = "full"  # "full", "off" or the number of VMs sampled (outputs.vm_intervals)
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The result tables by the file stem they are written under."""
-        out = {"summary": self.summary, "vm_intervals": self.vm_intervals, "host_intervals": self.host_intervals,
-               "vms": self.vms, "hosts": self.hosts}
+        """The result tables by the file stem they are written under (vm_intervals only when built)."""
+        out = {"summary": self.summary, "host_intervals": self.host_intervals, "vms": self.vms, "hosts": self.hosts}
+        if self.vm_intervals is not None:
+            out["vm_intervals"] = self.vm_intervals
         if self.overhead_reasons is not None:
             out["overhead_reasons"] = self.overhead_reasons
         if self.migrations is not None:
@@ -284,10 +358,40 @@ class Results:
             out["datacenter"] = self.datacenter
         return out
 
-    def write(self, out_dir: str | Path, *, csv: bool = True, force: bool = False) -> Path:
-        """Write every frame as Parquet (and CSV), the resolved scenario and run.json to out_dir, a new or empty
-        folder (`force` replaces one that holds files), whole or not at all; returns it. The HTML report is the
-        report layer's: `consolidate.write(res, out_dir)` writes both."""
+    @property
+    def written_frames(self) -> dict[str, pd.DataFrame]:
+        """The frames the scenario's `outputs:` asks to write, of those this run produced."""
+        chosen = self.scenario.outputs.frames
+        return {k: v for k, v in self.frames.items() if chosen is None or k in chosen}
+
+    @property
+    def left_out(self) -> list[str]:
+        """What the run's folder does not hold that a full run would, one phrase each, for the report and run.json:
+        frames not asked for and a sampled or absent vm_intervals."""
+        written = self.written_frames
+        out = [f"{k} (not in outputs.frames)" for k in self.frames if k not in written and k != "vm_intervals"]
+        n_vm = int(self.summary["vms"].iloc[0])
+        if self.vm_intervals_detail == "off":
+            out.append("vm_intervals (outputs.vm_intervals: off" + ("" if self.scenario.outputs.vm_intervals else
+                                                                    ", the default above "
+                                                                    f"{BIG_RUN_VM_INTERVALS:,} VM-intervals") + ")")
+        elif self.vm_intervals_detail != "full" and int(self.vm_intervals_detail) < n_vm:
+            out.append(f"vm_intervals of {n_vm - int(self.vm_intervals_detail):,} of {n_vm:,} VMs (sampled "
+                       f"{int(self.vm_intervals_detail):,} VMs from the seed"
+                       + ("" if self.scenario.outputs.vm_intervals else
+                          f", the default above {BIG_RUN_VM_INTERVALS:,} VM-intervals") + ")")
+        return out
+
+    @property
+    def csv_default(self) -> bool:
+        """Whether CSV goes beside Parquet when the caller does not say: outputs.csv, else by the run's size."""
+        return self.scenario.outputs.csv_for(self.scenario.n_intervals * int(self.summary["vms"].iloc[0]))
+
+    def write(self, out_dir: str | Path, *, csv: bool | None = None, force: bool = False) -> Path:
+        """Write the frames `outputs:` chooses as Parquet (and CSV: `csv`, default as outputs.csv or by the run's
+        size), the resolved scenario and run.json to out_dir, a new or empty folder (`force` replaces one that
+        holds files), whole or not at all; returns it. The HTML report is the report layer's:
+        `consolidate.write(res, out_dir)` writes both."""
         self.out_dir = write_run_folder(self, Path(out_dir), csv=csv, force=force)
         return self.out_dir
 
@@ -321,45 +425,10 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     served = rec.cpu_served_mips
     ov = rec.overhead.series if rec.overhead is not None else None
     demand = guest if ov is None else guest + ov.overhead_mips + ov.backend_mips  # what the host must carry
-    cols = {
-        "time_s": np.repeat(t, n_vm),
-        "vm": np.tile(np.arange(n_vm, dtype=np.int32), n_int),
-        "host": rec.vm_host_series.ravel() if rec.vm_host_series is not None else
-        np.tile(rec.vm_host.astype(np.int32), n_int),
-        "cpu_demand_mips": guest.ravel(),
-    }
-    if ov is not None:
-        cols["cpu_overhead_mips"] = ov.overhead_mips.ravel()
-        cols["cpu_backend_mips"] = ov.backend_mips.ravel()
-        cols["cpu_effective_mips"] = demand.ravel()
-    cols["cpu_served_mips"] = served.ravel()
+    detail = sc.outputs.vm_detail(n_int * n_vm)
+    vm_idx = None if detail in ("full", "off") else sample_vms(sc.seed, n_vm, int(detail))
+    vm_intervals = None if detail == "off" else _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx)
     life = rec.lifecycle
-    if life is not None:
-        # demand = served + unserved + queued: what a VM asks while it waits for a host is queued, not unserved
-        cols["cpu_queued_mips"] = rec.queued_mips.ravel()
-        cols["cpu_unserved_mips"] = np.maximum(demand - served - rec.queued_mips, 0.0).ravel()
-    else:
-        # served never exceeds demand; clip the float32 rounding of the two sums
-        cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
-    if ov is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # undefined (NaN) for an idle VM: overhead relative to no guest work
-            cols["overhead_pct"] = np.where(guest > 0, ov.overhead_mips / guest * 100, np.nan).astype(np.float32).ravel()
-        for c, arr in ov.components_mips.items():
-            cols[f"overhead_{c}_mips"] = arr.ravel()
-        cols["exits_per_s"] = ov.exits_per_s.sum(axis=2).ravel()
-        for j, reason in enumerate(rec.overhead.reasons):
-            cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
-        cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
-        cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
-        for io in IO_CLASSES:  # e.g. net_pps_demand, disk_iops_served
-            asked, carried = ov.io_demand[io.name], ov.io_served[io.name]
-            cols[f"{io.name}_{io.rate_unit}_demand"] = asked.ravel()
-            cols[f"{io.name}_{io.rate_unit}_served"] = carried.ravel()
-            cols[f"{io.name}_{io.rate_unit}_unserved"] = (asked - carried).ravel()
-    if rec.migrations is not None:
-        cols["cpu_migration_loss_mips"] = rec.migration_loss_mips.ravel()
-    vm_intervals = pd.DataFrame(cols, copy=False)  # columns are views of the record: no second copy
 
     type_names = np.array(hosts.type_names)
     energy_kwh = rec.host_power_w * sc.interval_s / 3.6e6
@@ -462,4 +531,5 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         vms["net_path"] = rec.overhead.cfg_net_path
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
                    host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
-                   migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter)
+                   migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter,
+                   vm_intervals_detail=detail)

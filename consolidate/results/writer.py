@@ -34,10 +34,12 @@ def write_csv(table: pa.Table, path: Path) -> None:
     pa_csv.write_csv(table.cast(plain), path, pa_csv.WriteOptions(quoting_style="needed"))
 
 
-def write_results(res: "Results", out_dir: Path, *, csv: bool = True) -> Path:
-    """Write `res` under `out_dir` (created); returns the folder."""
+def write_results(res: "Results", out_dir: Path, *, csv: bool | None = None) -> Path:
+    """Write the frames of `res` its scenario's `outputs:` chooses under `out_dir` (created), with CSV when `csv`
+    (None: as outputs.csv, else only for runs of at most BIG_RUN_VM_INTERVALS VM-intervals); returns the folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stem, df in res.frames.items():
+    csv = res.csv_default if csv is None else csv
+    for stem, df in res.written_frames.items():
         table = pa.Table.from_pandas(df, preserve_index=False)
         # dictionary-encode only text columns: trying it on millions of distinct floats costs seconds and saves
         # nothing (the 100k-VM day writes 29 M rows)
@@ -109,7 +111,7 @@ def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_run_folder(res: "Results", dest: Path, *, csv: bool = True, force: bool = False,
+def write_run_folder(res: "Results", dest: Path, *, csv: bool | None = None, force: bool = False,
                      extra: Callable[[Path], object] | None = None, started_at: str | None = None) -> Path:
     """Write `res` (and whatever `extra(folder)` adds, e.g. the report) into a temporary folder beside `dest`,
     then the manifest, then rename it to `dest`. Returns `dest`. Raises OutputError or OSError; on any failure,
@@ -127,7 +129,10 @@ def write_run_folder(res: "Results", dest: Path, *, csv: bool = True, force: boo
                              "scenario_file": res.scenario.file, "scenario_sha256": row.get("scenario_sha256"),
                              "seed": int(res.scenario.seed), "consolidate_version": row.get("consolidate_version"),
                              "started_at": started_at or getattr(res, "started_at", None) or _now(),
-                             "ended_at": _now()})
+                             "ended_at": _now(),
+                             # what was written (rows per frame) and what a full run would hold that this does not
+                             "frames": {k: len(v) for k, v in res.written_frames.items()},
+                             "vm_intervals": res.vm_intervals_detail, "left_out": res.left_out})
         _move_into_place(tmp, dest, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

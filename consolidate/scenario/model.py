@@ -430,6 +430,60 @@ class Placement(Model):
     cpu_basis: Literal["initial_demand", "peak_demand", "nominal"] = "initial_demand"
 
 
+OUTPUT_FRAMES = ("summary", "hosts", "vms", "host_intervals", "vm_intervals", "migrations", "overhead_reasons",
+                 "maintenance", "failures", "datacenter")
+# above this many VM-intervals (VMs x intervals) a run writes no CSV and samples vm_intervals unless told otherwise
+BIG_RUN_VM_INTERVALS = 10_000_000
+DEFAULT_VM_SAMPLE = 1000
+
+
+class VmSample(Model):
+    sample: Annotated[Int, Field(ge=1)] = Field(description="VMs kept in vm_intervals, drawn from the seed")
+
+
+class Outputs(Model):
+    """Which frames a run writes, how much of vm_intervals, and whether CSV goes beside Parquet. The defaults
+    write everything for a run of at most BIG_RUN_VM_INTERVALS VM-intervals; above it, no CSV and vm_intervals
+    sampled to DEFAULT_VM_SAMPLE VMs."""
+
+    frames: list[Literal[OUTPUT_FRAMES]] | None = Field(  # type: ignore[valid-type]
+        default=None, description="frames written (default: every frame the run produces)")
+    vm_intervals: Literal["full", "off"] | VmSample | None = Field(
+        default=None, description="full, off or {sample: N}; default full up to 10,000,000 VM-intervals, "
+        "else {sample: 1000}")
+    csv: bool | None = Field(default=None, description="also write CSV (default: up to 10,000,000 VM-intervals)")
+
+    @field_validator("vm_intervals", mode="before")
+    @classmethod
+    def _one_form(cls, v: Any) -> Any:
+        # checked here so a wrong value gets one message, not one per form the union tries
+        if v is None or v in ("full", "off") or isinstance(v, VmSample):
+            return v
+        n = v.get("sample") if isinstance(v, dict) and set(v) == {"sample"} else None
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            return VmSample(sample=n)
+        raise _fail(f"invalid value (got {v!r}, expected full, off or {{sample: N}} with N VMs, N >= 1)")
+
+    @field_validator("frames")
+    @classmethod
+    def _unique(cls, v: Any) -> Any:
+        if v is not None and len(set(v)) != len(v):
+            raise _fail("invalid value (got a frame twice, expected each frame once)")
+        return v
+
+    def vm_detail(self, vm_intervals: int) -> str | int:
+        """'full', 'off' or the number of VMs sampled, for a run of `vm_intervals` VM-intervals."""
+        if self.frames is not None and "vm_intervals" not in self.frames:
+            return "off"
+        if self.vm_intervals is None:
+            return "full" if vm_intervals <= BIG_RUN_VM_INTERVALS else DEFAULT_VM_SAMPLE
+        return self.vm_intervals if isinstance(self.vm_intervals, str) else self.vm_intervals.sample
+
+    def csv_for(self, vm_intervals: int) -> bool:
+        """Whether CSV is written beside Parquet for a run of `vm_intervals` VM-intervals."""
+        return self.csv if self.csv is not None else vm_intervals <= BIG_RUN_VM_INTERVALS
+
+
 class Scenario(Model):
     """A whole scenario file (schema v1)."""
 
@@ -468,6 +522,7 @@ class Scenario(Model):
         "cost in energy and SLA (drain_impact_* in the summary); doubles the run time")
     cloudsim_compat: bool = Field(default=False, description="reproduce CloudSim 3.0.3's conventions: initial "
                                   "placement by full VM MIPS, and a host whose VMs ask for no CPU draws no power")
+    outputs: Outputs = Field(default_factory=Outputs, description="frames written and their detail")
 
     _file: str = PrivateAttr(default="<dict>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
