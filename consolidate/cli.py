@@ -607,6 +607,49 @@ def calibration(fmt: Format = typer.Option(Format.table, "--format", help="table
         raise typer.Exit(code=1)
 
 
+trace_app = typer.Typer(no_args_is_help=True, help="Look at a trace before writing a scenario for it.")
+app.add_typer(trace_app, name="trace")
+
+
+class TraceKind(str, Enum):
+    opendc = "opendc"
+    bitbrains = "bitbrains"
+    azure = "azure"
+
+
+@trace_app.command("inspect")
+def trace_inspect(path: Path = typer.Argument(..., help="trace file or folder"),
+                  fmt: Format = typer.Option(Format.table, "--format", help="table or csv (csv: the header line goes "
+                                             "to stderr, stdout stays CSV)"),
+                  kind: Optional[TraceKind] = typer.Option(None, "--kind", help="the layout (default: detected)")) -> None:
+    """What a reader sees: one row per VM (first sample and end of the last on the trace's clock, s; samples,
+    median step, gaps, vCPUs, memory MiB, mean CPU utilisation) and a header with the span, the VM count and the
+    warnings. Exit 2 on a bad or unknown trace."""
+    from consolidate.errors import TraceError
+    from consolidate.workload.inspect import COLUMNS, inspect
+
+    try:
+        seen = inspect(path, kind.value if kind else None)
+    except TraceError as exc:
+        _plain(err, str(exc))
+        raise typer.Exit(code=EXIT_BAD_INPUT)
+    # times keep whole epoch seconds; the rest six significant digits
+    cell = lambda v, c="": (f"{v:.10g}" if c.endswith("_s") else f"{v:.6g}") if isinstance(v, float) else str(v)  # noqa: E731
+    if fmt is Format.csv:
+        _plain(err, seen.header())
+        print(",".join(COLUMNS))
+        for r in seen.rows:
+            print(",".join("" if isinstance(r[c], float) and r[c] != r[c] else cell(r[c], c) for c in COLUMNS))
+        return
+    _plain(out, seen.header())
+    table = Table()
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col == "vm" else "right")
+    for r in seen.rows:
+        table.add_row(*(cell(r[c], c) for c in COLUMNS))
+    (out if out.is_terminal else Console(width=100_000, no_color=True)).print(table)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format (for editors: yaml-language-server, etc.)."""

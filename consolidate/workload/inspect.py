@@ -17,7 +17,7 @@ import numpy as np
 
 from consolidate.errors import TraceError
 from consolidate.scenario.model import TraceSource
-from consolidate.workload import bitbrains, opendc
+from consolidate.workload import azure, bitbrains, opendc
 from consolidate.workload.timeline import Series, segments
 
 _NO_FILL = TraceSource(native="-", gap="zero")
@@ -58,6 +58,7 @@ LAYOUTS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], tuple[list[Ser
     "opendc": (lambda p: p.is_dir() and any(all((p / f).is_file() for f in pair) for pair in opendc.LAYOUTS.values()),
                _opendc),
     "bitbrains": (bitbrains.looks_like, _bitbrains),
+    "azure": (azure.looks_like, lambda p: azure.read_series(p, TraceSource(azure=str(p)), None)),
 }
 
 
@@ -88,7 +89,8 @@ def vm_row(s: Series) -> dict:
     w = e - a
     u = np.asarray(s.util, dtype=np.float64)
     mean = float(np.sum(u * w) / np.sum(w)) if np.sum(w) > 0 else float(np.mean(u))
-    return {"vm": s.name, "start_s": float(s.t_s[0]), "end_s": float(e[-1]) if n else np.nan, "samples": n,
+    start, end = s.life_s if s.life_s is not None else (float(s.t_s[0]), float(e[-1]))
+    return {"vm": s.name, "start_s": start, "end_s": end, "samples": n,
             "step_s_median": step, "gaps": int(gaps), "vcpus": s.vcpus, "memory_mb": s.memory_mb,
             "cpu_util_mean": mean}
 

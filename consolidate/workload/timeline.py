@@ -76,6 +76,7 @@ class Series:
     vcpus: float = np.nan
     memory_mb: float = np.nan
     mhz: float = np.nan  # the VM's CPU capacity, all vCPUs together (MHz), where the trace has it
+    life_s: tuple[float, float] | None = None  # the VM's life where the trace states it (Azure); else its samples'
 
 
 @dataclass
@@ -180,10 +181,13 @@ def to_grid(series: list[Series], sc: Scenario, src: TraceSource, where: str) ->
         if len(s.t_s) == 1 and s.dur_s is None:
             # one sample: it covers one of the scenario's intervals
             s = Series(s.name, s.t_s, u, np.array([sc.interval_s]), s.extra, s.rows, s.where, s.vcpus, s.memory_mb,
-                       s.mhz)
+                       s.mhz, s.life_s)
         a, e, idx, n_gaps = _segments(s, src)
         a, e = a - origin, e - origin
         life0, life1 = float(a[0]), float(e[-1])
+        if s.life_s is not None:  # the stated life bounds the samples (none is counted outside it)
+            life0, life1 = s.life_s[0] - origin, s.life_s[1] - origin
+            a, e = np.clip(a, life0, life1), np.clip(e, life0, life1)
         if life1 <= 0 or life0 >= sc.duration_s:
             dropped += 1
             continue
