@@ -92,9 +92,9 @@ def test_every_column_of_a_full_run_is_registered_and_every_enabled_metric_is_th
     # every family produced at least one column; the two I/O paths laid out path by path
     assert {metrics.lookup(c).name for c in cols} == {m.name for m in metrics.SUMMARY_METRICS
                                                       if m.feature in on}
-    i = cols.index("overhead_pct_net_sriov")
-    assert cols[i:i + 4] == ["overhead_pct_net_sriov", "net_pps_served_mean_sriov", "overhead_pct_net_virtio",
-                             "net_pps_served_mean_virtio"]
+    i = cols.index("virt_cpu_mips_h_net_sriov")
+    assert cols[i:i + 8] == [f"{f}_{p}" for p in ("sriov", "virtio") for f in
+                             ("virt_cpu_mips_h_net", "cpu_demand_mips_h_net", "overhead_pct_net", "net_pps_served_mean")]
     # the drain impacts come last, after wall_s, in the registry's order
     n = len(metrics.IMPACT_METRICS)
     assert cols[-n - 1:] == ["wall_s", *(f"drain_impact_{c}" for c in metrics.IMPACT_METRICS)]
@@ -169,6 +169,18 @@ def _part_summary(res, t0: float, t1: float) -> dict:
     path = vi.vm.map(res.vms.set_index("vm").net_path)
     for p in ("sriov", "virtio"):
         out[f"net_pps_served_mean_{p}"] = per_s("net_pps_served", vi[path == p])
+        on_path = vi[path == p]
+        out[f"cpu_demand_mips_h_net_{p}"] = mips_h("cpu_demand_mips", on_path)
+        virt = (on_path.cpu_overhead_mips + on_path.cpu_backend_mips).to_numpy()  # float32, as the run adds them
+        out[f"virt_cpu_mips_h_net_{p}"] = float(np.sum(virt, dtype=np.float64) * dt_h)
+        out[f"overhead_pct_net_{p}"] = out[f"virt_cpu_mips_h_net_{p}"] / out[f"cpu_demand_mips_h_net_{p}"] * 100
+    # SLATAH from the hosts' time on and time overloaded; packets from rates x interval
+    out["host_on_s"] = float(hi.time_on_s.sum())
+    out["host_overloaded_s"] = float(hi.time_overloaded_s.sum())
+    out["slatah"] = out["host_overloaded_s"] / out["host_on_s"]
+    out["net_packets_demand"] = per_s("net_pps_demand") * n * sc.interval_s
+    out["net_packets_unserved"] = per_s("net_pps_unserved") * n * sc.interval_s
+    out["net_pps_unserved_fraction"] = out["net_packets_unserved"] / out["net_packets_demand"]
     m = res.migrations[(res.migrations.start_s >= t0) & (res.migrations.start_s < t1)]
     out["migrations"] = len(m)
     out["migration_bytes"] = float(m.bytes.sum())
@@ -188,8 +200,12 @@ def test_combining_two_time_slices_by_the_rules_gives_the_whole_run(full):
     assert metrics.combine("hosts_active_max", parts) == s.hosts_active_max
     assert np.mean([p["hosts_active_mean"] for p in parts]) != pytest.approx(s.hosts_active_mean, rel=1e-6)
     assert parts[0]["migrations"] > 0 and parts[1]["migrations"] > 0
+    # the ratios need their numerators and denominators: slices' slatah do not average to the run's
+    assert s.slatah > 0 and s.net_pps_unserved_fraction > 0
+    for k in ("slatah", "overhead_pct_net_virtio", "net_pps_unserved_fraction"):
+        assert np.mean([p[k] for p in parts]) != pytest.approx(s[k], rel=1e-6), k
     with pytest.raises(ValueError, match="not combinable"):
-        metrics.combine("slatah", parts)
+        metrics.combine("availability_p50", parts)
 
 
 def _gen_script():

@@ -101,6 +101,10 @@ FRAME_COLUMNS: tuple[Column, ...] = (
     _C("host_intervals", "energy_kwh", "kWh", "energy drawn in the interval"),
     _C("host_intervals", "cpu_overhead_mips", "MIPS", "virtualization overhead of its VMs", "overhead"),
     _C("host_intervals", "cpu_backend_mips", "MIPS", "its I/O backend threads", "overhead"),
+    _C("host_intervals", "time_on_s", "s", "time the host was on in the interval (the SLATAH denominator)",
+       "consolidation"),
+    _C("host_intervals", "time_overloaded_s", "s", "time on and asked for more than its capacity (the SLATAH "
+       "numerator)", "consolidation"),
     _C("vms", "vm", "id", "VM index"),
     _C("vms", "name", "label", "VM name (group#i)"),
     _C("vms", "group", "label", "VM group name"),

@@ -105,6 +105,9 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
     SLATAH x PDM; ESV = energy x SLAV."""
     on_time = rec.host_on_fraction.astype(np.float64)
     slatah = float(rec.host_overloaded.sum(dtype=np.float64) / on_time.sum()) if on_time.sum() > 0 else 0.0
+    # its numerator and denominator in seconds: what time slices of a run add up (results/metrics.py, combine)
+    on_s = float(on_time.sum() * sc.interval_s)
+    overloaded_s = float(rec.host_overloaded.sum(dtype=np.float64) * sc.interval_s)
     total = float(demand.sum(dtype=np.float64))
     pdm = float(rec.migration_loss_mips.sum(dtype=np.float64) / total) if total > 0 else 0.0
     # a shutdown: a host that holds VMs at one interval edge and none at the next (the last edge is the end)
@@ -117,6 +120,8 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
         "policy": sc.consolidation.policy if sc.consolidation is not None else "none",
         "migration_model": sc.migration.model,
         "migrations": int(len(migrations)),
+        "host_on_s": on_s,
+        "host_overloaded_s": overloaded_s,
         "slatah": slatah,
         "pdm": pdm,
         "slav": slatah * pdm,
@@ -225,8 +230,13 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
         m = paths == path
         g = float(guest[:, m].sum(dtype=np.float64) * dt_h)
         o = float((ov.overhead_mips[:, m] + ov.backend_mips[:, m]).sum(dtype=np.float64) * dt_h)
+        row[f"virt_cpu_mips_h_net_{path}"] = o
+        row[f"cpu_demand_mips_h_net_{path}"] = g
         row[f"overhead_pct_net_{path}"] = o / g * 100 if g > 0 else 0.0
         row[f"net_pps_served_mean_{path}"] = float(ov.io_served["net"][:, m].sum(dtype=np.float64) / n)
+    dt_s = dt_h * 3600
+    row["net_packets_demand"] = float(ov.io_demand["net"].sum(dtype=np.float64) * dt_s)
+    row["net_packets_unserved"] = float((ov.io_demand["net"] - ov.io_served["net"]).sum(dtype=np.float64) * dt_s)
     row["net_pps_unserved_fraction"] = float((ov.io_demand["net"] - ov.io_served["net"]).sum(dtype=np.float64)
                                              / max(ov.io_demand["net"].sum(dtype=np.float64), 1e-12))
     return row
@@ -446,6 +456,9 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "power_w": rec.host_power_w.ravel(),
         "energy_kwh": energy_kwh.ravel(),
     })
+    if rec.migrations is not None:
+        host_intervals["time_on_s"] = (rec.host_on_fraction.astype(np.float64) * sc.interval_s).ravel()
+        host_intervals["time_overloaded_s"] = (rec.host_overloaded.astype(np.float64) * sc.interval_s).ravel()
     if ov is not None:
         placed_ = rec.vm_host >= 0
         hv = np.where(placed_, rec.vm_host, 0)

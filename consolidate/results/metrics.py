@@ -116,8 +116,12 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
     _M("migration_model", "-", "consolidation", "first", "the live-migration model"),
     _M("migrations", "count", "consolidation", "sum", "migrations started (consolidation and drains)",
        headline=4, impact=6),
-    _M("slatah", "fraction", "consolidation", "recompute",
-       "SLA time per active host: host time asked for more than capacity over host time on", impact=4),
+    _M("host_on_s", "s", "consolidation", "sum", "time hosts were on, summed over hosts"),
+    _M("host_overloaded_s", "s", "consolidation", "sum",
+       "time hosts were on and asked for more than their capacity, summed over hosts"),
+    _M("slatah", "fraction", "consolidation", "ratio",
+       "SLA time per active host: host time asked for more than capacity over host time on",
+       of=("host_overloaded_s", "host_on_s"), impact=4),
     _M("pdm", "fraction", "consolidation", "mean_weighted",
        "performance degradation due to migration: demand lost to migrations over effective demand",
        of=("cpu_effective_mips_h",), impact=5),
@@ -166,11 +170,18 @@ SUMMARY_METRICS: tuple[Metric, ...] = (
        "VM exits of one reason, all VMs together, mean over the intervals"),
     _M("tlb_flushes_per_s", "1/s", "overhead", "mean_time_weighted",
        "TLB flushes, all VMs together, mean over the intervals"),
-    _M("overhead_pct_net_<path>", "%", "overhead", "recompute",
-       "(overhead + backend) / guest demand x 100 of the VMs on one network I/O path"),
+    _M("virt_cpu_mips_h_net_<path>", "MIPS-h", "overhead", "sum",
+       "overhead + backend of the VMs on one network I/O path"),
+    _M("cpu_demand_mips_h_net_<path>", "MIPS-h", "overhead", "sum", "guest demand of the VMs on one network I/O path"),
+    _M("overhead_pct_net_<path>", "%", "overhead", "ratio",
+       "(overhead + backend) / guest demand x 100 of the VMs on one network I/O path",
+       of=("virt_cpu_mips_h_net_<path>", "cpu_demand_mips_h_net_<path>")),
     _M("net_pps_served_mean_<path>", "packets/s", "overhead", "mean_time_weighted",
        "packets served to the VMs on one network I/O path, all together, mean over the intervals"),
-    _M("net_pps_unserved_fraction", "fraction", "overhead", "recompute", "packets not served over packets asked for"),
+    _M("net_packets_demand", "count", "overhead", "sum", "network packets the VMs asked for"),
+    _M("net_packets_unserved", "count", "overhead", "sum", "network packets asked for and not carried"),
+    _M("net_pps_unserved_fraction", "fraction", "overhead", "ratio", "packets not served over packets asked for",
+       of=("net_packets_unserved", "net_packets_demand")),
     _M("vms_arrived", "count", "lifecycles", "sum", "VMs that arrived after the start"),
     _M("vms_departed", "count", "lifecycles", "sum", "VMs whose life ended before the end of the run"),
     _M("vms_queued", "count", "lifecycles", "sum", "VMs that waited in the queue for a host (on_unplaceable: queue)"),
@@ -272,7 +283,9 @@ def combine(column: str, parts: Sequence[Mapping[str, float]]) -> float:
     if rule in ("recompute", "difference"):
         raise ValueError(f"{column}: {COMBINE_RULES[rule]}")
     if rule == "ratio":
-        num, den = (combine(o, parts) for o in m.of)
+        # a family's ratio reads the same parameter value of its numerator and denominator families
+        value = m.match(column) if m.param else None
+        num, den = (combine(o.replace(f"<{m.param}>", value) if value else o, parts) for o in m.of)
         return num / den * (100 if m.unit == "%" else 1) if den > 0 else 0.0
     if rule == "product":
         return math.prod(combine(o, parts) for o in m.of)
