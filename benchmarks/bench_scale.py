@@ -2,6 +2,9 @@
 one simulated day at 300 s, 10 VMs per host), each run as a fresh `consolidate run` process.
 
     python benchmarks/bench_scale.py [--sizes 1000 3000 10000 30000] [--plot benchmarks/scale.png]
+                                     [--vm-intervals full|off|default]
+
+`--vm-intervals` sets the scenario's `outputs.vm_intervals` (default: the run's own default, README "Outputs").
 
 Prints a table (VMs, hosts, wall s, peak RSS MB, VM-intervals/s) and draws it.
 """
@@ -15,11 +18,19 @@ import sys
 import tempfile
 import time
 
+import yaml
 
-def measure(vms: int, tmp: str) -> tuple[float, float]:
+
+def measure(vms: int, tmp: str, vm_intervals: str = "default") -> tuple[float, float]:
     scen = os.path.join(tmp, f"s{vms}.yaml")
     subprocess.run([sys.executable, "-m", "consolidate", "generate", "--vms", str(vms), "--hosts", str(max(1, vms // 10)),
                     "--out", scen], check=True, stdout=subprocess.DEVNULL)
+    if vm_intervals != "default":
+        with open(scen) as f:
+            doc = yaml.safe_load(f)
+        doc["outputs"] = {"vm_intervals": vm_intervals}
+        with open(scen, "w") as f:
+            yaml.safe_dump(doc, f, sort_keys=False)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "consolidate", "run", scen, "--quiet", "--no-csv",
                              "--out", os.path.join(tmp, f"o{vms}")], stdout=subprocess.DEVNULL)
@@ -34,12 +45,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000, 30000])
     ap.add_argument("--plot", default=None, help="write a PNG of the growth here")
+    ap.add_argument("--vm-intervals", choices=["full", "off", "default"], default="default",
+                    help="the scenario's outputs.vm_intervals")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}")
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}; "
+          f"vm_intervals: {args.vm_intervals}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            wall, rss = measure(n, tmp)
+            wall, rss = measure(n, tmp, args.vm_intervals)
             rows.append((n, max(1, n // 10), wall, rss))
             print(f"{n:>8,} VMs {max(1, n // 10):>7,} hosts  {wall:8.1f} s  {rss:8.0f} MB  "
                   f"{n * 288 / wall:>12,.0f} VM-intervals/s", flush=True)
