@@ -615,6 +615,7 @@ class TraceKind(str, Enum):
     opendc = "opendc"
     bitbrains = "bitbrains"
     azure = "azure"
+    alibaba2018 = "alibaba2018"
 
 
 @trace_app.command("inspect")

@@ -45,9 +45,9 @@ def test_the_real_excerpt_shares_no_vm_and_is_refused_with_counts():
     reads = pd.read_csv(next((EXCERPT / "vm_cpu_readings").glob("*.gz")), header=None,
                         names=["t", "vmid", "min", "max", "avg"])
     assert not set(table.vmid) & set(reads.vmid)  # what the excerpt is
-    msg = (f"the readings and the VM table share no VM ({len(reads)} of {len(reads)} readings name "
+    msg = (f"the readings and the VM table share no VM ({len(reads)} of {len(reads)} usage rows name "
            f"{reads.vmid.nunique()} VMs the VM table does not list; {len(table)} of the {len(table)} selected VMs "
-           "of the table have no reading); nothing to run on")
+           "of the table have no usage row); nothing to run on")
     with pytest.raises(ConsolidateError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         build_workload(load_scenario(_scenario({"azure": str(EXCERPT)})))
     proc = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", str(EXCERPT)],
@@ -70,8 +70,8 @@ def test_lives_shapes_and_work_come_from_the_joined_files():
     work = (reads.avg / 100 * 300).groupby(reads.vmid).sum()
     grid = wl.cpu_util.astype(np.float64).sum(axis=0) * 300
     np.testing.assert_allclose(grid, work.loc[names].to_numpy(), rtol=1e-5)
-    assert any("3 of 6,628 readings name 1 VMs the VM table does not list; 1 of the 25 selected VMs of the table "
-               "have no reading" in w for w in wl.warnings)
+    assert any("3 of 6,628 usage rows name 1 VMs the VM table does not list; 1 of the 25 selected VMs of the table "
+               "have no usage row" in w for w in wl.warnings)
 
 
 def test_shipped_scenario_arrivals_and_departures():

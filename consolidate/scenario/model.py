@@ -330,14 +330,14 @@ class Synthetic(Model):
 
 
 # trace kinds: exactly one names a group's source (workload/sources.py has a reader for each)
-TRACE_KINDS = ("planetlab", "native", "synthetic", "opendc", "bitbrains", "azure")
+TRACE_KINDS = ("planetlab", "native", "synthetic", "opendc", "bitbrains", "azure", "alibaba2018")
 # kinds whose traces carry each VM's start and end (and its shape): a group may omit count
-LIFECYCLE_KINDS = ("opendc", "bitbrains", "azure")
+LIFECYCLE_KINDS = ("opendc", "bitbrains", "azure", "alibaba2018")
 
 
 class TraceSource(Model):
     """Exactly one of: a PlanetLab day (`builtin:20110303` or a folder), a native CSV/Parquet file or folder,
-    a synthetic profile, or a public cluster trace (opendc, bitbrains, azure: a folder in the published layout)."""
+    a synthetic profile, or a public cluster trace (opendc, bitbrains, azure, alibaba2018: a folder in the published layout)."""
 
     planetlab: str | None = None
     native: str | None = None
@@ -348,6 +348,8 @@ class TraceSource(Model):
                                   "';'-separated per-VM CSV files (or one such file)")
     azure: str | None = Field(default=None, description="Azure Public Dataset V1/V2: a folder holding vmtable.csv.gz "
                               "and vm_cpu_readings-file-*-of-*.csv.gz (or vmtable/ and vm_cpu_readings/ subfolders)")
+    alibaba2018: str | None = Field(default=None, description="Alibaba cluster-trace-v2018, containers as the VMs: "
+                                    "a folder holding container_meta.csv and container_usage.csv (gzip or plain)")
     repeat: bool = Field(default=False, description="loop a trace shorter than duration_s instead of failing")
     order: str | None = Field(default=None, description="with planetlab: a text file naming the day's trace files, "
                               "one per line, in the order VMs get them (default: sorted by name)")

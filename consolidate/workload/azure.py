@@ -15,27 +15,26 @@ The folder holds `vmtable.csv.gz` and `vm_cpu_readings-file-*-of-*.csv.gz` (at i
 
 Columns 2–3 and 6–9 of the VM table and `mincpu`/`maxcpu` are read past. The run's t = 0 is the trace's 0 unless
 `start` says otherwise. Readings whose VM the table does not list, and listed VMs with no reading, are counted in
-the warnings; if no VM has both, the reader refuses to run on nothing. Both files are read in chunks (CHUNK_ROWS)
+the warnings; if no VM has both, the reader refuses to run on nothing. Both files are read in chunks (joined.CHUNK_ROWS)
 and only the selected VMs' readings are kept.
 """
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from consolidate.errors import TraceError, cut, not_a_regular_file
+from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
+from consolidate.workload.joined import csv_chunks, gather, numbers
 from consolidate.workload.timeline import Series, to_grid
 
 VMTABLE_COLS = ("vmid", "subscriptionid", "deploymentid", "vmcreated", "vmdeleted", "maxcpu", "avgcpu", "p95maxcpu",
                 "vmcategory", "vmcorecount", "vmmemory")
 READING_COLS = ("timestamp", "vmid", "mincpu", "maxcpu", "avgcpu")
 READING_S = 300.0  # the published 5-minute step: vmdeleted is the start of the VM's last slot
-CHUNK_ROWS = 1 << 20
 MIB_PER_GB = 1024.0
 
 
@@ -60,47 +59,16 @@ def looks_like(path: Path) -> bool:
         return False
 
 
-def _chunks(path: Path, names: tuple[str, ...], usecols: list[str]):
-    """The file's rows in chunks of CHUNK_ROWS, as strings; TraceError on a file that is not such a CSV."""
-    why = not_a_regular_file(path)
-    if why is not None:
-        raise TraceError(str(path), f"trace file {why}")
-    with path.open("rb") as f:
-        head = f.read(2)
-    gz = head == b"\x1f\x8b"
-    try:
-        with (gzip.open(path, "rb") if gz else path.open("rb")) as f:
-            if b"\0" in f.read(4096):
-                raise TraceError(str(path), "not a text file (got NUL bytes, expected comma-separated CSV)")
-        yield from pd.read_csv(path, header=None, names=list(names), usecols=usecols, dtype=str, chunksize=CHUNK_ROWS,
-                               compression="gzip" if gz else None)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
-        raise TraceError(str(path), f"cannot be read as the published CSV ({cut(str(exc), 200)}; expected "
-                         f"{len(names)} columns: {', '.join(names)})") from None
-
-
-def _numbers(chunk: pd.DataFrame, col: str, path: Path, row0: int, bucket: bool = False) -> tuple[np.ndarray, int]:
-    """A column as float64 (a bucket's `>N` as N, counted); TraceError naming the first bad row."""
-    s = chunk[col].str.strip()
-    capped = s.str.startswith(">", na=False)
-    v = pd.to_numeric(s.str.lstrip(">") if bucket else s, errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
-    if bad.size:
-        raise TraceError(str(path), f"{col}: missing, negative or not a number (got "
-                         f"{cut(repr(chunk[col].iloc[bad[0]]), 60)})", row=row0 + int(bad[0]) + 1)
-    return v, int(capped.sum())
-
-
 def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[list[Series], list[str]]:
     """The selected VMs (after `sample` and `limit`, in the table's order) that have readings, and the warnings
     of the join. TraceError if no VM of the table has a reading."""
     table, readings = files(folder)
     ids, life, shape, capped, rows = [], [], [], 0, 0
-    for chunk in _chunks(table, VMTABLE_COLS, ["vmid", "vmcreated", "vmdeleted", "vmcorecount", "vmmemory"]):
-        created, _ = _numbers(chunk, "vmcreated", table, rows)
-        deleted, _ = _numbers(chunk, "vmdeleted", table, rows)
-        cores, c1 = _numbers(chunk, "vmcorecount", table, rows, bucket=True)
-        mem, c2 = _numbers(chunk, "vmmemory", table, rows, bucket=True)
+    for chunk in csv_chunks(table, VMTABLE_COLS, ["vmid", "vmcreated", "vmdeleted", "vmcorecount", "vmmemory"]):
+        created, _ = numbers(chunk, "vmcreated", table, rows)
+        deleted, _ = numbers(chunk, "vmdeleted", table, rows)
+        cores, c1 = numbers(chunk, "vmcorecount", table, rows, bucket=True)
+        mem, c2 = numbers(chunk, "vmmemory", table, rows, bucket=True)
         back = np.flatnonzero(deleted < created)
         if back.size:
             raise TraceError(str(table), f"vmdeleted before vmcreated (got {deleted[back[0]]:g} < {created[back[0]]:g})",
@@ -118,49 +86,17 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
         raise TraceError(str(table), f"vmid: VM listed twice (got {cut(ids[dup], 40)!r})", row=index[ids[dup]] + 1)
     life_a, shape_a = np.vstack(life), np.vstack(shape)
     keep = select(len(ids), src, gen) if gen is not None else np.arange(len(ids))
-    slot = np.full(len(ids), -1, dtype=np.int64)
-    slot[keep] = np.arange(len(keep))
-    parts: list[list[np.ndarray]] = [[] for _ in keep]
-    unknown, unknown_ids, n_readings = 0, set(), 0
-    for path in readings:
-        rows = 0
-        for chunk in _chunks(path, READING_COLS, ["timestamp", "vmid", "avgcpu"]):
-            t, _ = _numbers(chunk, "timestamp", path, rows)
-            u, _ = _numbers(chunk, "avgcpu", path, rows)
-            vm = chunk["vmid"].str.strip()
-            j = vm.map(index)
-            miss = j.isna().to_numpy()
-            if miss.any():
-                unknown += int(miss.sum())
-                if len(unknown_ids) < 10_000_000:  # a count of distinct VMs, bounded
-                    unknown_ids.update(vm[miss].unique().tolist())
-            jj = j.fillna(-1).to_numpy(np.int64)
-            k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
-            sel = k >= 0
-            n_readings += len(chunk)
-            if sel.any():
-                order = np.argsort(k[sel], kind="stable")
-                a = np.column_stack([k[sel], t[sel], u[sel], rows + 1 + np.flatnonzero(sel)])[order]
-                for piece in np.split(a, np.flatnonzero(np.diff(a[:, 0])) + 1):
-                    parts[int(piece[0, 0])].append(piece[:, 1:])
-            rows += len(chunk)
-    out, silent = [], 0
-    for s, j in enumerate(keep):
-        if not parts[s]:
-            silent += 1
-            continue
-        a = np.vstack(parts[s])
-        a = a[np.argsort(a[:, 0], kind="stable")]
-        out.append(Series(name=ids[j], t_s=a[:, 0], util=a[:, 1] / 100.0, rows=a[:, 2].astype(np.int64),
-                          where=str(readings[0]) if len(readings) == 1 else str(folder / "vm_cpu_readings"),
-                          vcpus=float(shape_a[j, 0]), memory_mb=float(shape_a[j, 1]),
-                          life_s=(float(life_a[j, 0]), float(life_a[j, 1]))))
-    join = (f"{unknown:,} of {n_readings:,} readings name {len(unknown_ids):,} VMs the VM table does not list; "
-            f"{silent:,} of the {len(keep):,} selected VMs of the table have no reading")
+    got = gather(readings, READING_COLS, "vmid", "timestamp", ("avgcpu",), index, keep, len(ids))
+    where = str(readings[0]) if len(readings) == 1 else str(folder / "vm_cpu_readings")
+    out = [Series(name=ids[j], t_s=a[:, 0], util=a[:, 1] / 100.0, rows=a[:, 2].astype(np.int64), where=where,
+                  vcpus=float(shape_a[j, 0]), memory_mb=float(shape_a[j, 1]),
+                  life_s=(float(life_a[j, 0]), float(life_a[j, 1])))
+           for a, j in zip(got.rows, keep) if a is not None]
+    join = got.join_note()
     if not out:
         raise TraceError(str(folder), f"the readings and the VM table share no VM ({join}); nothing to run on "
-                         "(expected readings whose vmid is in vmtable)")
-    warnings = [f"{folder}: {join}"] if unknown or silent else []
+                         "(expected vm_cpu_readings rows whose vmid is in vmtable)")
+    warnings = [f"{folder}: {join}"] if got.unknown_rows or len(out) < len(keep) else []
     if capped:
         warnings.append(f"{folder}: {capped} open-ended shape buckets (>N) read as N")
     return out, warnings

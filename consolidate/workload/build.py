@@ -85,7 +85,7 @@ def _shape_types(g: VmGroup, vm_types: dict, vcpus: np.ndarray, mem: np.ndarray,
         order = sorted(vm_types.values(), key=lambda t: (t.memory_mb, t.vcpus, t.mips_per_vcpu))
         out = []
         for n, c, m in zip(names, vcpus, mem):
-            t = next((t for t in order if t.vcpus >= c and t.memory_mb >= m), None)
+            t = next((t for t in order if t.vcpus >= c and (np.isnan(m) or t.memory_mb >= m)), None)
             if t is None:
                 raise TraceError(n, f"no VM type holds this VM's shape (got {c:g} vCPUs, {m:g} MB; expected a "
                                  f"vm_type at least that large, or shape: as-is)")
@@ -109,7 +109,8 @@ def _group_frame(i: int, g: VmGroup, gt: sources.GroupTraces, vm_types: dict, ge
     nan = np.full(n, np.nan)
     vcpus_t, mem_t, mhz_t = (a if a is not None else nan for a in (gt.vcpus, gt.memory_mb, gt.mhz))
     if g.shape != "group":
-        missing = np.flatnonzero(np.isnan(vcpus_t) | np.isnan(mem_t))
+        # a trace without memory sizes (Alibaba normalises them) shapes by vCPUs; as-is then takes the type's memory
+        missing = np.flatnonzero(np.isnan(vcpus_t) | (np.isnan(mem_t) & (g.shape != "as-is") & (g.shape != "nearest")))
         if missing.size:
             raise TraceError(names[missing[0]], f"the trace gives no vCPUs or memory for this VM (expected them for "
                              f"shape {g.shape if isinstance(g.shape, str) else 'table'}, or shape: group)")
@@ -123,7 +124,7 @@ def _group_frame(i: int, g: VmGroup, gt: sources.GroupTraces, vm_types: dict, ge
     memory = [vm_types[t].memory_mb for t in types_]
     if g.shape == "as-is":
         vcpus = vcpus_t.astype(int).tolist()
-        memory = mem_t.tolist()
+        memory = np.where(np.isnan(mem_t), memory, mem_t).tolist()
         # MHz as MIPS (one instruction per cycle, as CloudSim counts) where the trace gives the VM's clock
         mips = np.where(np.isfinite(mhz_t) & (mhz_t > 0), mhz_t / np.maximum(vcpus_t, 1), mips).tolist()
     return pd.DataFrame({

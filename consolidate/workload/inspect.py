@@ -17,7 +17,7 @@ import numpy as np
 
 from consolidate.errors import TraceError
 from consolidate.scenario.model import TraceSource
-from consolidate.workload import azure, bitbrains, opendc
+from consolidate.workload import alibaba, azure, bitbrains, opendc
 from consolidate.workload.timeline import Series, segments
 
 _NO_FILL = TraceSource(native="-", gap="zero")
@@ -59,6 +59,7 @@ LAYOUTS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], tuple[list[Ser
                _opendc),
     "bitbrains": (bitbrains.looks_like, _bitbrains),
     "azure": (azure.looks_like, lambda p: azure.read_series(p, TraceSource(azure=str(p)), None)),
+    "alibaba2018": (alibaba.looks_like, lambda p: alibaba.read_series(p, TraceSource(alibaba2018=str(p)), None)),
 }
 
 
