@@ -119,7 +119,8 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**63 - 1, help="override the scenario's seed"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the output folder"),
         fmt: RunFormat = typer.Option(RunFormat.table, "--format", help="summary as a table, or as JSON on stdout"),
-        csv: bool = typer.Option(True, "--csv/--no-csv", help="also write CSV beside Parquet"),
+        csv: Optional[bool] = typer.Option(None, "--csv/--no-csv", help="also write CSV beside Parquet (default: "
+                                           "the scenario's outputs.csv, else only up to 10,000,000 VM-intervals)"),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="write index.html with its plots (--no-plots: "
                                    "frames, summary, resolved scenario and run.json only)"),
         policy: Optional[str] = typer.Option(None, "--policy", help=f"consolidation policy: {registry.policy_syntax()} "

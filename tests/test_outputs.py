@@ -101,6 +101,11 @@ def test_frames_choose_what_is_written_and_csv_can_be_turned_off(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert _files(tmp_path / "cli") == {"summary.parquet", "summary.csv"}
+    # without the flag the scenario's csv: false holds on the command line too
+    r = subprocess.run([*CLI, "run", f, "--out", tmp_path / "cli2", "--quiet", "--no-plots"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _files(tmp_path / "cli2") == {"summary.parquet"}
 
 
 def test_big_runs_default_to_no_csv_and_a_sample():
