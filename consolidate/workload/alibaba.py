@@ -58,7 +58,7 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
     cores: list[float] = []
     for path in meta:
         rows = 0
-        for chunk in csv_chunks(path, META_COLS, ["container_id", "cpu_request"]):
+        for chunk in csv_chunks(path, META_COLS, ["container_id", "cpu_request"], numeric=("cpu_request",)):
             req, _ = numbers(chunk, "cpu_request", path, rows)
             for cid, r in zip(chunk["container_id"].str.strip().tolist(), req.tolist()):
                 if cid not in index:

@@ -64,7 +64,8 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
     of the join. TraceError if no VM of the table has a reading."""
     table, readings = files(folder)
     ids, life, shape, capped, rows = [], [], [], 0, 0
-    for chunk in csv_chunks(table, VMTABLE_COLS, ["vmid", "vmcreated", "vmdeleted", "vmcorecount", "vmmemory"]):
+    for chunk in csv_chunks(table, VMTABLE_COLS, ["vmid", "vmcreated", "vmdeleted", "vmcorecount", "vmmemory"],
+                            numeric=("vmcreated", "vmdeleted")):
         created, _ = numbers(chunk, "vmcreated", table, rows)
         deleted, _ = numbers(chunk, "vmdeleted", table, rows)
         cores, c1 = numbers(chunk, "vmcorecount", table, rows, bucket=True)

@@ -9,28 +9,70 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from consolidate.errors import TraceError, cut, not_a_regular_file
 
 CHUNK_ROWS = 1 << 20
+BLOCK_BYTES = 16 << 20  # pyarrow's read block: memory stays a few blocks whatever the file's size
 MAX_UNKNOWN_KEYS = 1_000_000  # distinct unmatched keys remembered for the count (bounded memory)
 
 
-def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], chunk_rows: int = CHUNK_ROWS):
-    """The file's rows in chunks of `chunk_rows`, as strings; TraceError on a file that is not such a CSV."""
+def _stream(path: Path):
+    """The file's bytes, gunzipped if it starts with the gzip magic; TraceError if it is not a regular text file."""
     why = not_a_regular_file(path)
     if why is not None:
         raise TraceError(str(path), f"trace file {why}")
     with path.open("rb") as f:
-        head = f.read(2)
-    gz = head == b"\x1f\x8b"
+        gz = f.read(2) == b"\x1f\x8b"
     try:
         with (gzip.open(path, "rb") if gz else path.open("rb")) as f:
             if b"\0" in f.read(4096):
                 raise TraceError(str(path), "not a text file (got NUL bytes, expected comma-separated CSV)")
+    except (OSError, EOFError) as exc:
+        raise TraceError(str(path), f"cannot be read as the published CSV ({cut(str(exc), 200)})") from None
+    return pa.input_stream(str(path), compression="gzip" if gz else None), gz
+
+
+def _slow_chunks(path: Path, names: tuple[str, ...], usecols: list[str], chunk_rows: int):
+    """The file's rows as strings (pandas), for finding the row a fast read refused."""
+    _, gz = _stream(path)
+    try:
         yield from pd.read_csv(path, header=None, names=list(names), usecols=usecols, dtype=str, chunksize=chunk_rows,
                                compression="gzip" if gz else None)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+        raise TraceError(str(path), f"cannot be read as the published CSV ({cut(str(exc), 200)}; expected "
+                         f"{len(names)} columns: {', '.join(names)})") from None
+
+
+def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: tuple[str, ...] = (),
+               chunk_rows: int = CHUNK_ROWS):
+    """The file's `usecols` in chunks (DataFrames; `numeric` columns as float64, empty cells NaN, the rest as
+    strings), read by pyarrow's streaming CSV reader. On a value it cannot convert the file is scanned again as
+    strings so that the TraceError names the row and the column."""
+    stream, _ = _stream(path)
+    types = {c: (pa.float64() if c in numeric else pa.string()) for c in usecols}
+    try:
+        reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(column_names=list(names),
+                                                                       block_size=BLOCK_BYTES),
+                                convert_options=pacsv.ConvertOptions(include_columns=usecols, column_types=types))
+        pending, have = [], 0
+        for batch in reader:
+            pending.append(batch)
+            have += batch.num_rows
+            if have >= chunk_rows:
+                yield pa.Table.from_batches(pending).to_pandas()
+                pending, have = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
+        # find the row: the same checks on the strings (numbers() raises naming it)
+        rows = 0
+        for chunk in _slow_chunks(path, names, usecols, chunk_rows):
+            for c in numeric:
+                numbers(chunk, c, path, rows, missing_ok=True)
+            rows += len(chunk)
         raise TraceError(str(path), f"cannot be read as the published CSV ({cut(str(exc), 200)}; expected "
                          f"{len(names)} columns: {', '.join(names)})") from None
 
@@ -39,12 +81,17 @@ def numbers(chunk: pd.DataFrame, col: str, path: Path, row0: int, bucket: bool =
             missing_ok: bool = False) -> tuple[np.ndarray, int]:
     """A column as float64 (a bucket's `>N` as N, counted; with `missing_ok` an empty cell is NaN); TraceError
     naming the first bad row."""
-    s = chunk[col].str.strip()
-    capped = s.str.startswith(">", na=False)
-    v = pd.to_numeric(s.str.lstrip(">") if bucket else s, errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(v) | (v < 0)
-    if missing_ok:
-        bad &= s.notna().to_numpy() & (s != "").to_numpy()
+    if chunk[col].dtype.kind == "f":  # read as numbers already: an empty cell is NaN
+        v = chunk[col].to_numpy(np.float64)
+        bad = (~np.isfinite(v) & ~missing_ok) | (v < 0)
+        capped = np.zeros(0)
+    else:
+        s = chunk[col].str.strip()
+        capped = s.str.startswith(">", na=False)
+        v = pd.to_numeric(s.str.lstrip(">") if bucket else s, errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(v) | (v < 0)
+        if missing_ok:
+            bad &= s.notna().to_numpy() & (s != "").to_numpy()
     bad = np.flatnonzero(bad)
     if bad.size:
         raise TraceError(str(path), f"{col}: missing, negative or not a number (got "
@@ -72,23 +119,23 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
            index: dict[str, int], keep: np.ndarray, n_keys: int) -> Gathered:
     """Read the usage files in chunks and keep, for each VM of `keep` (indices into the table, whose keys map to
     indices by `index`), its rows' time and `values` (empty cells NaN)."""
+    lookup = pd.Index(list(index), dtype=object)  # keys in their table order: position = index[key]
     slot = np.full(n_keys, -1, dtype=np.int64)
     slot[keep] = np.arange(len(keep))
     parts: list[list[np.ndarray]] = [[] for _ in keep]
     unknown, unknown_keys, n_rows = 0, set(), 0
     for path in files:
         rows = 0
-        for chunk in csv_chunks(path, names, [key, time, *values]):
+        for chunk in csv_chunks(path, names, [key, time, *values], numeric=(time, *values)):
             cols = [numbers(chunk, time, path, rows)[0]] + [numbers(chunk, c, path, rows, missing_ok=True)[0]
                                                             for c in values]
-            k_s = chunk[key].str.strip()
-            j = k_s.map(index)
-            miss = j.isna().to_numpy()
+            k_s = chunk[key]
+            jj = lookup.get_indexer(k_s)  # a C hash lookup: a dict per row costs more than the parsing
+            miss = jj < 0
             if miss.any():
                 unknown += int(miss.sum())
                 if len(unknown_keys) < MAX_UNKNOWN_KEYS:
                     unknown_keys.update(k_s[miss].unique().tolist())
-            jj = j.fillna(-1).to_numpy(np.int64)
             k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
             sel = k >= 0
             n_rows += len(chunk)

@@ -1,0 +1,126 @@
+"""How fast the CSV trace readers read, and how much memory they hold, on generated traces in each published CSV
+layout (bitbrains: a folder of per-VM files; azure: vmtable + vm_cpu_readings; alibaba2018: container_meta +
+container_usage), each read by its reader (`read_series`: every VM, all samples kept) in a fresh process.
+
+    python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018] [--keep DIR]
+
+Targets (issue 13): at least 50 MB/s and at most 1.5 GB peak RSS at 2 GB of CSV per layout. Prints one row per
+layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, peak RSS MB (the reading process's maximum resident set).
+The traces are written once per layout from one generated block repeated with new VM names, so writing is fast
+and the content is realistic in size and shape, not in values.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+READ = """
+import sys
+from pathlib import Path
+from consolidate.scenario.model import TraceSource
+from consolidate.workload import alibaba, azure, bitbrains
+kind, path = sys.argv[1], Path(sys.argv[2])
+if kind == "bitbrains":
+    n = len([bitbrains.read_file(f) for f in bitbrains.files_of(path)])
+elif kind == "azure":
+    n = len(azure.read_series(path, TraceSource(azure=str(path)), None)[0])
+else:
+    n = len(alibaba.read_series(path, TraceSource(alibaba2018=str(path)), None)[0])
+print(n)
+"""
+
+STEP_S = 300
+rng = np.random.default_rng(0)
+
+
+def _bitbrains(folder: Path, target: int) -> None:
+    head = ("Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\t"
+            "Memory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\t"
+            "Disk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]\n")
+    t = 1376314846 + np.arange(8640) * STEP_S + rng.integers(-5, 6, 8640)  # a month, with the real jitter
+    u = rng.uniform(0, 100, 8640)
+    body = "".join(f"{a};\t2;\t5199.99;\t{b * 52:.6f};\t{b:.6f};\t4194304.0;\t{b * 4000:.4f};\t0.0;\t1.46;\t0.0;\t0.0\n"
+                   for a, b in zip(t, u))
+    data = (head + body).encode()
+    for k in range(max(1, target // len(data))):
+        (folder / f"{k}.csv").write_bytes(data)
+
+
+def _blocks(path: Path, block: bytes, target: int, token: bytes = b"@@") -> int:
+    """Write `block` repeatedly with `token` replaced by the block number until `target` bytes; returns blocks."""
+    n = max(1, target // len(block))
+    with path.open("wb") as f:
+        for k in range(n):
+            f.write(block.replace(token, str(k).encode()))
+    return n
+
+
+def _azure(folder: Path, target: int, vms_per_block: int = 200) -> None:
+    (folder / "vm_cpu_readings").mkdir()
+    (folder / "vmtable").mkdir()
+    t = np.arange(0, 8640) * STEP_S  # 30 days
+    lines = []
+    for v in range(vms_per_block):
+        u = rng.uniform(0, 100, len(t))
+        lines.append("".join(f"{a},@@-vm{v:04d}-0123456789abcdef0123456789abcdef,{b * .5:.6f},{min(b * 1.5, 100):.6f},"
+                             f"{b:.6f}\n" for a, b in zip(t, u)))
+    blocks = _blocks(folder / "vm_cpu_readings" / "vm_cpu_readings-file-1-of-1.csv", "".join(lines).encode(), target)
+    row = "".join(f"@@-vm{v:04d}-0123456789abcdef0123456789abcdef,sub,dep,0,2591700,99.1,10.2,40.3,Interactive,2,3.5\n"
+                  for v in range(vms_per_block)).encode()
+    _blocks(folder / "vmtable" / "vmtable.csv", row, len(row) * blocks)
+
+
+def _alibaba(folder: Path, target: int, per_block: int = 200) -> None:
+    t = np.arange(0, 8 * 86400, 60)  # 8 days, 60 s
+    lines = []
+    for c in range(per_block):
+        u = rng.uniform(0, 100, len(t))
+        lines.append("".join(f"c_@@_{c},m_{c % 50},{a},{b:.0f},{b / 2:.0f},,,,,,\n" for a, b in zip(t, u)))
+    blocks = _blocks(folder / "container_usage.csv", "".join(lines).encode(), target)
+    row = "".join(f"c_@@_{c},m_{c % 50},0,app_{c % 7},started,400,400,3.13\n" for c in range(per_block)).encode()
+    _blocks(folder / "container_meta.csv", row, len(row) * blocks)
+
+
+WRITERS = {"bitbrains": _bitbrains, "azure": _azure, "alibaba2018": _alibaba}
+
+
+def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", READ, kind, str(folder)], stdout=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"reading {kind} failed (status {status})")
+    vms = int(proc.stdout.read())
+    return size / 1e6, vms, wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=2000, help="MB (10^6 bytes) of CSV per layout")
+    ap.add_argument("--layouts", nargs="+", default=list(WRITERS), choices=list(WRITERS))
+    ap.add_argument("--keep", type=Path, help="write the traces here and keep them (default: a temporary folder)")
+    a = ap.parse_args()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print("layout       MB      VMs     s      MB/s   peak RSS MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = a.keep or Path(tmp)
+        for kind in a.layouts:
+            folder = root / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            WRITERS[kind](folder, int(a.mb * 1e6))
+            mb, vms, wall, rss = measure(kind, folder)
+            print(f"{kind:<12} {mb:7.0f} {vms:7d} {wall:6.1f} {mb / wall:8.1f} {rss:10.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
