@@ -177,13 +177,17 @@ class Flows:
         if all(keep):
             return  # it had finished in the same instant
         self._advance()
+        self._keep(np.array(keep))
+        self._soon()
+
+    def _keep(self, keep: np.ndarray) -> None:
+        """Drop the flows in flight where `keep` is False."""
         self.links = [x for x, k in zip(self.links, keep) if k]
         self.ends = [x for x, k in zip(self.ends, keep) if k]
         self.done = [x for x, k in zip(self.done, keep) if k]
         self.left, self.rate = self.left[keep], self.rate[keep]
         if self.sharing == "lv08":
             self.penalty, self.bound = self.penalty[keep], self.bound[keep]
-        self._soon()
 
     def _advance(self) -> None:
         dt = self.env.now - self._last
@@ -225,10 +229,5 @@ class Flows:
             keep = ~finished
             for i in np.flatnonzero(finished):
                 self.done[i].succeed()
-            self.links = [x for x, k in zip(self.links, keep) if k]
-            self.ends = [x for x, k in zip(self.ends, keep) if k]
-            self.done = [x for x, k in zip(self.done, keep) if k]
-            self.left, self.rate = self.left[keep], self.rate[keep]
-            if self.sharing == "lv08":
-                self.penalty, self.bound = self.penalty[keep], self.bound[keep]
+            self._keep(keep)
         self._soon()
