@@ -1,7 +1,8 @@
 """Pack one PlanetLab day (CloudSim's format) into the compact file shipped in the package.
 
-Usage: python scripts/pack_planetlab.py ../shared/data/planetlab/DAY consolidate/data/planetlab-DAY.npz
-(every day of ../shared/data/planetlab is packed so; provenance in consolidate/data/PLANETLAB.txt)
+Usage: python scripts/pack_planetlab.py PLANETLAB_FOLDER/DAY consolidate/data/planetlab-DAY.npz
+(PLANETLAB_FOLDER: CloudSim's workload/planetlab folder; every day is packed so; provenance in
+consolidate/data/PLANETLAB.txt)
 
 Each source file holds 288 integer CPU percents (one per 300 s). They fit in uint8, so the day
 (1052 VMs) is a 1052 x 288 byte matrix; names are kept in sorted order so the packed day and the
