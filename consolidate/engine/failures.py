@@ -46,7 +46,6 @@ class FailureManager:
                  forget_stuck=None):
         self.env, self.state, self.detector, self.migrations = env, state, detector, migrations
         self.restart_s = restart_s
-        self.until_s = until_s
         self._down = down
         self.forget_stuck = forget_stuck  # drains stop counting a VM as stuck once its host failed under it
         V = len(state.vm_host)
@@ -85,7 +84,7 @@ class FailureManager:
         if self.migrations is not None:
             self.migrations.abort_host(host)
         down = st.fail_host(host)
-        end = next((b for a, b in self._spans_of(host) if a <= now < b), now)
+        end = next((b for a, b in self._down[host] if a <= now < b), now)
         rec = FailureRecord(host=host, start_s=now, end_s=end, vms=[int(v) for v in down])
         self.records.append(rec)
         for v in rec.vms:
@@ -95,9 +94,6 @@ class FailureManager:
             self.env.process(self._restart_after(v, float(self.restart_s[v])))
         if self.forget_stuck is not None and rec.vms:
             self.forget_stuck(rec.vms)
-
-    def _spans_of(self, host: int) -> list[tuple[float, float]]:
-        return self._down[host]
 
     def _restart_after(self, v: int, delay: float):
         yield self.env.timeout(delay)

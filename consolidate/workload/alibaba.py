@@ -23,7 +23,7 @@ import numpy as np
 
 from consolidate.errors import TraceError
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
-from consolidate.workload.joined import csv_chunks, gather, numbers
+from consolidate.workload.joined import csv_chunks, gather, has_layout, numbers
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
 from consolidate.workload.timeline import Series, to_grid
 
@@ -45,10 +45,7 @@ def files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def looks_like(path: Path) -> bool:
     """Whether `path` is a folder in the Alibaba 2018 layout."""
-    try:
-        return path.is_dir() and bool(files(path))
-    except TraceError:
-        return False
+    return has_layout(path, files)
 
 
 def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[list[Series], list[str]]:

@@ -28,7 +28,7 @@ import pandas as pd
 from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
-from consolidate.workload.joined import csv_chunks, gather, numbers
+from consolidate.workload.joined import csv_chunks, gather, has_layout, numbers
 from consolidate.workload.timeline import Series, to_grid
 
 VMTABLE_COLS = ("vmid", "subscriptionid", "deploymentid", "vmcreated", "vmdeleted", "maxcpu", "avgcpu", "p95maxcpu",
@@ -53,10 +53,7 @@ def files(folder: Path) -> tuple[Path, list[Path]]:
 
 def looks_like(path: Path) -> bool:
     """Whether `path` is a folder in the Azure layout."""
-    try:
-        return path.is_dir() and bool(files(path))
-    except TraceError:
-        return False
+    return has_layout(path, files)
 
 
 def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[list[Series], list[str]]:

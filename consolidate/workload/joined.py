@@ -14,6 +14,15 @@ import pyarrow.csv as pacsv
 
 from consolidate.errors import TraceError, cut, not_a_regular_file
 
+
+def has_layout(path: Path, files) -> bool:
+    """Whether `path` is a folder in which `files(folder)` (a reader's file finder, raising TraceError when the
+    layout's files are missing) finds its layout."""
+    try:
+        return path.is_dir() and bool(files(path))
+    except TraceError:
+        return False
+
 CHUNK_ROWS = 1 << 20
 BLOCK_BYTES = 16 << 20  # pyarrow's read block: memory stays a few blocks whatever the file's size
 MAX_UNKNOWN_KEYS = 1_000_000  # distinct unmatched keys remembered for the count (bounded memory)
