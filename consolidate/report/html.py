@@ -97,6 +97,18 @@ def _warnings(res: "Results") -> list[str]:
     return out
 
 
+def _lifecycles(res: "Results") -> str:
+    """One line on the VMs that arrive and leave (nothing for a run whose VMs live the whole run)."""
+    s = res.summary.iloc[0]
+    if "vms_arrived" not in s.index:
+        return ""
+    waits = (f" (median wait {fmt(float(s['queue_wait_s_p50']), 's')}, longest {fmt(float(s['queue_wait_s_max']), 's')})"
+             if s["vms_queued"] else "")
+    return (f"<p id=lifecycles><b>VMs that arrive and leave:</b> {fmt(int(s['vms_arrived']))} arrived and "
+            f"{fmt(int(s['vms_departed']))} departed during the run, at most {fmt(int(s['vms_live_max']))} live at once; "
+            f"{fmt(int(s['vms_queued']))} waited for a host{waits}; {fmt(int(s['vms_rejected']))} were rejected.</p>")
+
+
 def _inputs(res: "Results") -> str:
     sc = res.scenario
     hosts = res.hosts
@@ -162,7 +174,8 @@ def _headroom(res: "Results") -> str:
 
 def write_report(res: "Results", out_dir: Path) -> Path:
     """Write plots and index.html for one run under out_dir; returns the page's path."""
-    plots = run_plots(res.host_intervals, out_dir, res.overhead_reasons, res.migrations, res.scenario.interval_s)
+    plots = run_plots(res.host_intervals, out_dir, res.overhead_reasons, res.migrations, res.scenario.interval_s,
+                      res.datacenter)
     s = res.summary.iloc[0]
     sc = res.scenario
     warnings = _warnings(res)
@@ -187,6 +200,7 @@ def write_report(res: "Results", out_dir: Path) -> Path:
 <a href="#summary">summary</a><a href="#plots">plots</a><a href="#data">data</a></nav>
 {banner}
 <h2>Headline</h2>{headline}
+{_lifecycles(res)}
 {_inputs(res)}
 {_per_host_type(res)}
 {_headroom(res)}

@@ -88,6 +88,27 @@ def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def live_vms(datacenter: pd.DataFrame, path: Path) -> Path:
+    """VMs alive and VMs waiting for a host (left axis) against hosts on (right axis), per interval over time
+    (hours): how the hosts on follow the VMs as they arrive and leave."""
+    fig, ax = _subplots((8, 3.4))
+    h = datacenter["time_s"].to_numpy() / 3600
+    ax.step(h, datacenter["vms_live"].to_numpy(), where="post", label="VMs live")
+    if datacenter["vms_queued"].any():
+        ax.step(h, datacenter["vms_queued"].to_numpy(), where="post", label="VMs queued")
+    ax.set(xlabel="time (h)", ylabel="VMs", title="Live VMs against active hosts", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    right = ax.twinx()  # hosts and VMs differ by an order of magnitude: each on its own scale
+    right.step(h, datacenter["hosts_active"].to_numpy(), where="post", color="C3", label="hosts on")
+    right.set(ylabel="active hosts", ylim=(0, max(1, int(datacenter["hosts_active"].max())) * 1.1))
+    for a in (ax, right):
+        a.yaxis.get_major_locator().set_params(integer=True)  # counts: no half hosts on the scale
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
 def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) -> Path:
     """Migrations started per scheduling interval, by reason, and their mean duration."""
     fig, ax = _subplots((8, 3.2))
@@ -113,13 +134,17 @@ def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) 
 
 
 def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame | None = None,
-              migrations: pd.DataFrame | None = None, interval_s: float = 300.0) -> list[Path]:
-    """All plots of a run, written under out_dir/plots/; returns their paths."""
+              migrations: pd.DataFrame | None = None, interval_s: float = 300.0,
+              datacenter: pd.DataFrame | None = None) -> list[Path]:
+    """All plots of a run, written under out_dir/plots/; returns their paths. `datacenter` (VMs that arrive and
+    leave) adds live VMs against active hosts."""
     d = out_dir / "plots"
     d.mkdir(parents=True, exist_ok=True)
     paths = [active_hosts(host_intervals, d / "active_hosts.png"),
              utilisation_percentiles(host_intervals, d / "host_utilisation.png"),
              power(host_intervals, d / "power.png")]
+    if datacenter is not None:
+        paths.append(live_vms(datacenter, d / "live_vms.png"))
     if reasons is not None:
         paths += [overhead_by_reason(reasons, d / "overhead_by_reason.png"),
                   overhead_per_host(host_intervals, d / "overhead_per_host.png")]
