@@ -23,7 +23,7 @@ import numpy as np
 
 from consolidate.errors import TraceError
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
-from consolidate.workload.joined import csv_chunks, gather, has_layout, numbers
+from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
 from consolidate.workload.timeline import Series, to_grid
 
@@ -48,8 +48,9 @@ def looks_like(path: Path) -> bool:
     return has_layout(path, files)
 
 
-def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[list[Series], list[str]]:
-    """The selected containers (in the meta table's order) that have usage, and the join's warnings."""
+def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[Selected, list[str]]:
+    """The selected containers (in the meta table's order) that have usage, as Series made one at a time
+    (iterate once), and the join's warnings."""
     meta, usage = files(folder)
     index: dict[str, int] = {}
     cores: list[float] = []
@@ -68,20 +69,18 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
     keep = select(len(ids), src, gen) if gen is not None else np.arange(len(ids))
     got = gather(usage, USAGE_COLS, "container_id", "time_stamp", ("cpu_util_percent",), index, keep, len(ids))
     where = str(usage[0]) if len(usage) == 1 else str(folder)
-    out = []
-    for a, j in zip(got.rows, keep):
-        if a is None:
-            continue
+
+    def make(pos: int, a: np.ndarray) -> Series:
         a = a[np.isfinite(a[:, 1])]  # an empty cpu_util_percent: no sample
         t, first = np.unique(a[:, 0], return_index=True)  # a repeated time stamp: the first row
-        out.append(Series(name=ids[j], t_s=t, util=a[first, 1] / 100.0, rows=a[first, 2].astype(np.int64),
-                          where=where, vcpus=cores[j]))
+        return Series(name=ids[keep[pos]], t_s=t, util=a[first, 1] / 100.0, rows=a[first, 2].astype(np.int64),
+                      where=where, vcpus=cores[keep[pos]])
     join = got.join_note()
-    if not out:
+    if not got.n_with_rows:
+        got.close()
         raise TraceError(str(folder), f"container_usage and container_meta share no container ({join}); nothing to "
                          "run on (expected container_usage rows whose container_id is in container_meta)")
-    return out, [f"{folder}: {join}"] if got.unknown_rows or len(out) < len(keep) else []
-
+    return Selected(got, make), [f"{folder}: {join}"] if got.unknown_rows or got.n_with_rows < len(keep) else []
 
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
     """The containers that have usage, each with its life and vCPUs, on the run grid."""

@@ -16,7 +16,8 @@ The folder holds `vmtable.csv.gz` and `vm_cpu_readings-file-*-of-*.csv.gz` (at i
 Columns 2–3 and 6–9 of the VM table and `mincpu`/`maxcpu` are read past. The run's t = 0 is the trace's 0 unless
 `start` says otherwise. Readings whose VM the table does not list, and listed VMs with no reading, are counted in
 the warnings; if no VM has both, the reader refuses to run on nothing. Both files are read in chunks (joined.CHUNK_ROWS)
-and only the selected VMs' readings are kept.
+and only the selected VMs' readings are kept, parked per range of VMs (joined.gather) and put on the run grid one
+VM at a time.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import pandas as pd
 from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
-from consolidate.workload.joined import csv_chunks, gather, has_layout, numbers
+from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers
 from consolidate.workload.timeline import Series, to_grid
 
 VMTABLE_COLS = ("vmid", "subscriptionid", "deploymentid", "vmcreated", "vmdeleted", "maxcpu", "avgcpu", "p95maxcpu",
@@ -56,9 +57,9 @@ def looks_like(path: Path) -> bool:
     return has_layout(path, files)
 
 
-def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[list[Series], list[str]]:
-    """The selected VMs (after `sample` and `limit`, in the table's order) that have readings, and the warnings
-    of the join. TraceError if no VM of the table has a reading."""
+def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None) -> tuple[Selected, list[str]]:
+    """The selected VMs (after `sample` and `limit`, in the table's order) that have readings, as Series made one
+    at a time (iterate once), and the warnings of the join. TraceError if no VM of the table has a reading."""
     table, readings = files(folder)
     ids, life, shape, capped, rows = [], [], [], 0, 0
     for chunk in csv_chunks(table, VMTABLE_COLS, ["vmid", "vmcreated", "vmdeleted", "vmcorecount", "vmmemory"],
@@ -86,18 +87,21 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
     keep = select(len(ids), src, gen) if gen is not None else np.arange(len(ids))
     got = gather(readings, READING_COLS, "vmid", "timestamp", ("avgcpu",), index, keep, len(ids))
     where = str(readings[0]) if len(readings) == 1 else str(folder / "vm_cpu_readings")
-    out = [Series(name=ids[j], t_s=a[:, 0], util=a[:, 1] / 100.0, rows=a[:, 2].astype(np.int64), where=where,
-                  vcpus=float(shape_a[j, 0]), memory_mb=float(shape_a[j, 1]),
-                  life_s=(float(life_a[j, 0]), float(life_a[j, 1])))
-           for a, j in zip(got.rows, keep) if a is not None]
+
+    def make(pos: int, a: np.ndarray) -> Series:
+        j = keep[pos]
+        return Series(name=ids[j], t_s=a[:, 0], util=a[:, 1] / 100.0, rows=a[:, 2].astype(np.int64), where=where,
+                      vcpus=float(shape_a[j, 0]), memory_mb=float(shape_a[j, 1]),
+                      life_s=(float(life_a[j, 0]), float(life_a[j, 1])))
     join = got.join_note()
-    if not out:
+    if not got.n_with_rows:
+        got.close()
         raise TraceError(str(folder), f"the readings and the VM table share no VM ({join}); nothing to run on "
                          "(expected vm_cpu_readings rows whose vmid is in vmtable)")
-    warnings = [f"{folder}: {join}"] if got.unknown_rows or len(out) < len(keep) else []
+    warnings = [f"{folder}: {join}"] if got.unknown_rows or got.n_with_rows < len(keep) else []
     if capped:
         warnings.append(f"{folder}: {capped} open-ended shape buckets (>N) read as N")
-    return out, warnings
+    return Selected(got, make), warnings
 
 
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:

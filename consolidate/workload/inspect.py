@@ -104,10 +104,14 @@ def inspect(path: Path, kind: str | None = None) -> Inspection:
     if not path.exists():
         raise TraceError(str(path), "no such file or folder")
     series, warnings = LAYOUTS[kind][1](path)
-    rows = [vm_row(s) for s in series if len(s.t_s)]
-    if len(rows) < len(series):
-        warnings.append(f"{len(series) - len(rows)} VMs have no samples")
-    over = sum(int(np.sum(np.asarray(s.util) > 1.0 + 1e-9)) for s in series)
+    rows, n, over = [], 0, 0
+    for s in series:  # once: a reader may hand out its VMs one at a time (joined.Selected)
+        n += 1
+        over += int(np.sum(np.asarray(s.util) > 1.0 + 1e-9))
+        if len(s.t_s):
+            rows.append(vm_row(s))
+    if len(rows) < n:
+        warnings.append(f"{n - len(rows)} VMs have no samples")
     if over:
         warnings.append(f"{over} samples above 100% utilisation (a run clips them, or refuses them with "
                         "over_100: error)")

@@ -4,7 +4,7 @@ and a usage table's rows gathered per selected VM, mismatched keys counted."""
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,12 @@ def has_layout(path: Path, files) -> bool:
 CHUNK_ROWS = 1 << 20
 BLOCK_BYTES = 16 << 20  # pyarrow's read block: memory stays a few blocks whatever the file's size
 MAX_UNKNOWN_KEYS = 1_000_000  # distinct unmatched keys remembered for the count (bounded memory)
+# Gathered rows are parked per range of VMs: above BUCKET_BYTES of them (estimated from the files' sizes) the
+# ranges go to temporary files (TMPDIR), about 8 bytes per number against 30+ bytes of CSV per row
+BUCKET_BYTES = 64 << 20
+ROW_BYTES_MIN = 30  # the shortest usage row of the published layouts, in CSV bytes (an estimate's floor)
+GZIP_RATIO = 8  # a gzip file's CSV is taken as this many times its size (trace CSV compresses 4-8x)
+MAX_BUCKETS = 512
 
 
 def _stream(path: Path):
@@ -108,57 +114,146 @@ def numbers(chunk: pd.DataFrame, col: str, path: Path, row0: int, bucket: bool =
     return v, int(capped.sum())
 
 
-@dataclass
 class Gathered:
-    """Per selected VM: its usage rows (time, values..., 1-based row) sorted by time, or None; and the join's
-    mismatch counts."""
+    """The usage rows of the selected VMs, held per VM range (a bucket) in memory or, for a large input, in
+    temporary files, and the join's mismatch counts. `series(make)` hands out one VM at a time (in the
+    selection's order) so that no more than one bucket of rows is in memory."""
 
-    rows: list[np.ndarray | None]
-    n_rows: int
-    unknown_rows: int
-    unknown_keys: int
+    def __init__(self, n_selected: int, per_bucket: int, stores: list, has: np.ndarray, n_cols: int,
+                 n_rows: int, unknown_rows: int, unknown_keys: int, tmp: tempfile.TemporaryDirectory | None):
+        self.n_selected, self.per_bucket, self._stores, self.has = n_selected, per_bucket, stores, has
+        self._cols, self.n_rows, self.unknown_rows, self.unknown_keys, self._tmp = (n_cols, n_rows, unknown_rows,
+                                                                                     unknown_keys, tmp)
+
+    @property
+    def n_with_rows(self) -> int:
+        """How many selected VMs have at least one usage row."""
+        return int(self.has.sum())
 
     def join_note(self) -> str:
-        silent = sum(r is None for r in self.rows)
+        silent = self.n_selected - self.n_with_rows
         return (f"{self.unknown_rows:,} of {self.n_rows:,} usage rows name {self.unknown_keys:,} VMs the VM table "
-                f"does not list; {silent:,} of the {len(self.rows):,} selected VMs of the table have no usage row")
+                f"does not list; {silent:,} of the {self.n_selected:,} selected VMs of the table have no usage row")
+
+    def per_vm(self):
+        """(position in the selection, rows as (time, values..., 1-based row) sorted by time, equal times in file
+        order) for every selected VM with rows, in the selection's order; a bucket is read, used and dropped."""
+        try:
+            for b, store in enumerate(self._stores):
+                if isinstance(store, Path):
+                    if not store.exists():  # no selected VM of this range had a row
+                        continue
+                    a = np.fromfile(store, dtype=np.float64).reshape(-1, self._cols)
+                    store.unlink()
+                else:
+                    a = np.vstack(store) if store else np.zeros((0, self._cols))
+                    self._stores[b] = []
+                if not len(a):
+                    continue
+                a = a[np.lexsort((a[:, 1], a[:, 0]))]  # by VM, then time; lexsort is stable: ties keep file order
+                cut_at = np.flatnonzero(np.diff(a[:, 0])) + 1
+                for piece in np.split(a, cut_at):
+                    yield int(piece[0, 0]), piece[:, 1:]
+                del a
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Remove the temporary files (also done when per_vm() ends)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+class Selected:
+    """The Series of the selected VMs that have usage rows, made one at a time from a Gathered (sized: len is the
+    count of VMs with rows, so to_grid can allocate the grid once)."""
+
+    def __init__(self, got: Gathered, make):
+        self._got, self._make = got, make
+
+    def __len__(self) -> int:
+        return self._got.n_with_rows
+
+    def __iter__(self):
+        for pos, rows in self._got.per_vm():
+            s = self._make(pos, rows)
+            if s is not None:
+                yield s
+
+
+def _buckets(files: list[Path], n_keep: int, n_cols: int) -> int:
+    """How many VM ranges the rows are held in: one unless the input's rows (estimated from the files' sizes, at
+    least ROW_BYTES_MIN bytes of CSV per row, gzip x GZIP_RATIO) would take more than BUCKET_BYTES."""
+    size = 0
+    for p in files:
+        try:
+            with p.open("rb") as f:
+                gz = f.read(2) == b"\x1f\x8b"
+            size += p.stat().st_size * (GZIP_RATIO if gz else 1)
+        except OSError:
+            continue
+    rows_bytes = size / ROW_BYTES_MIN * 8 * n_cols
+    return int(min(max(1, np.ceil(rows_bytes / BUCKET_BYTES)), max(n_keep, 1), MAX_BUCKETS))
 
 
 def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, values: tuple[str, ...],
-           index: dict[str, int], keep: np.ndarray, n_keys: int) -> Gathered:
+           index: dict[str, int], keep: np.ndarray, n_keys: int, chunks=None, locate=None,
+           buckets: int | None = None) -> Gathered:
     """Read the usage files in chunks and keep, for each VM of `keep` (indices into the table, whose keys map to
-    indices by `index`), its rows' time and `values` (empty cells NaN)."""
-    lookup = pd.Index(list(index), dtype=object)  # keys in their table order: position = index[key]
+    indices by `index`), its rows' time and `values` (empty cells NaN). Rows are parked per range of VMs (in
+    memory, or in temporary files when the input is large; `buckets` overrides the count) so that reading them
+    back one range at a time bounds memory by a range, not the input.
+
+    `chunks(path)` (default: csv_chunks of `names`) yields DataFrames with the `key`, `time` and `values` columns;
+    `locate(chunk)` (default: `key` looked up in `index`) gives each row's table index or -1 and the row's key
+    labels for the mismatch count."""
+    lookup = pd.Index(list(index), dtype=object) if locate is None else None  # position = index[key]
     slot = np.full(n_keys, -1, dtype=np.int64)
     slot[keep] = np.arange(len(keep))
-    parts: list[list[np.ndarray]] = [[] for _ in keep]
+    n_cols = 3 + len(values)  # position, time, values..., row
+    n_b = buckets or _buckets(files, len(keep), n_cols)
+    per_bucket = max(1, -(-len(keep) // n_b))
+    tmp = tempfile.TemporaryDirectory(prefix="consolidate-gather-") if n_b > 1 else None
+    stores: list = ([Path(tmp.name) / f"{b}.f64" for b in range(n_b)] if tmp is not None else [[]])
+    has = np.zeros(len(keep), dtype=bool)
     unknown, unknown_keys, n_rows = 0, set(), 0
-    for path in files:
-        rows = 0
-        for chunk in csv_chunks(path, names, [key, time, *values], numeric=(time, *values)):
-            cols = [numbers(chunk, time, path, rows)[0]] + [numbers(chunk, c, path, rows, missing_ok=True)[0]
-                                                            for c in values]
-            k_s = chunk[key]
-            jj = lookup.get_indexer(k_s)  # a C hash lookup: a dict per row costs more than the parsing
-            miss = jj < 0
-            if miss.any():
-                unknown += int(miss.sum())
-                if len(unknown_keys) < MAX_UNKNOWN_KEYS:
-                    unknown_keys.update(k_s[miss].unique().tolist())
-            k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
-            sel = k >= 0
-            n_rows += len(chunk)
-            if sel.any():
-                order = np.argsort(k[sel], kind="stable")
-                a = np.column_stack([k[sel]] + [c[sel] for c in cols] + [rows + 1 + np.flatnonzero(sel)])[order]
-                for piece in np.split(a, np.flatnonzero(np.diff(a[:, 0])) + 1):
-                    parts[int(piece[0, 0])].append(piece[:, 1:])
-            rows += len(chunk)
-    out: list[np.ndarray | None] = []
-    for p in parts:
-        if not p:
-            out.append(None)
-            continue
-        a = np.vstack(p)
-        out.append(a[np.argsort(a[:, 0], kind="stable")])
-    return Gathered(out, n_rows, unknown, len(unknown_keys))
+    try:
+        for path in files:
+            rows = 0
+            it = chunks(path) if chunks is not None else csv_chunks(path, names, [key, time, *values],
+                                                                    numeric=(time, *values))
+            for chunk in it:
+                cols = [numbers(chunk, time, path, rows)[0]] + [numbers(chunk, c, path, rows, missing_ok=True)[0]
+                                                                for c in values]
+                if locate is None:
+                    k_s = chunk[key]
+                    jj = lookup.get_indexer(k_s)  # a C hash lookup: a dict per row costs more than the parsing
+                else:
+                    jj, k_s = locate(chunk)
+                miss = jj < 0
+                if miss.any():
+                    unknown += int(miss.sum())
+                    if len(unknown_keys) < MAX_UNKNOWN_KEYS:
+                        unknown_keys.update(pd.Series(k_s)[miss].unique().tolist())
+                k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
+                sel = k >= 0
+                n_rows += len(chunk)
+                if sel.any():
+                    ks = k[sel]
+                    has[ks] = True
+                    a = np.column_stack([ks] + [c[sel] for c in cols] + [rows + 1 + np.flatnonzero(sel)])
+                    if tmp is None:
+                        stores[0].append(a)
+                    else:
+                        a = a[np.argsort(ks // per_bucket, kind="stable")]
+                        bounds = np.searchsorted(a[:, 0] // per_bucket, np.arange(n_b + 1), side="left")
+                        for b in np.flatnonzero(np.diff(bounds)):
+                            with stores[b].open("ab") as f:
+                                a[bounds[b]:bounds[b + 1]].tofile(f)
+                rows += len(chunk)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+    return Gathered(len(keep), per_bucket, stores, has, n_cols, n_rows, unknown, len(unknown_keys), tmp)

@@ -93,7 +93,6 @@ class Grid:
     mhz: np.ndarray
     clipped: int = 0  # samples above 100% clipped
     warnings: list[str] = field(default_factory=list)
-    steps_s: list[np.ndarray] = field(default_factory=list)  # per VM: its sample steps (trace inspect)
     gaps: list[int] = field(default_factory=list)  # per VM: steps longer than gap_s
 
 
@@ -155,16 +154,22 @@ def _integral_at(a: np.ndarray, e: np.ndarray, v: np.ndarray, x: np.ndarray) -> 
     return np.interp(x, pts, cum, left=0.0, right=cum[-1] if len(cum) else 0.0)
 
 
-def to_grid(series: list[Series], sc: Scenario, src: TraceSource, where: str) -> Grid:
+def to_grid(series, sc: Scenario, src: TraceSource, where: str) -> Grid:
     """Every VM of a group on the run grid (see the module docstring), its life on the run clock, clipped or
-    refused above 100% by `src.over_100`. VMs whose life misses the run are dropped, said in the warnings."""
+    refused above 100% by `src.over_100`. VMs whose life misses the run are dropped, said in the warnings.
+
+    `series` may be any iterable of Series, used once: each VM is put on the grid and let go, so memory holds the
+    grid and one VM's samples (a sized iterable, as joined.Selected, lets the grid be allocated once). Without
+    `start` the origin is the earliest sample, which needs every Series first (a list)."""
     origin = start_of(src, where)
     if origin is None:
+        series = list(series)
         origin = min((float(s.t_s[0]) for s in series if len(s.t_s)), default=0.0)
     edges = np.arange(sc.n_intervals + 1) * sc.interval_s
-    names, rows_u, starts, ends, shapes, steps, gaps = [], [], [], [], [], [], []
-    cols = sorted({c for s in series for c in s.extra})
-    rows_x = {c: [] for c in cols}
+    cap = len(series) if hasattr(series, "__len__") else 64
+    util = np.zeros((cap, sc.n_intervals))
+    xtra: dict[str, np.ndarray] = {}
+    names, starts, ends, shapes, gaps = [], [], [], [], []
     clipped, dropped = 0, 0
     for s in series:
         if len(s.t_s) == 0:
@@ -191,16 +196,19 @@ def to_grid(series: list[Series], sc: Scenario, src: TraceSource, where: str) ->
         if life1 <= 0 or life0 >= sc.duration_s:
             dropped += 1
             continue
+        n = len(names)
+        if n == len(util):  # an unsized iterable (or more VMs than said): grow by half
+            util = np.vstack([util, np.zeros((len(util) // 2 + 1, sc.n_intervals))])
+            xtra = {c: np.vstack([v, np.full((len(v) // 2 + 1, sc.n_intervals), np.nan)]) for c, v in xtra.items()}
+        util[n] = np.diff(_integral_at(a, e, u[idx], edges)) / sc.interval_s
+        for c, v in s.extra.items():
+            if c not in xtra:
+                xtra[c] = np.full(util.shape, np.nan)
+            xtra[c][n] = np.diff(_integral_at(a, e, np.asarray(v, np.float64)[idx], edges)) / sc.interval_s
         names.append(s.name)
-        rows_u.append(np.diff(_integral_at(a, e, u[idx], edges)) / sc.interval_s)
-        for c in cols:
-            v = s.extra.get(c)
-            rows_x[c].append(np.full(sc.n_intervals, np.nan) if v is None else
-                             np.diff(_integral_at(a, e, np.asarray(v, np.float64)[idx], edges)) / sc.interval_s)
         starts.append(max(life0, 0.0))
         ends.append(min(life1, sc.duration_s))
         shapes.append((s.vcpus, s.memory_mb, s.mhz))
-        steps.append(np.diff(s.t_s))
         gaps.append(n_gaps)
     warnings = []
     if dropped:
@@ -210,8 +218,7 @@ def to_grid(series: list[Series], sc: Scenario, src: TraceSource, where: str) ->
         warnings.append(f"{where}: {clipped} samples above 100% utilisation clipped to 100%")
     n = len(names)
     sh = np.array(shapes, dtype=np.float64).reshape(n, 3)
-    return Grid(names=names, util=np.vstack(rows_u) if n else np.zeros((0, sc.n_intervals)),
-                extra={c: np.vstack(rows_x[c]) for c in cols} if n else {},
+    return Grid(names=names, util=util[:n] if n < len(util) else util,
+                extra={c: v[:n] for c, v in sorted(xtra.items())} if n else {},
                 start_s=np.array(starts, dtype=np.float64), end_s=np.array(ends, dtype=np.float64),
-                vcpus=sh[:, 0], memory_mb=sh[:, 1], mhz=sh[:, 2], clipped=clipped, warnings=warnings,
-                steps_s=steps, gaps=gaps)
+                vcpus=sh[:, 0], memory_mb=sh[:, 1], mhz=sh[:, 2], clipped=clipped, warnings=warnings, gaps=gaps)
