@@ -1,6 +1,7 @@
 """How fast the CSV trace readers read, and how much memory they hold, on generated traces in each published CSV
 layout (bitbrains: a folder of per-VM files; azure: vmtable + vm_cpu_readings; alibaba2018: container_meta +
-container_usage), each read by its reader (`read_series`: every VM, all samples kept) in a fresh process.
+container_usage; google2019: instance_events + instance_usage), each read in a fresh process as a run reads it:
+every VM, put on the run grid of the trace's span at 300 s (bitbrains: its reader's Series, every sample kept).
 
     python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018] [--keep DIR]
 
@@ -25,15 +26,21 @@ import numpy as np
 READ = """
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from consolidate.scenario.model import TraceSource
-from consolidate.workload import alibaba, azure, bitbrains
-kind, path = sys.argv[1], Path(sys.argv[2])
+from consolidate.workload import alibaba, azure, bitbrains, google
+from consolidate.workload.timeline import to_grid
+kind, path, days = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+# the run grid a scenario on the whole trace would have: its span at 300 s
+grid = SimpleNamespace(duration_s=days * 86400, interval_s=300.0, n_intervals=int(days * 86400 // 300))
 if kind == "bitbrains":
     n = len([bitbrains.read_file(f) for f in bitbrains.files_of(path)])
-elif kind == "azure":
-    n = len(azure.read_series(path, TraceSource(azure=str(path)), None)[0])
 else:
-    n = len(alibaba.read_series(path, TraceSource(alibaba2018=str(path)), None)[0])
+    mod, src = {"azure": (azure, TraceSource(azure=str(path), start=0.0)),
+                "alibaba2018": (alibaba, TraceSource(alibaba2018=str(path), start=0.0)),
+                "google2019": (google, TraceSource(google2019=str(path), start=0.0))}[kind]
+    series, _ = mod.read_series(path, src, None)
+    n = len(to_grid(series, grid, src, str(path)).names)
 print(n)
 """
 
@@ -90,12 +97,13 @@ def _alibaba(folder: Path, target: int, per_block: int = 200) -> None:
 
 
 WRITERS = {"bitbrains": _bitbrains, "azure": _azure, "alibaba2018": _alibaba}
+DAYS = {"bitbrains": 30, "azure": 30, "alibaba2018": 8}  # each generated trace's span: the run grid read onto
 
 
 def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", READ, kind, str(folder)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", READ, kind, str(folder), str(DAYS[kind])], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:

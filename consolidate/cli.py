@@ -617,6 +617,7 @@ class TraceKind(str, Enum):
     bitbrains = "bitbrains"
     azure = "azure"
     alibaba2018 = "alibaba2018"
+    google2019 = "google2019"
 
 
 @trace_app.command("inspect")

@@ -67,7 +67,7 @@ def test_trace_source_exactly_one(tiny, write_yaml):
     tiny["vms"][0]["trace"] = {}
     f = write_yaml(tiny)
     assert errors_of(f) == [f"{f}: vms.0.trace: give exactly one trace source (got none, expected one of "
-                            "planetlab, native, synthetic, opendc, bitbrains, azure, alibaba2018)"]
+                            "planetlab, native, synthetic, opendc, bitbrains, azure, alibaba2018, google2019)"]
 
 
 def test_power_curve_forms(tiny, write_yaml):

@@ -42,8 +42,10 @@ def _with_trace(sc, trace, count):
 
 def test_every_schema_kind_has_a_registered_reader():
     assert sorted(sources.source_fields()) == sources.kinds()
-    assert sources.source_fields() == ["planetlab", "native", "synthetic", "opendc", "bitbrains", "azure", "alibaba2018"]
-    assert sources.kinds() == ["alibaba2018", "azure", "bitbrains", "native", "opendc", "planetlab", "synthetic"]
+    assert sources.source_fields() == ["planetlab", "native", "synthetic", "opendc", "bitbrains", "azure", "alibaba2018",
+                                      "google2019"]
+    assert sources.kinds() == ["alibaba2018", "azure", "bitbrains", "google2019", "native", "opendc", "planetlab",
+                              "synthetic"]
     assert sources.reader_for("planetlab") is planetlab.read_group
 
 
@@ -79,7 +81,7 @@ def test_a_bad_toy_trace_is_reported_under_its_kind(tiny, write_yaml, toy_kind):
 def test_a_schema_kind_without_a_reader_is_a_clear_error(tiny):
     sc = _with_trace(load_scenario(tiny), ToySource.model_construct(toy=0.5), count=1)
     with pytest.raises(LookupError, match=r"trace source 'toy' has no registered reader "
-                                          r"\(registered: alibaba2018, azure, bitbrains, native, opendc, planetlab, synthetic\)"):
+                                          r"\(registered: alibaba2018, azure, bitbrains, google2019, native, opendc, planetlab, synthetic\)"):
         build_workload(sc)
 
 

@@ -330,14 +330,15 @@ class Synthetic(Model):
 
 
 # trace kinds: exactly one names a group's source (workload/sources.py has a reader for each)
-TRACE_KINDS = ("planetlab", "native", "synthetic", "opendc", "bitbrains", "azure", "alibaba2018")
+TRACE_KINDS = ("planetlab", "native", "synthetic", "opendc", "bitbrains", "azure", "alibaba2018", "google2019")
 # kinds whose traces carry each VM's start and end (and its shape): a group may omit count
-LIFECYCLE_KINDS = ("opendc", "bitbrains", "azure", "alibaba2018")
+LIFECYCLE_KINDS = ("opendc", "bitbrains", "azure", "alibaba2018", "google2019")
 
 
 class TraceSource(Model):
     """Exactly one of: a PlanetLab day (`builtin:20110303` or a folder), a native CSV/Parquet file or folder,
-    a synthetic profile, or a public cluster trace (opendc, bitbrains, azure, alibaba2018: a folder in the published layout)."""
+    a synthetic profile, or a public cluster trace (opendc, bitbrains, azure, alibaba2018, google2019: a folder in the
+    published layout)."""
 
     planetlab: str | None = None
     native: str | None = None
@@ -350,6 +351,9 @@ class TraceSource(Model):
                               "and vm_cpu_readings-file-*-of-*.csv.gz (or vmtable/ and vm_cpu_readings/ subfolders)")
     alibaba2018: str | None = Field(default=None, description="Alibaba cluster-trace-v2018, containers as the VMs: "
                                     "a folder holding container_meta.csv and container_usage.csv (gzip or plain)")
+    google2019: str | None = Field(default=None, description="Google cluster-data 2019, instances as the VMs: a "
+                                   "folder holding instance_events* and instance_usage* files (JSON, Parquet or CSV "
+                                   "with a header, as exported from BigQuery)")
     repeat: bool = Field(default=False, description="loop a trace shorter than duration_s instead of failing")
     order: str | None = Field(default=None, description="with planetlab: a text file naming the day's trace files, "
                               "one per line, in the order VMs get them (default: sorted by name)")
@@ -367,6 +371,11 @@ class TraceSource(Model):
                                                       "VMs (the first, in the trace's order, after sample)")
     sample: Annotated[Float, Field(gt=0, le=1)] | None = Field(
         default=None, description="keep this fraction of the trace's VMs, drawn from the scenario seed")
+    ncu_vcpus: PosFloat | None = Field(default=None, description="with google2019: the vCPUs one normalised CPU "
+                                       "unit (NCU, the largest machine's CPU) stands for; needed by shape as-is "
+                                       "and nearest (no default: the trace does not say)")
+    nmu_mib: PosFloat | None = Field(default=None, description="with google2019: the MiB that 1.0 of normalised "
+                                     "memory (the largest machine's) stands for; gives memory sizes and used memory")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TraceSource":
@@ -376,6 +385,9 @@ class TraceSource(Model):
                         f"expected one of {', '.join(TRACE_KINDS)})")
         if self.order is not None and self.planetlab is None:
             raise _fail(f"order applies to planetlab traces only (got order with {given[0]})")
+        for opt in ("ncu_vcpus", "nmu_mib"):
+            if getattr(self, opt) is not None and self.google2019 is None:
+                raise _fail(f"{opt} applies to google2019 traces only (got {opt} with {given[0]})")
         return self
 
     @property

@@ -1,6 +1,7 @@
-"""What the readers of two-table traces (a VM table and a usage table joined by a key: Azure, Alibaba) share:
-published CSV files (gzip or plain, no header row) read in chunks, numeric columns checked with the row named,
-and a usage table's rows gathered per selected VM, mismatched keys counted."""
+"""What the readers of two-table traces (a VM table and a usage table joined by a key: Azure, Alibaba, Google)
+share: published CSV files (gzip or plain, no header row) read in chunks, numeric columns checked with the row
+named, and a usage table's rows gathered per selected VM, mismatched keys counted, and handed out one VM at a time
+so that memory holds the run grid and one range of VMs' rows, not the trace."""
 from __future__ import annotations
 
 import gzip
@@ -206,8 +207,8 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
     back one range at a time bounds memory by a range, not the input.
 
     `chunks(path)` (default: csv_chunks of `names`) yields DataFrames with the `key`, `time` and `values` columns;
-    `locate(chunk)` (default: `key` looked up in `index`) gives each row's table index or -1 and the row's key
-    labels for the mismatch count."""
+    `locate(chunk)` (default: `key` looked up in `index`) gives each row's table index or -1, and a function of a
+    row mask giving those rows' distinct keys (for the mismatch count)."""
     lookup = pd.Index(list(index), dtype=object) if locate is None else None  # position = index[key]
     slot = np.full(n_keys, -1, dtype=np.int64)
     slot[keep] = np.arange(len(keep))
@@ -229,13 +230,14 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
                 if locate is None:
                     k_s = chunk[key]
                     jj = lookup.get_indexer(k_s)  # a C hash lookup: a dict per row costs more than the parsing
+                    missing = lambda m, k_s=k_s: k_s[m].unique().tolist()  # noqa: E731
                 else:
-                    jj, k_s = locate(chunk)
+                    jj, missing = locate(chunk)
                 miss = jj < 0
                 if miss.any():
                     unknown += int(miss.sum())
                     if len(unknown_keys) < MAX_UNKNOWN_KEYS:
-                        unknown_keys.update(pd.Series(k_s)[miss].unique().tolist())
+                        unknown_keys.update(missing(miss))
                 k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
                 sel = k >= 0
                 n_rows += len(chunk)

@@ -16,7 +16,8 @@ from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload.resample import resample, samples_needed
 
 # TraceSource fields that tune a source rather than name one
-OPTIONS = frozenset({"repeat", "order", "start", "gap", "gap_s", "over_100", "limit", "sample"})
+OPTIONS = frozenset({"repeat", "order", "start", "gap", "gap_s", "over_100", "limit", "sample", "ncu_vcpus",
+                     "nmu_mib"})
 
 
 class GroupTraces(NamedTuple):
