@@ -24,4 +24,9 @@ OPTIONAL = (
     "msr_accesses_per_s",
     "tlb_misses_per_s",
 )
-KNOWN = (TIME, CPU, VM, *OPTIONAL)
+# Optional per-VM columns (constant over a VM's rows; a file with any of them is read as a timed trace: VMs
+# arrive and leave, native.py): its life on the trace's clock (seconds, epoch s/ms or ISO 8601 like time_s) and
+# its shape (vCPUs; memory in MiB)
+START, END, VCPUS, MEMORY = "start_s", "end_s", "vcpus", "memory_mb"
+PER_VM = (START, END, VCPUS, MEMORY)
+KNOWN = (TIME, CPU, VM, *OPTIONAL, *PER_VM)
