@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -78,15 +79,15 @@ def read_series(folder: Path, src, gen: np.random.Generator | None) -> list[Seri
         raise TraceError(str(meta_path), f"id: task named twice (got {meta['id'].iloc[i]!r})", row=i + 1)
     keep = select(len(meta), src, gen) if gen is not None else np.arange(len(meta))
     meta = meta.iloc[keep].reset_index(drop=True)
-    wanted = {k: j for j, k in enumerate(meta["id"].tolist())}
+    wanted = pd.Index(meta["id"])  # position = the task's index in meta; a hash lookup per batch, in C
     scols = SAMPLE_COLS[layout]
     pf = _open(samples_path, scols)
-    parts: list[list[np.ndarray]] = [[] for _ in wanted]
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(wanted))]
     rows_seen = 0
     for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(scols)):
         b = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in scols}
         ids = b["id"]
-        idx = np.array([wanted.get(x, -1) for x in ids.tolist()], dtype=np.int64)
+        idx = wanted.get_indexer(ids).astype(np.int64)
         for c in scols[1:]:
             v = b[c].astype(np.float64)
             bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
@@ -105,14 +106,17 @@ def read_series(folder: Path, src, gen: np.random.Generator | None) -> list[Seri
             parts[int(chunk[0, 0])].append(chunk[:, 1:])
     out = []
     ids = meta["id"].tolist()
-    for j, row in meta.iterrows():
+    caps, cores = meta["cpu_capacity"].to_numpy(np.float64), meta["cpu_count"].to_numpy(np.float64)
+    mems = meta["mem_capacity"].to_numpy(np.float64)
+    subs = meta[mcols[1]].to_numpy(np.float64)
+    for j in range(len(meta)):
         if not parts[j]:
             continue
-        a = np.vstack(parts[j])
-        cap = float(row["cpu_capacity"])
+        a = np.vstack(parts[j]) if len(parts[j]) > 1 else parts[j][0]
+        cap = float(caps[j])
         if layout == "current":
             dur = a[:, 0] / 1000.0
-            t = float(row["submission_time"]) / 1000.0 + np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+            t = subs[j] / 1000.0 + np.concatenate([[0.0], np.cumsum(dur)[:-1]])
             usage, rows = a[:, 1], a[:, 2]
         else:
             dur = a[:, 1] / 1000.0
@@ -120,8 +124,8 @@ def read_series(folder: Path, src, gen: np.random.Generator | None) -> list[Seri
             usage, rows = a[:, 2], a[:, 3]
         util = usage / cap if cap > 0 else np.zeros_like(usage)
         out.append(Series(name=str(ids[j]), t_s=t, util=util, dur_s=dur, rows=rows.astype(np.int64),
-                          where=str(samples_path), vcpus=float(row["cpu_count"]),
-                          memory_mb=float(row["mem_capacity"]) / KIB_PER_MIB, mhz=cap))
+                          where=str(samples_path), vcpus=float(cores[j]), memory_mb=float(mems[j]) / KIB_PER_MIB,
+                          mhz=cap))
     if not out:
         raise TraceError(str(samples_path), f"no samples for any of the {len(meta)} tasks of {meta_path.name} "
                          "(expected fragments whose id is a task's id)")
