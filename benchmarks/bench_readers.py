@@ -3,7 +3,7 @@ layout (bitbrains: a folder of per-VM files; azure: vmtable + vm_cpu_readings; a
 container_usage; google2019: instance_events + instance_usage), each read in a fresh process as a run reads it:
 every VM, put on the run grid of the trace's span at 300 s (bitbrains: its reader's Series, every sample kept).
 
-    python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018] [--keep DIR]
+    python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018 google2019] [--keep DIR]
 
 Targets (issue 13): at least 50 MB/s and at most 1.5 GB peak RSS at 2 GB of CSV per layout. Prints one row per
 layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, peak RSS MB (the reading process's maximum resident set).
@@ -61,10 +61,12 @@ def _bitbrains(folder: Path, target: int) -> None:
         (folder / f"{k}.csv").write_bytes(data)
 
 
-def _blocks(path: Path, block: bytes, target: int, token: bytes = b"@@") -> int:
-    """Write `block` repeatedly with `token` replaced by the block number until `target` bytes; returns blocks."""
+def _blocks(path: Path, block: bytes, target: int, token: bytes = b"@@", head: bytes = b"") -> int:
+    """Write `head`, then `block` repeatedly with `token` replaced by the block number until `target` bytes;
+    returns the blocks."""
     n = max(1, target // len(block))
     with path.open("wb") as f:
+        f.write(head)
         for k in range(n):
             f.write(block.replace(token, str(k).encode()))
     return n
@@ -96,8 +98,31 @@ def _alibaba(folder: Path, target: int, per_block: int = 200) -> None:
     _blocks(folder / "container_meta.csv", row, len(row) * blocks)
 
 
-WRITERS = {"bitbrains": _bitbrains, "azure": _azure, "alibaba2018": _alibaba}
-DAYS = {"bitbrains": 30, "azure": 30, "alibaba2018": 8}  # each generated trace's span: the run grid read onto
+USAGE_HEAD = ("start_time,end_time,collection_id,instance_index,machine_id,alloc_collection_id,alloc_instance_index,"
+              "collection_type,average_usage.cpus,average_usage.memory,maximum_usage.cpus,maximum_usage.memory,"
+              "random_sample_usage.cpus,assigned_memory,page_cache_memory,cycles_per_instruction,"
+              "memory_accesses_per_instruction,sample_rate\n")
+
+
+def _google(folder: Path, target: int, per_block: int = 200) -> None:
+    """CSV as a flattening query exports it (header row, nested fields as a.b): 8 days of 300 s windows in µs."""
+    t = np.arange(600, 600 + 8 * 86400, STEP_S) * 1_000_000
+    lines = []
+    for c in range(per_block):
+        u = rng.uniform(0, 0.05, len(t))
+        lines.append("".join(f"{a},{a + STEP_S * 1_000_000},@@{c:04d},{c % 10},{c % 97},0,-1,0,{b:.6f},0.0123,"
+                             f"{b * 1.4:.6f},0.0131,{b * 1.1:.6f},0.0,0.0011,1.31,0.0042,0.94\n"
+                             for a, b in zip(t, u)))
+    blocks = _blocks(folder / "instance_usage-000000000000.csv", "".join(lines).encode(), target,
+                     head=USAGE_HEAD.encode())
+    ev = "".join(f"0,3,@@{c:04d},1,,0,200,0,{c % 10},{c % 97},-1,0.04,0.02\n" for c in range(per_block)).encode()
+    _blocks(folder / "instance_events-000000000000.csv", ev, len(ev) * blocks,
+            head=b"time,type,collection_id,scheduling_class,missing_type,collection_type,priority,"
+                 b"alloc_collection_id,instance_index,machine_id,alloc_instance_index,resource_request.cpus,"
+                 b"resource_request.memory\n")
+
+WRITERS = {"bitbrains": _bitbrains, "azure": _azure, "alibaba2018": _alibaba, "google2019": _google}
+DAYS = {"bitbrains": 30, "azure": 30, "alibaba2018": 8, "google2019": 8.0}  # each trace's span: the run grid
 
 
 def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:

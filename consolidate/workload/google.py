@@ -106,8 +106,9 @@ def _header(path: Path) -> list[str]:
     return [c.strip().strip('"') for c in line.decode("utf-8", "replace").rstrip("\r").split(",")]
 
 
-def _tables(path: Path, fields: tuple[str, ...]):
-    """The file's rows in chunks as flattened pyarrow Tables (nested fields named `a.b`)."""
+def _tables(path: Path, fields: tuple[str, ...], typed: bool = True):
+    """The file's rows in chunks as flattened pyarrow Tables (nested fields named `a.b`; a CSV's numbers typed
+    unless `typed` is False)."""
     name = path.name
     try:
         if name.endswith(".parquet"):
@@ -123,7 +124,9 @@ def _tables(path: Path, fields: tuple[str, ...]):
         else:
             names = set(fields) | {f.replace(".", "_") for f in fields}
             want = [c for c in _header(path) if c in names]
-            types = {c: pa.string() for c in want}
+            # numbers parsed by Arrow; a cell it refuses sends the file to the string scan (_find_bad) for its row
+            types = {c: (pa.string() if c == "type" or not typed else pa.int64() if c in KEY else pa.float64())
+                     for c in want}
             reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
                                     convert_options=pacsv.ConvertOptions(include_columns=want, column_types=types))
         pending, have = [], 0
@@ -136,8 +139,20 @@ def _tables(path: Path, fields: tuple[str, ...]):
         if pending:
             yield pa.Table.from_batches(pending).flatten()
     except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
+        if typed and name.endswith((".csv", ".csv.gz")):
+            _find_bad(path, fields)
         raise TraceError(str(path), f"cannot be read as the v3 trace's JSON, Parquet or CSV ({cut(str(exc), 200)})"
                          ) from None
+
+
+def _find_bad(path: Path, fields: tuple[str, ...]) -> None:
+    """Scan a CSV as strings and raise the TraceError naming the first cell that is not a number."""
+    rows = 0
+    for t in _tables(path, fields, typed=False):
+        for f in fields:
+            if f != "type" and (f in t.column_names or f.replace(".", "_") in t.column_names):
+                _numbers(t, f, path, rows, integer=f in KEY, missing_ok=True)
+        rows += t.num_rows
 
 
 def _numbers(t: pa.Table, field: str, path: Path, row0: int, integer: bool = False,
@@ -145,42 +160,42 @@ def _numbers(t: pa.Table, field: str, path: Path, row0: int, integer: bool = Fal
     """A field as float64 (int64 with `integer`; strings of numbers are read too, as BigQuery writes 64-bit
     integers in JSON); TraceError naming the first bad row and the field."""
     col = _column(t, field, path)
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type):
-        v = col.to_numpy(zero_copy_only=False)
-        v = v.astype(np.int64) if integer and np.all(np.isfinite(v.astype(np.float64))) else v.astype(np.float64)
-    else:
-        s = pd.Series(col.to_pandas(), dtype=object).astype(str).str.strip()
-        if integer:
-            try:
-                return pc.cast(pc.utf8_trim_whitespace(col.cast(pa.string())), pa.int64()).to_numpy(
-                    zero_copy_only=False).astype(np.int64)
-            except (pa.ArrowInvalid, pa.ArrowException):
-                pass
-        v = pd.to_numeric(s.where(~s.isin(["", "None", "nan"]), None), errors="coerce").to_numpy(np.float64)
-        empty = s.isin(["", "None", "nan"]).to_numpy() | col.is_null().to_numpy(zero_copy_only=False)
-        bad = np.isnan(v) & ~empty
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise TraceError(str(path), f"{field}: not a number (got {cut(repr(s.iloc[i]), 60)})", row=row0 + i + 1)
-    f = v.astype(np.float64)
-    bad = (np.isnan(f) & (not missing_ok or integer)) | (f < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise TraceError(str(path), f"{field}: missing or negative (got {f[i]:g}, expected a number at least 0)",
-                         row=row0 + i + 1)
-    return v
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.utf8_trim_whitespace(col)
+        col = pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)  # an empty cell is missing
+    try:
+        v = pc.cast(col, pa.int64() if integer else pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        s = pd.Series(col.to_pylist(), dtype=object)
+        bad = np.flatnonzero(pd.to_numeric(s, errors="coerce").isna().to_numpy() & s.notna().to_numpy())
+        i = int(bad[0]) if bad.size else 0
+        raise TraceError(str(path), f"{field}: not a number (got {cut(repr(s.iloc[i]), 60)})", row=row0 + i + 1) \
+            from None
+    if v.null_count and (integer or not missing_ok):
+        i = int(np.flatnonzero(v.is_null().to_numpy(zero_copy_only=False))[0])
+        raise TraceError(str(path), f"{field}: missing (expected a number)", row=row0 + i + 1)
+    a = v.to_numpy(zero_copy_only=False)
+    neg = np.flatnonzero(a < 0) if not integer else np.zeros(0, dtype=np.int64)
+    if neg.size:
+        raise TraceError(str(path), f"{field}: negative (got {a[neg[0]]:g}, expected a number at least 0)",
+                         row=row0 + int(neg[0]) + 1)
+    return a
 
 
 def _types(t: pa.Table, path: Path, row0: int) -> np.ndarray:
     """Event types as codes: numbers, or the proto's names (SCHEDULE, FINISH, ...)."""
     col = _column(t, "type", path)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        s = pd.Series(col.to_pandas(), dtype=object).astype(str).str.strip()
-        code = s.map(EVENT_TYPES)
-        num = pd.to_numeric(s, errors="coerce")
-        v = code.fillna(num).to_numpy(np.float64)
+        col = pc.utf8_trim_whitespace(col)
+        names = pc.index_in(col, value_set=pa.array(list(EVENT_TYPES)))  # the names are in code order
+        try:
+            nums = pc.cast(col, pa.int64(), safe=False)
+        except pa.ArrowInvalid:
+            nums = pa.nulls(len(col), pa.int64())
+        v = pc.coalesce(names.cast(pa.int64()), nums).to_numpy(zero_copy_only=False)
     else:
-        v = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        v = col.to_numpy(zero_copy_only=False)
+    v = np.asarray(v, dtype=np.float64)
     bad = ~np.isin(v, np.arange(11))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -245,22 +260,22 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
     def chunks(path: Path):
         rows = 0
         for t in _tables(path, USAGE_FIELDS):
-            d = pd.DataFrame({"cid": _numbers(t, "collection_id", path, rows, integer=True),
-                              "idx": _numbers(t, "instance_index", path, rows, integer=True),
-                              "start_time": _numbers(t, "start_time", path, rows),
-                              "end_time": _numbers(t, "end_time", path, rows),
-                              "cpus": _numbers(t, "average_usage.cpus", path, rows, missing_ok=True),
-                              "memory": _numbers(t, "average_usage.memory", path, rows, missing_ok=True)})
-            back = np.flatnonzero(d["end_time"].to_numpy() < d["start_time"].to_numpy())
+            d = {"cid": _numbers(t, "collection_id", path, rows, integer=True),
+                 "idx": _numbers(t, "instance_index", path, rows, integer=True),
+                 "start_time": _numbers(t, "start_time", path, rows),
+                 "end_time": _numbers(t, "end_time", path, rows),
+                 "cpus": _numbers(t, "average_usage.cpus", path, rows, missing_ok=True),
+                 "memory": _numbers(t, "average_usage.memory", path, rows, missing_ok=True)}
+            back = np.flatnonzero(d["end_time"] < d["start_time"])
             if back.size:
-                raise TraceError(str(path), f"end_time before start_time (got {d['end_time'].iat[back[0]]:.0f} < "
-                                 f"{d['start_time'].iat[back[0]]:.0f} µs)", row=rows + int(back[0]) + 1)
-            rows += len(d)
+                raise TraceError(str(path), f"end_time before start_time (got {d['end_time'][back[0]]:.0f} < "
+                                 f"{d['start_time'][back[0]]:.0f} µs)", row=rows + int(back[0]) + 1)
+            rows += t.num_rows
             yield d
 
-    def locate(d: pd.DataFrame):
-        jj = mi.get_indexer(pd.MultiIndex.from_arrays([d["cid"].to_numpy(), d["idx"].to_numpy()]))
-        return jj, lambda m: [f"{c}/{i}" for c, i in zip(d["cid"].to_numpy()[m], d["idx"].to_numpy()[m])]
+    def locate(d: dict):
+        jj = mi.get_indexer(pd.MultiIndex.from_arrays([d["cid"], d["idx"]]))
+        return jj, lambda m: [f"{c}/{i}" for c, i in zip(d["cid"][m], d["idx"][m])]
 
     got = gather(usage, (), "", "start_time", ("end_time", "cpus", "memory"), {}, keep, len(inst),
                  chunks=chunks, locate=locate)

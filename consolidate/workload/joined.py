@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from consolidate.errors import TraceError, cut, not_a_regular_file
@@ -63,10 +64,11 @@ def _slow_chunks(path: Path, names: tuple[str, ...], usecols: list[str], chunk_r
 
 
 def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: tuple[str, ...] = (),
-               chunk_rows: int = CHUNK_ROWS):
-    """The file's `usecols` in chunks (DataFrames; `numeric` columns as float64, empty cells NaN, the rest as
-    strings), read by pyarrow's streaming CSV reader. On a value it cannot convert the file is scanned again as
-    strings so that the TraceError names the row and the column."""
+               chunk_rows: int = CHUNK_ROWS, raw: bool = False):
+    """The file's `usecols` in chunks (DataFrames, or pyarrow Tables with `raw`; `numeric` columns as float64,
+    empty cells NaN, the rest as strings), read by pyarrow's streaming CSV reader. On a value it cannot convert
+    the file is scanned again as strings so that the TraceError names the row and the column."""
+    convert = (lambda t: t) if raw else (lambda t: t.to_pandas())  # noqa: E731
     stream, _ = _stream(path)
     types = {c: (pa.float64() if c in numeric else pa.string()) for c in usecols}
     try:
@@ -78,10 +80,10 @@ def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: 
             pending.append(batch)
             have += batch.num_rows
             if have >= chunk_rows:
-                yield pa.Table.from_batches(pending).to_pandas()
+                yield convert(pa.Table.from_batches(pending))
                 pending, have = [], 0
         if pending:
-            yield pa.Table.from_batches(pending).to_pandas()
+            yield convert(pa.Table.from_batches(pending))
     except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         # find the row: the same checks on the strings (numbers() raises naming it)
         rows = 0
@@ -93,12 +95,12 @@ def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: 
                          f"{len(names)} columns: {', '.join(names)})") from None
 
 
-def numbers(chunk: pd.DataFrame, col: str, path: Path, row0: int, bucket: bool = False,
+def numbers(chunk, col: str, path: Path, row0: int, bucket: bool = False,
             missing_ok: bool = False) -> tuple[np.ndarray, int]:
-    """A column as float64 (a bucket's `>N` as N, counted; with `missing_ok` an empty cell is NaN); TraceError
+    """A column of a DataFrame (or a dict of float64 arrays) as float64 (a bucket's `>N` as N, counted; with `missing_ok` an empty cell is NaN); TraceError
     naming the first bad row."""
     if chunk[col].dtype.kind == "f":  # read as numbers already: an empty cell is NaN
-        v = chunk[col].to_numpy(np.float64)
+        v = np.asarray(chunk[col], dtype=np.float64)
         bad = (~np.isfinite(v) & ~missing_ok) | (v < 0)
         capped = np.zeros(0)
     else:
@@ -209,7 +211,9 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
     `chunks(path)` (default: csv_chunks of `names`) yields DataFrames with the `key`, `time` and `values` columns;
     `locate(chunk)` (default: `key` looked up in `index`) gives each row's table index or -1, and a function of a
     row mask giving those rows' distinct keys (for the mismatch count)."""
-    lookup = pd.Index(list(index), dtype=object) if locate is None else None  # position = index[key]
+    # keys in their table order (position = index[key]), matched by Arrow's hash lookup on the Arrow column: no
+    # Python string per row
+    lookup = pa.array(list(index), type=pa.string()) if locate is None else None
     slot = np.full(n_keys, -1, dtype=np.int64)
     slot[keep] = np.arange(len(keep))
     n_cols = 3 + len(values)  # position, time, values..., row
@@ -223,16 +227,17 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
         for path in files:
             rows = 0
             it = chunks(path) if chunks is not None else csv_chunks(path, names, [key, time, *values],
-                                                                    numeric=(time, *values))
+                                                                    numeric=(time, *values), raw=True)
             for chunk in it:
-                cols = [numbers(chunk, time, path, rows)[0]] + [numbers(chunk, c, path, rows, missing_ok=True)[0]
-                                                                for c in values]
-                if locate is None:
-                    k_s = chunk[key]
-                    jj = lookup.get_indexer(k_s)  # a C hash lookup: a dict per row costs more than the parsing
-                    missing = lambda m, k_s=k_s: k_s[m].unique().tolist()  # noqa: E731
+                if locate is None:  # a raw pyarrow Table
+                    k_s = chunk.column(key)
+                    jj = pc.index_in(k_s, value_set=lookup).fill_null(-1).to_numpy().astype(np.int64)
+                    missing = lambda m, k_s=k_s: pc.unique(pc.filter(k_s, pa.array(m))).to_pylist()  # noqa: E731
+                    chunk = {c: chunk.column(c).to_numpy() for c in (time, *values)}  # float64, NaN where empty
                 else:
                     jj, missing = locate(chunk)
+                cols = [numbers(chunk, time, path, rows)[0]] + [numbers(chunk, c, path, rows, missing_ok=True)[0]
+                                                                for c in values]
                 miss = jj < 0
                 if miss.any():
                     unknown += int(miss.sum())
@@ -240,7 +245,7 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
                         unknown_keys.update(missing(miss))
                 k = np.where(jj >= 0, slot[np.maximum(jj, 0)], -1)
                 sel = k >= 0
-                n_rows += len(chunk)
+                n_rows += len(jj)
                 if sel.any():
                     ks = k[sel]
                     has[ks] = True
@@ -253,7 +258,7 @@ def gather(files: list[Path], names: tuple[str, ...], key: str, time: str, value
                         for b in np.flatnonzero(np.diff(bounds)):
                             with stores[b].open("ab") as f:
                                 a[bounds[b]:bounds[b + 1]].tofile(f)
-                rows += len(chunk)
+                rows += len(jj)
     except BaseException:
         if tmp is not None:
             tmp.cleanup()
