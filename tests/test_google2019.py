@@ -188,3 +188,19 @@ def test_a_run_on_the_trace():
     assert s["vms"] == s["vms_placed"] == 4
     assert s["vms_arrived"] == 2 and s["vms_departed"] == 3  # 1001/1 and 2002/0 arrive; all but 1001/0 leave
     assert s["trace_samples_clipped"] > 0 and s["energy_kwh"] > 0
+
+
+def test_json_with_numbers_and_fields_null_in_early_blocks(tmp_path, monkeypatch):
+    """Integers as JSON numbers instead of strings, and a field null in the first blocks and a number later
+    (Arrow infers types per block: the reader reads its own fields with a schema)."""
+    from consolidate.workload import google
+    events, usage = fixture.rows()
+    for r in usage[:40]:
+        r["sample_rate"] = None  # null in the first blocks, a number after: plain Arrow inference stops here
+    for name, part in {"instance_events-000000000000.json": events, "instance_usage-000000000000.json": usage}.items():
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    monkeypatch.setattr(google, "BLOCK_BYTES", 4096)  # many blocks
+    a = build_workload(load_scenario(_scenario({"google2019": str(SMALL)})))
+    b = build_workload(load_scenario(_scenario({"google2019": str(tmp_path)})))
+    assert a.vms.name.tolist() == b.vms.name.tolist()
+    np.testing.assert_allclose(b.cpu_util, a.cpu_util, rtol=1e-6)

@@ -37,6 +37,7 @@ counted in the warnings; unmatched keys are counted as for azure. Both tables ar
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,30 @@ def _header(path: Path) -> list[str]:
     return [c.strip().strip('"') for c in line.decode("utf-8", "replace").rstrip("\r").split(",")]
 
 
+def _json_schema(path: Path, fields: tuple[str, ...]) -> pa.Schema:
+    """The Arrow schema of `fields` in a JSON file: a field the first row writes as a string is read as one (64-bit
+    integers, event type names), else as a number (int64 for the keys, float64 otherwise)."""
+    stream, _ = _stream(path)
+    with stream as f:
+        line = f.read(1 << 20).split(b"\n", 1)[0]
+    try:
+        first = json.loads(line)
+    except ValueError as exc:
+        raise TraceError(str(path), f"row 1 is not JSON ({cut(str(exc), 120)}; expected one JSON object per line)"
+                         ) from None
+    if not isinstance(first, dict):
+        raise TraceError(str(path), "row 1 is not a JSON object (expected one object per line)")
+    tops: dict[str, list] = {}
+    for f in fields:
+        top, _, leaf = f.partition(".")
+        v = first.get(top)
+        if leaf:
+            v = v.get(leaf) if isinstance(v, dict) else None
+        typ = pa.string() if isinstance(v, str) else pa.int64() if f in KEY else pa.float64()
+        tops.setdefault(top, []).append((leaf, typ) if leaf else typ)
+    return pa.schema([(top, pa.struct(spec) if isinstance(spec[0], tuple) else spec[0]) for top, spec in tops.items()])
+
+
 def _tables(path: Path, fields: tuple[str, ...], typed: bool = True):
     """The file's rows in chunks as flattened pyarrow Tables (nested fields named `a.b`; a CSV's numbers typed
     unless `typed` is False)."""
@@ -120,7 +145,11 @@ def _tables(path: Path, fields: tuple[str, ...], typed: bool = True):
             return
         stream, _ = _stream(path)
         if ".json" in name:
-            reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES))
+            # only our fields, typed as the first row writes them: Arrow infers types per block, and a field that
+            # is null in one block and a number in the next would stop it
+            opts = pajson.ParseOptions(explicit_schema=_json_schema(path, fields), unexpected_field_behavior="ignore")
+            reader = pajson.open_json(stream, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES),
+                                      parse_options=opts)
         else:
             names = set(fields) | {f.replace(".", "_") for f in fields}
             want = [c for c in _header(path) if c in names]

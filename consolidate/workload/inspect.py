@@ -117,6 +117,7 @@ def inspect(path: Path, kind: str | None = None) -> Inspection:
                         "over_100: error)")
     gaps = sum(r["gaps"] for r in rows)
     if gaps:
-        warnings.append(f"{gaps} gaps in {sum(r['gaps'] > 0 for r in rows)} VMs (a run holds the last value over "
-                        "them by default; gap: zero or error)")
+        fill = "counts zero over them by default (google2019's default); gap: hold or error" if kind == "google2019" \
+            else "holds the last value over them by default; gap: zero or error"
+        warnings.append(f"{gaps} gaps in {sum(r['gaps'] > 0 for r in rows)} VMs (a run {fill})")
     return Inspection(kind, str(path), rows, warnings)
