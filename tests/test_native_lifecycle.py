@@ -3,6 +3,7 @@ from real files and run; shapes as-is, nearest and a table; count omitted with l
 value named by file, row and column (exit 2 from the CLI). Fixed-step native files are read as before."""
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,20 @@ def test_bitbrains_fast_reading_equals_the_string_reading(tmp_path):
     with pytest.raises(Exception, match=r"vm7.csv: row 5: CPU usage \[%\]: missing, negative or not a number "
                                         r"\(got 'high'\)"):
         bitbrains.read_file(tmp_path / "vm7.csv")
+
+
+def test_trace_inspect_detects_a_native_file_and_shows_lives_and_shapes(tmp_path):
+    f = _life_csv(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", str(f), "--format", "csv"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"{f}: native, span 0 .. 7200 s (0.08 days), 3 VMs, warnings: none")
+    got = pd.read_csv(io.StringIO(proc.stdout)).set_index("vm")
+    assert got.start_s.tolist() == [0, 1800, 0] and got.end_s.tolist() == [3600, 5400, 7200]
+    assert got.vcpus.tolist() == [2, 4, 1] and got.memory_mb.tolist() == [4096, 8192, 1024]
+    assert got.samples.tolist() == [12, 12, 24] and got.cpu_util_mean.tolist() == pytest.approx([0.5, 0.25, 0.8])
+    (tmp_path / "bad.csv").write_text("vm,time_s,cpu_util,vcpus\na,0,0.1,2\na,300,0.1,x\n")
+    proc = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", str(tmp_path / "bad.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"{tmp_path / 'bad.csv'}: row 2: vcpus is missing, NaN or not a number (got 'x', expected a number)")

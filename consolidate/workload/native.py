@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from consolidate import limits
 from consolidate.errors import TraceError, cut, not_a_regular_file
 from consolidate.scenario.model import Scenario, VmGroup
 from consolidate.workload import columns as C
+from consolidate.workload import inspect as inspect_
 from consolidate.workload.sources import GroupTraces, fit_to_grid, from_grid, register, select
 from consolidate.workload.timeline import Series, to_grid, to_seconds
 
@@ -332,4 +335,40 @@ def _read_timed_group(path: Path, tables: list, g: VmGroup, sc: Scenario, gen: n
     return from_grid(grid, [str(path)] * len(grid.names))
 
 
+def looks_like(path: Path) -> bool:
+    """Whether `path` is a native file, or a folder whose first trace file is one (its columns name time_s and
+    cpu_util)."""
+    try:
+        f = _files(path)[0] if path.is_dir() else path
+        if not f.is_file():
+            return False
+        if f.suffix.lower() == ".csv":
+            with f.open("rb") as fh:
+                cols = [c.strip() for c in fh.readline(65536).decode(errors="replace").strip().split(",")]
+        elif f.suffix.lower() in (".parquet", ".pq"):
+            cols = pq.ParquetFile(f).schema_arrow.names
+        else:
+            return False
+    except (TraceError, OSError, pa.ArrowException):
+        return False
+    return C.TIME in cols and C.CPU in cols
+
+
+def inspect_series(path: Path) -> tuple[list[Series], list[str]]:
+    """Every VM of a native file or folder as timeline Series (`trace inspect`): a timed file's as a run reads
+    them, a fixed-step file's samples at their times."""
+    out = []
+    for f in _files(Path(path)):
+        df = _load(f)
+        if is_timed(df):
+            out += read_timed(f, df)
+            continue
+        for t in _fixed_step(f, df):
+            step = t.interval_s if np.isfinite(t.interval_s) else 0.0
+            out.append(Series(name=t.name, t_s=t.start_s + np.arange(len(t.cpu_util)) * step, util=t.cpu_util,
+                              extra=t.extra, where=str(f)))
+    return out, []
+
+
 register("native", read_group)
+inspect_.register("native", looks_like, inspect_series)
