@@ -27,9 +27,11 @@ from consolidate.hardware import assignment, catalog
 from consolidate.policies import registry
 from consolidate.report.html import write_report
 from consolidate.results.frames import Results, build_results
+from consolidate.results.partitions import merge as merge_partitions
 from consolidate.results.writer import check_destination, write_run_folder
 from consolidate.results.metrics import IMPACT_METRICS
 from consolidate.scenario.loader import default_scenario_path
+from consolidate.scenario import partitions
 from consolidate.validation import load_scenario as _load
 from consolidate.scenario.model import Scenario
 from consolidate.scenario.sweepspec import SweepSpec
@@ -138,6 +140,15 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sc = load_scenario(source, seed=seed, policy=policy)
     run_id = run_id or make_run_id(sc)  # taken at the start: the folder name says when the run began
+    if partitions.names(sc):  # independent partitions: each runs alone, in turn, then they merge
+        subs = partition_scenarios(sc)
+        n = len(subs)
+        parts = [run(sub, run_id=run_id, progress=None if progress is None else
+                     (lambda done, total, i=i: progress(i * total + done, n * total)))
+                 for i, (_, sub) in enumerate(subs)]
+        res = merge_partitions(sc, parts, run_id, time.perf_counter() - t0)
+        res.started_at = started_at
+        return res
     check_memory(sc)
     wl = build_workload(sc)
     hosts = HostTable.from_scenario(sc)
@@ -158,6 +169,16 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
                 s[f"drain_impact_{col}"] = s[col].iloc[0] - base[col]
     return res
 
+
+
+def partition_scenarios(sc: Scenario) -> list[tuple[str, Scenario]]:
+    """(name, scenario) of each partition of `sc`, in order: the scenario each runs as alone
+    (scenario/partitions.py), validated, with `sc`'s file and folder for messages and relative paths."""
+    out = []
+    for name in partitions.names(sc):
+        sub = _load(partitions.sub_data(sc, name), base_dir=sc.base_dir)
+        out.append((name, sub.set_origin(sc.file, sc.base_dir)))
+    return out
 
 
 def write(res: Results, out_dir: str | Path, *, csv: bool | None = None, report: bool = True,

@@ -124,7 +124,11 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         plots: bool = typer.Option(True, "--plots/--no-plots", help="write index.html with its plots (--no-plots: "
                                    "frames, summary, resolved scenario and run.json only)"),
         policy: Optional[str] = typer.Option(None, "--policy", help=f"consolidation policy: {registry.policy_syntax()} "
-                                             "(consolidate catalog policies)")) -> None:
+                                             "(consolidate catalog policies)"),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="run the scenario's partitions on this "
+                                              "many local processes (docs/partitions.md; default: in turn, here)"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the scenario's partitions on a Dask "
+                                                "cluster, e.g. tcp://host:8786 (docs/partitions.md)")) -> None:
     """Run a scenario, print its summary and write frames, plots, index.html and run.json."""
     progress = None if quiet or fmt is RunFormat.json else _DelayedProgress(f"{scenario or 'default scenario'}")
     try:
@@ -133,11 +137,26 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         target = out_dir or Path("reports") / sc.name / run_id
         api.check_output(target, force=force)  # before simulating: a bad folder must not cost the run
         log.info("scenario %s (%s), run %s, writing to %s", sc.name, sc.file, run_id, target)
-        res = api.run(sc, progress=progress, run_id=run_id)
+        if workers is None and scheduler is None:
+            res = api.run(sc, progress=progress, run_id=run_id)
+        else:
+            from consolidate import partition
+
+            def on_part(name: str, done: int, total: int, wall_s: float) -> None:
+                if not quiet:
+                    _plain(err, f"partition {name} finished ({done} of {total}, {wall_s:.1f} s)")
+
+            if not quiet and not api.partition_scenarios(sc):
+                _plain(err, f"{sc.file}: no partitions: --workers and --scheduler do not apply; running in this "
+                       "process")
+            res = partition.run(sc, workers=workers, scheduler=scheduler, run_id=run_id, on_part=on_part)
     except ConsolidateError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         raise _interrupted("the run was stopped; nothing was written") from None
+    except OSError as exc:  # a Dask scheduler that cannot be reached
+        _plain(err, f"--scheduler: cannot reach {scheduler} ({exc}; expected a running Dask scheduler's address)")
+        raise typer.Exit(code=EXIT_BAD_INPUT)
     finally:
         if progress is not None:
             progress.close()

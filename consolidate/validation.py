@@ -19,7 +19,7 @@ from consolidate.hardware import assignment, catalog as cat, reliability
 from consolidate.hardware.coremodel import ConfigError
 from consolidate.hardware.topology import explicit, host_node
 from consolidate.policies import registry
-from consolidate.scenario import loader
+from consolidate.scenario import loader, partitions
 from consolidate.scenario.model import LIFECYCLE_KINDS, Scenario
 from consolidate.workload.profiles import profile_table
 
@@ -279,7 +279,7 @@ def lifecycle_checks(sc: Scenario, file: str) -> list[Problem]:
 
 RAW_CHECKS = (host_type_refs, policy_names)
 CHECKS = (virtualization_checks, network_checks, device_checks, overcommit_checks,
-          consolidation_placement_checks, failure_checks, lifecycle_checks)
+          consolidation_placement_checks, failure_checks, lifecycle_checks, partitions.problems)
 
 
 def load_scenario(source: str | Path | dict, *, base_dir: str | Path | None = None,

@@ -384,6 +384,14 @@ def bench_thr() -> str:
     return f"{thr:.1f} s here against its 18.5 s"
 
 
+def bench_partitions() -> str:
+    out = _bench("benchmarks/bench_partitions.py")
+    walls = {int(n): float(w) for n, w in re.findall(r"--workers (\d+): ([\d.]+) s end to end", out)}
+    assert "DIFFERENT" not in out, out
+    return (f"`--workers 1` {walls[1]:.1f} s, `--workers 2` {walls[2]:.1f} s end to end ({walls[1] / walls[2]:.2f}x), "
+            "summaries identical")
+
+
 BLOCKS = (
     Block("default-run", "README.md", "consolidate run", default_run_text),
     Block("intro-repro", "README.md", "consolidate run scenarios/planetlab-consolidation.yaml --policy thr-mmt-0.8",
@@ -416,6 +424,8 @@ BLOCKS = (
     Block("bench-study", "README.md", "python benchmarks/bench_default.py --scenario "
           "scenarios/planetlab-consolidation.yaml", bench_study, "timing"),
     Block("bench-scale", "README.md", "python benchmarks/bench_scale.py --sizes 1000 10000 100000", bench_scale,
+          "timing"),
+    Block("partitions-wall", "docs/partitions.md", "python benchmarks/bench_partitions.py", bench_partitions,
           "timing"),
 )
 

@@ -8,8 +8,9 @@ parameter. Adjacent families over the same parameter form one block that the sum
 value (`overhead_pct_net_virtio`, `net_pps_served_mean_virtio`, `overhead_pct_net_vhost`, ...).
 
 `combine` says how the values of consecutive time slices of one run (each summarised as if it were a run
-of its own) give the whole run's value; see COMBINE_RULES. Host partitions need rules of their own (a
-maximum over time of a datacenter total is not the maximum of the partitions' maxima): not defined yet.
+of its own) give the whole run's value; see COMBINE_RULES. Independent partitions of a run (disjoint hosts
+and VMs over the same time) combine by `combine_partitions`: PARTITION_RULES lists where their rule differs
+(a maximum over time of a datacenter total is not the maximum of the partitions' maxima).
 """
 from __future__ import annotations
 
@@ -297,6 +298,65 @@ def combine(column: str, parts: Sequence[Mapping[str, float]]) -> float:
     return {"first": vals[0], "last": vals[-1], "sum": sum(vals), "max": max(vals), "min": min(vals)}[rule]
 
 
+# How independent partitions (disjoint hosts and VMs, the same clock) combine, where it differs from `combine`:
+# (rule, of). `recompute` here: from the merged frames (a maximum over time of a datacenter total, a percentile
+# over VMs) or set by the partitioned run (its run id, the whole scenario's hash, its wall time).
+PARTITION_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{n: ("sum", ()) for n in ("hosts", "vms", "vms_placed", "vms_rejected", "failover_vms", "trace_samples_clipped",
+                               "trace_warnings", "drain_vms_stuck", "drain_hosts_not_emptied",
+                               "failover_waiting_at_end")},
+    # a datacenter total's mean over the intervals: the partitions' totals add up in every interval
+    **{n: ("sum", ()) for n in ("hosts_active_mean", "power_w_mean", "exits_per_s_<reason>", "tlb_flushes_per_s",
+                               "net_pps_served_mean_<path>")},
+    "duration_s": ("first", ()),
+    "host_cpu_util_mean": ("mean_weighted", ("hosts_active_mean",)),  # a mean over powered-on host-intervals
+    **{n: ("recompute", ()) for n in ("run_id", "scenario_sha256", "wall_s", "hosts_active_max", "power_w_max",
+                                     "vms_live_max", "vms_waiting_for_restart_max")},
+}
+PARTITION_RULE_TEXT = {
+    "first": "the same in every partition (checked)",
+    "recompute": "recomputed from the merged frames (a maximum over time of a datacenter total, a percentile "
+                 "over VMs), or set by the partitioned run (its run id and wall time, the whole scenario's hash)",
+}
+
+
+def partition_rule(column: str) -> tuple[str, tuple[str, ...]]:
+    """(rule, of) by which `column` combines across independent partitions."""
+    m = lookup(column)
+    return PARTITION_RULES.get(m.name, (m.combine, m.of))
+
+
+def combine_partitions(column: str, parts: Sequence[Mapping[str, object]]):
+    """The whole run's value of `column` from its independent partitions' summaries, in partition order. A
+    partition without the column (a family's parameter it lacks, a feature it does not use) adds nothing.
+
+    Raises ValueError for a column the parts' summaries cannot give (recompute, difference) or, for a `first`
+    column, parts that disagree."""
+    rule, of = partition_rule(column)
+    m = lookup(column)
+    if rule in ("recompute", "difference"):
+        raise ValueError(f"{column}: {PARTITION_RULE_TEXT.get(rule, COMBINE_RULES[rule])}")
+    value = m.match(column) if m.param else None
+    own = lambda o: o.replace(f"<{m.param}>", value) if value else o  # noqa: E731
+    if rule == "ratio":
+        num, den = (combine_partitions(own(o), parts) for o in of)
+        return num / den * (100 if m.unit == "%" else 1) if den > 0 else 0.0
+    if rule == "product":
+        return math.prod(combine_partitions(own(o), parts) for o in of)
+    have = [p for p in parts if column in p]
+    vals = [p[column] for p in have]
+    if rule == "mean_weighted":
+        w = [math.prod(p[o] for o in of) for p in have]
+        return sum(wi * v for wi, v in zip(w, vals)) / sum(w) if sum(w) > 0 else 0.0
+    if rule == "first":
+        if any(v != vals[0] for v in vals[1:]):
+            raise ValueError(f"{column}: the partitions disagree (got {vals}, expected one value)")
+        return vals[0]
+    if rule == "sum":
+        return sum(vals[1:], vals[0]) if vals else 0
+    return {"max": max, "min": min}[rule](vals)
+
+
 def _combine_text(m: Metric) -> str:
     sep = {"ratio": " / ", "product": " x "}.get(m.combine, ", ")
     return f"`{m.combine}`" + (f" ({sep.join(m.of)})" if m.of else "")
@@ -307,6 +367,15 @@ def metrics_markdown() -> str:
     rows = "\n".join(f"| `{m.name}` | {m.unit} | {m.feature} | {_combine_text(m)} | {m.definition} |"
                      for m in SUMMARY_METRICS)
     rules = "\n".join(f"- `{k}`: {v}." for k, v in COMBINE_RULES.items())
+    by_rule: dict = {}
+    for n, rule in PARTITION_RULES.items():
+        by_rule.setdefault(rule, []).append(f"`{n}`")
+    partition_rows = "\n".join(
+        f"- `{r}`" + (f" ({', '.join(of)})" if of else "") + (f", {PARTITION_RULE_TEXT[r]}" if r in
+                                                             PARTITION_RULE_TEXT else "") + ": " + ", ".join(ns) + "."
+        for (r, of), ns in by_rule.items()) + (
+        "\n- `availability_p50`, `availability_p50_<group>`, `queue_wait_s_p50`, `queue_wait_s_p95` (time rule "
+        "`recompute`): recomputed from the merged frames.")
     return f"""# Summary metrics
 
 <!-- generated by scripts/gen_metrics_doc.py from consolidate/results/metrics.py: edit those, not this -->
@@ -327,6 +396,13 @@ run's accounting intervals; MIPS-h is MIPS held for an hour.
 give the whole run's value:
 
 {rules}
+
+## Combining partitions
+
+The partitions of a partitioned run ([partitions.md](partitions.md): disjoint hosts and VMs over the same
+time) combine as above, except:
+
+{partition_rows}
 
 Sweep headline metrics (the sweep table's and plots' columns): {", ".join(f"`{n}`" for n in HEADLINE_METRICS)}.
 

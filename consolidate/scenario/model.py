@@ -290,6 +290,8 @@ class HostType(Model):
 class HostGroup(Model):
     type: Name
     count: Annotated[Int, Field(ge=0)]
+    partition: Name | None = Field(default=None, description="the independent partition (cluster, zone) these "
+                                   "hosts belong to; docs/partitions.md")
 
 
 class VmType(Model):
@@ -415,6 +417,8 @@ class VmGroup(Model):
         default="group", description="each VM's vCPUs and memory: the group's type (default), the trace's own "
         "shape (as-is), the smallest scenario VM type that holds it (nearest), or a table "
         "{'<vcpus>x<memory_mb>': type}")
+    partition: Name | None = Field(default=None, description="the partition these VMs run in: placed, "
+                                   "consolidated and migrated on its hosts only (docs/partitions.md)")
     migration_policy: Literal["pinned", "cold", "failover"] = Field(
         default="pinned", description="VMs with a passthrough device or SR-IOV VF: pinned (never migrated), "
         "cold (stopped, memory copied, started on a host with the same NIC model) or failover (SR-IOV only: the "

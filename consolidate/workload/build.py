@@ -184,7 +184,8 @@ def build_workload(sc: Scenario) -> Workload:
         clipped += gt.clipped
     if problems:
         raise ScenarioError(problems)
-    vms = pd.concat(frames, ignore_index=True)
+    # an empty group (count 0: a partition's placeholder) must not turn the columns' dtypes to object
+    vms = pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
     vms.insert(0, "vm", np.arange(len(vms), dtype=np.int32))
     cpu_util = np.ascontiguousarray(np.vstack(utils).T, dtype=np.float32) if utils else \
         np.zeros((sc.n_intervals, 0), np.float32)

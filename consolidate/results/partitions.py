@@ -1,0 +1,163 @@
+"""One run's Results from the Results of its independent partitions (consolidate/scenario/partitions.py).
+
+Frames are concatenated with the whole scenario's host and VM indices and sorted as a whole run sorts them;
+per-interval datacenter totals add up interval by interval. The summary goes through the metric registry
+(metrics.combine_partitions), and the columns the partitions' summaries cannot give are recomputed from the
+merged frames: maxima over time of datacenter totals and percentiles over VMs.
+
+The merge is deterministic: the same partitions' Results give the same bits whichever process or machine ran
+them and in whatever order they finished (they are taken in the scenario's partition order).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from consolidate.costmodel.tables import REASON_LABELS
+from consolidate.results.frames import Results, scenario_sha256
+from consolidate.results.metrics import combine_partitions, lookup, partition_rule, summary_frame
+from consolidate.scenario import partitions
+from consolidate.scenario.model import Scenario
+
+# columns a partition without VMs that arrive or leave lacks, and what they are for its VMs (end_s: the run's end)
+_LIFECYCLE_DEFAULTS = {"rejected": False, "start_s": 0.0, "cpu_queued_mips": 0.0}
+
+
+def _align(frames: list[pd.DataFrame], defaults: dict) -> list[pd.DataFrame]:
+    """The frames with the same columns, in the widest frame's order (a run with VMs that arrive or leave lays
+    out more); a missing column takes its default (NaN if none) in the widest frame's dtype."""
+    widest = max(frames, key=lambda d: d.shape[1])
+    out = []
+    for df in frames:
+        missing = {c: pd.Series(defaults.get(c, np.nan), index=df.index).astype(widest[c].dtype)
+                   for c in widest.columns if c not in df}
+        out.append(df.assign(**missing)[list(widest.columns)] if missing else df[list(widest.columns)])
+    return out
+
+
+def _remap(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Local indices to the whole run's (`table[local]`); -1 (none) stays -1."""
+    values = np.asarray(values)
+    out = np.full(values.shape, -1, dtype=np.int32)
+    ok = values >= 0
+    out[ok] = table[values[ok]]
+    return out
+
+
+def _concat(frames: list[pd.DataFrame], by: list[str]) -> pd.DataFrame:
+    """Concatenate and sort by `by` (stable: ties keep partition order)."""
+    df = pd.concat(frames, ignore_index=True)
+    if len(df):
+        order = np.lexsort([df[c].to_numpy() for c in reversed(by)])
+        df = df.take(order).reset_index(drop=True)
+    return df
+
+
+def _vm_tables(parts: Sequence[Results]) -> list[np.ndarray]:
+    """Each partition's local VM index -> the whole run's: VMs are numbered group after group (a group lives in
+    one partition), in the group's own order."""
+    keys = [(p.vms["group_index"].to_numpy(np.int64), np.arange(len(p.vms))) for p in parts]
+    group = np.concatenate([g for g, _ in keys]) if keys else np.zeros(0, np.int64)
+    part = np.concatenate([np.full(len(g), i) for i, (g, _) in enumerate(keys)]) if keys else group
+    local = np.concatenate([v for _, v in keys]) if keys else group
+    order = np.lexsort([local, group])  # by group, then the VM's place in it
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return [rank[part == i] for i in range(len(parts))]
+
+
+def _per_interval_total(frames: list[pd.DataFrame | None], cols: list[str], n_int: int) -> dict[str, np.ndarray]:
+    return {c: sum((f[c].to_numpy() for f in frames if f is not None and c in f), np.zeros(n_int)) for c in cols}
+
+
+def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) -> Results:
+    """The Results of scenario `sc` from its partitions' Results, in the order of partitions.names(sc)."""
+    names = partitions.names(sc)
+    hmaps = [partitions.host_indices(sc, n) for n in names]
+    vmaps = _vm_tables(parts)
+    n_int = sc.n_intervals
+
+    hosts = _concat([p.hosts.assign(host=_remap(p.hosts["host"], h)) for p, h in zip(parts, hmaps)], ["host"])
+    hi = _concat([p.host_intervals.assign(host=_remap(p.host_intervals["host"], h)) for p, h in zip(parts, hmaps)],
+                 ["time_s", "host"])
+    defaults = {**_LIFECYCLE_DEFAULTS, "end_s": sc.duration_s}
+    vms_df = _concat(_align([p.vms.assign(vm=v, host=_remap(p.vms["host"], h),
+                                          host_at_end=_remap(p.vms["host_at_end"], h))
+                             for p, h, v in zip(parts, hmaps, vmaps)], defaults), ["vm"])
+    vmi = None
+    if all(p.vm_intervals is not None for p in parts):
+        vmi = _concat(_align([p.vm_intervals.assign(vm=_remap(p.vm_intervals["vm"], v),
+                                                    host=_remap(p.vm_intervals["host"], h))
+                              for p, h, v in zip(parts, hmaps, vmaps)], defaults), ["time_s", "vm"])
+    migrations = None
+    if any(p.migrations is not None for p in parts):
+        migrations = pd.concat([p.migrations.assign(vm=_remap(p.migrations["vm"], v),
+                                                    source=_remap(p.migrations["source"], h),
+                                                    destination=_remap(p.migrations["destination"], h))
+                                for p, h, v in zip(parts, hmaps, vmaps) if p.migrations is not None],
+                               ignore_index=True)
+        migrations = migrations.take(np.argsort(migrations["start_s"].to_numpy(), kind="stable")) \
+            .reset_index(drop=True)
+    t = np.arange(n_int) * sc.interval_s
+    reasons = None
+    if any(p.overhead_reasons is not None for p in parts):
+        present = {c for p in parts if p.overhead_reasons is not None for c in p.overhead_reasons if c != "time_s"}
+        cols_r = [f"{r}_mips" for r in REASON_LABELS if f"{r}_mips" in present]
+        reasons = pd.DataFrame({"time_s": t, **_per_interval_total([p.overhead_reasons for p in parts], cols_r,
+                                                                  n_int)})
+        reasons = reasons.astype({c: parts[0].overhead_reasons[c].dtype for c in cols_r
+                                  if parts[0].overhead_reasons is not None and c in parts[0].overhead_reasons})
+    datacenter = None
+    if any(p.datacenter is not None for p in parts):
+        live = np.zeros(n_int, np.int64)
+        queued = np.zeros(n_int, np.int64)
+        for p in parts:
+            if p.datacenter is not None:
+                live += p.datacenter["vms_live"].to_numpy(np.int64)
+                queued += p.datacenter["vms_queued"].to_numpy(np.int64)
+            else:  # its VMs all live the whole run and none waits
+                live += len(p.vms)
+        active = (hi["state"] == "on").to_numpy().reshape(n_int, -1).sum(axis=1).astype(np.int64)
+        datacenter = pd.DataFrame({"time_s": t, "vms_live": live, "vms_queued": queued, "hosts_active": active})
+
+    summary = _summary(sc, parts, hi, vms_df, datacenter, run_id, wall_s)
+    details = [p.vm_intervals_detail for p in parts]
+    detail = "off" if vmi is None else "full" if all(d == "full" for d in details) else \
+        sum(len(p.vms) if d == "full" else int(d) for p, d in zip(parts, details))
+    return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vmi, host_intervals=hi, vms=vms_df,
+                   hosts=hosts, overhead_reasons=reasons, migrations=migrations, datacenter=datacenter,
+                   vm_intervals_detail=detail)
+
+
+def _summary(sc: Scenario, parts: Sequence[Results], hi: pd.DataFrame, vms: pd.DataFrame,
+             datacenter: pd.DataFrame | None, run_id: str, wall_s: float) -> pd.DataFrame:
+    rows = [p.summary.iloc[0].to_dict() for p in parts]
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    n_int = sc.n_intervals
+    # maxima over time of datacenter totals: the whole run's (intervals, hosts) arrays, reduced as a run does
+    on = (hi["state"] == "on").to_numpy().reshape(n_int, -1)
+    power = hi["power_w"].to_numpy().reshape(n_int, -1)
+    waits = vms["queued_s"].dropna().to_numpy() if "queued_s" in vms else np.zeros(0)
+    q = lambda pct: float(np.percentile(waits, pct)) if waits.size else 0.0  # noqa: E731
+    recomputed = {
+        "run_id": run_id,
+        "scenario_sha256": scenario_sha256(sc),
+        "wall_s": wall_s,
+        "hosts_active_max": int(on.sum(axis=1).max()) if n_int else 0,
+        "power_w_max": float(power.sum(axis=1).max()) if n_int else 0.0,
+        "vms_live_max": int(datacenter["vms_live"].max()) if datacenter is not None and n_int else 0,
+        "queue_wait_s_p50": q(50),
+        "queue_wait_s_p95": q(95),
+    }
+    values = {}
+    for c in columns:
+        if c in recomputed:
+            values[c] = recomputed[c]
+        elif partition_rule(c)[0] in ("recompute", "difference"):
+            raise ValueError(f"{c}: cannot be merged from partitions (no rule recomputes it)")
+        else:
+            values[c] = combine_partitions(c, rows)
+    features = {lookup(c).feature for c in values}
+    return summary_frame(values, features)
