@@ -6,7 +6,8 @@ every VM, put on the run grid of the trace's span at 300 s (bitbrains: its reade
     python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018 google2019] [--keep DIR]
 
 Targets (issue 13): at least 50 MB/s and at most 1.5 GB peak RSS at 2 GB of CSV per layout. Prints one row per
-layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, peak RSS MB (the reading process's maximum resident set).
+layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, peak RSS MB (the reading process's own peak resident set,
+VmHWM; Linux).
 The traces are written once per layout from one generated block repeated with new VM names, so writing is fast
 and the content is realistic in size and shape, not in values.
 """
@@ -41,7 +42,10 @@ else:
                 "google2019": (google, TraceSource(google2019=str(path), start=0.0))}[kind]
     series, _ = mod.read_series(path, src, None)
     n = len(to_grid(series, grid, src, str(path)).names)
-print(n)
+# the peak of this process's own memory (VmHWM: reset by exec, unlike ru_maxrss, which a forked child inherits
+# from the parent that generated the trace)
+hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))
+print(n, hwm)
 """
 
 STEP_S = 300
@@ -133,8 +137,8 @@ def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"reading {kind} failed (status {status})")
-    vms = int(proc.stdout.read())
-    return size / 1e6, vms, wall, usage.ru_maxrss / 1024
+    vms, hwm_kib = map(int, proc.stdout.read().split())
+    return size / 1e6, vms, wall, hwm_kib / 1024
 
 
 def main() -> None:

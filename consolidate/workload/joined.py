@@ -25,8 +25,8 @@ def has_layout(path: Path, files) -> bool:
     except TraceError:
         return False
 
-CHUNK_ROWS = 1 << 20
-BLOCK_BYTES = 16 << 20  # pyarrow's read block: memory stays a few blocks whatever the file's size
+CHUNK_ROWS = 1 << 18  # rows handled at once: each costs ~100 bytes of arrays in flight
+BLOCK_BYTES = 1 << 20  # pyarrow's read block: its reader reads ~20-40 blocks ahead, so memory grows with the block
 MAX_UNKNOWN_KEYS = 1_000_000  # distinct unmatched keys remembered for the count (bounded memory)
 # Gathered rows are parked per range of VMs: above BUCKET_BYTES of them (estimated from the files' sizes) the
 # ranges go to temporary files (TMPDIR), about 8 bytes per number against 30+ bytes of CSV per row
@@ -153,9 +153,14 @@ class Gathered:
                     self._stores[b] = []
                 if not len(a):
                     continue
-                a = a[np.lexsort((a[:, 1], a[:, 0]))]  # by VM, then time; lexsort is stable: ties keep file order
+                # by VM (stable: file order within a VM), then by time within a VM only where the file was not
+                # in time order (an export's shards need not be); equal times keep file order
+                a = a[np.argsort(a[:, 0].astype(np.int64), kind="stable")]
                 cut_at = np.flatnonzero(np.diff(a[:, 0])) + 1
-                for piece in np.split(a, cut_at):
+                for lo, hi in zip(np.r_[0, cut_at], np.r_[cut_at, len(a)]):
+                    piece = a[lo:hi]
+                    if np.any(piece[1:, 1] < piece[:-1, 1]):
+                        piece = piece[np.argsort(piece[:, 1], kind="stable")]
                     yield int(piece[0, 0]), piece[:, 1:]
                 del a
         finally:
