@@ -33,7 +33,10 @@ def run_part(sub: Scenario, run_id: str):
     """Run one partition's scenario; return its Results, or ('error', class name, problems) for an error a user
     can act on (a ConsolidateError does not survive pickling with its problems)."""
     try:
-        return api.run(sub, run_id=run_id)
+        res = api.run(sub, run_id=run_id)
+        # a frame a big run spooled to a file is read here: the file is this worker's and ends with its Results
+        res.vm_intervals  # noqa: B018
+        return res
     except ConsolidateError as exc:
         return ("error", type(exc).__name__, [(p.file, p.path, p.message) for p in exc.problems])
 

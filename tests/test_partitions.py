@@ -39,7 +39,9 @@ ZONES = {
              "trace": SYN(0.4, 0.3, 0.1)},
             {"name": "batch", "count": 10, "partition": "west", "type": {"rule": "random", "types": ["small", "big"]},
              "trace": SYN(0.6, 0.2, 0.15)},
-            {"name": "db", "count": 4, "partition": "east", "type": "big", "trace": SYN(0.3, 0.0, 0.05)}],
+            {"name": "db", "count": 4, "partition": "east", "type": "big", "trace": SYN(0.3, 0.0, 0.05)},
+            # a trace file beside the scenario: workers read it by the scenario's path (relative to its folder)
+            {"name": "logged", "partition": "west", "type": "small", "trace": {"native": "traces/logged.csv"}}],
     "consolidation": {"policy": "thr-mmt-0.8"},
     "overhead": {"enabled": True},
 }
@@ -59,13 +61,19 @@ def _same(a, b, skip=("wall_s",)):
 def zones_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("zones") / "zones.yaml"
     path.write_text(yaml.safe_dump(ZONES, sort_keys=False))
+    (path.parent / "traces").mkdir()
+    t = np.arange(0, ZONES["duration_s"], 600)
+    util = 0.5 + 0.4 * np.sin(np.arange(len(t)) / 3.0)
+    pd.concat([pd.DataFrame({"vm": f"log-{i}", "time_s": t, "cpu_util": np.roll(util, i)}) for i in range(3)]) \
+        .to_csv(path.parent / "traces" / "logged.csv", index=False)
     return path, consolidate.run(path, run_id="r1")
 
 
 def test_a_partitioned_run_gives_the_same_bits_in_process_on_a_pool_and_on_dask(zones_run):
     path, inproc = zones_run
     s = inproc.summary.iloc[0]
-    assert (s.hosts, s.vms, s.migrations > 0) == (11, 28, True)
+    assert (s.hosts, s.vms, s.migrations > 0) == (11, 31, True)
+    assert inproc.vms.name.iloc[-3:].tolist() == ["log-0", "log-1", "log-2"]
     one = partition.run(path, workers=1, run_id="r1")
     pool = partition.run(path, workers=2, run_id="r1")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -78,13 +86,14 @@ def test_a_partitioned_run_gives_the_same_bits_in_process_on_a_pool_and_on_dask(
         _same(inproc, other)
 
 
-def test_the_partitions_run_alone_give_the_merged_frames_and_summary(zones_run, tmp_path):
+def test_the_partitions_run_alone_give_the_merged_frames_and_summary(zones_run):
     path, merged = zones_run
     sc = consolidate.load_scenario(path)
     parts = []
     for name in partitions.names(sc):
-        # the scenario a partition runs as, written out and run as any scenario file
-        f = tmp_path / f"{name}.yaml"
+        # the scenario a partition runs as, written out beside the scenario (its trace paths are relative to it)
+        # and run as any scenario file
+        f = path.parent / f"{name}.yaml"
         f.write_text(yaml.safe_dump(partitions.sub_data(sc, name), sort_keys=False))
         alone = consolidate.run(f, run_id="r1")
         parts.append(alone)
@@ -184,6 +193,7 @@ def test_metric_rules_for_partitions():
 
 def test_bad_partitions_are_one_line_errors_with_exit_2(write_yaml):
     bad = copy.deepcopy(ZONES)
+    bad["vms"] = bad["vms"][:3]  # west keeps no VM group once batch moves to north
     del bad["vms"][2]["partition"]
     bad["vms"][1]["partition"] = "north"
     bad["network"] = {"topology": "leaf-spine", "hosts_per_rack": 4}
