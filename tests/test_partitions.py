@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import distributed
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -19,6 +22,7 @@ import consolidate
 from consolidate import partition
 from consolidate.results.metrics import SUMMARY_METRICS, combine_partitions, partition_rule
 from consolidate.scenario import partitions
+from tests.conftest import REPO
 
 SYN = lambda mean, amp, noise: {"synthetic": {"mean": mean, "amplitude": amp, "noise_std": noise}}  # noqa: E731
 
@@ -225,3 +229,33 @@ def test_the_cli_runs_partitions_on_workers_and_says_when_each_finishes(zones_ru
     assert "partition east finished" in done.stderr and "partition west finished" in done.stderr
     written = pd.read_parquet(tmp_path / "out" / "vm_intervals.parquet")
     pd.testing.assert_frame_equal(written, inproc.vm_intervals, check_exact=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_ctrl_c_ends_the_partitions_workers_exits_130_and_writes_nothing(tmp_path):
+    # the shipped example: two PlanetLab days with consolidation, long enough to be interrupted
+    p = subprocess.Popen([sys.executable, "-m", "consolidate", "run", str(REPO / "scenarios" / "partitioned.yaml"),
+                          "--workers", "2", "--out", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.monotonic() + 60, []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        me = psutil.Process(p.pid)
+        workers = [c.pid for c in me.children() if c.cmdline() == me.cmdline()]  # forked pool workers
+    assert len(workers) == 2
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted: the run was stopped; nothing was written"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))
+    assert not (tmp_path / "out").exists()
