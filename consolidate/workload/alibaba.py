@@ -72,8 +72,9 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
 
     def make(pos: int, a: np.ndarray) -> Series:
         a = a[np.isfinite(a[:, 1])]  # an empty cpu_util_percent: no sample
-        t, first = np.unique(a[:, 0], return_index=True)  # a repeated time stamp: the first row
-        return Series(name=ids[keep[pos]], t_s=t, util=a[first, 1] / 100.0, rows=a[first, 2].astype(np.int64),
+        if np.any(a[1:, 0] == a[:-1, 0]):  # a repeated time stamp: the first row (rows are sorted by time)
+            a = a[np.unique(a[:, 0], return_index=True)[1]]
+        return Series(name=ids[keep[pos]], t_s=a[:, 0], util=a[:, 1] / 100.0, rows=a[:, 2].astype(np.int64),
                       where=where, vcpus=cores[keep[pos]])
     join = got.join_note()
     if not got.n_with_rows:
