@@ -128,7 +128,10 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="run the scenario's partitions on this "
                                               "many local processes (docs/partitions.md; default: in turn, here)"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the scenario's partitions on a Dask "
-                                                "cluster, e.g. tcp://host:8786 (docs/partitions.md)")) -> None:
+                                                "cluster, e.g. tcp://host:8786 (docs/partitions.md)"),
+        ship_traces: bool = typer.Option(False, "--ship-traces", help="send each partition its trace files with "
+                                         "the task (workers without the scenario's folder; at most 512 MiB each)")
+        ) -> None:
     """Run a scenario, print its summary and write frames, plots, index.html and run.json."""
     progress = None if quiet or fmt is RunFormat.json else _DelayedProgress(f"{scenario or 'default scenario'}")
     try:
@@ -137,7 +140,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         target = out_dir or Path("reports") / sc.name / run_id
         api.check_output(target, force=force)  # before simulating: a bad folder must not cost the run
         log.info("scenario %s (%s), run %s, writing to %s", sc.name, sc.file, run_id, target)
-        if workers is None and scheduler is None:
+        if workers is None and scheduler is None and not ship_traces:
             res = api.run(sc, progress=progress, run_id=run_id)
         else:
             from consolidate import partition
@@ -149,7 +152,8 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
             if not quiet and not api.partition_scenarios(sc):
                 _plain(err, f"{sc.file}: no partitions: --workers and --scheduler do not apply; running in this "
                        "process")
-            res = partition.run(sc, workers=workers, scheduler=scheduler, run_id=run_id, on_part=on_part)
+            res = partition.run(sc, workers=workers, scheduler=scheduler, run_id=run_id, on_part=on_part,
+                                ship_traces=ship_traces)
     except ConsolidateError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -5,10 +5,12 @@ whole."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
 import distributed
@@ -85,8 +87,10 @@ def test_a_partitioned_run_gives_the_same_bits_in_process_on_a_pool_and_on_dask(
         seen = []
         dask = partition.run(path, scheduler=cluster.scheduler_address, run_id="r1",
                              on_part=lambda name, done, total, wall: seen.append((name, total)))
+        # the traces sent with the tasks instead of read from the scenario's folder
+        shipped = partition.run(path, scheduler=cluster.scheduler_address, run_id="r1", ship_traces=True)
     assert sorted(seen) == [("east", 2), ("west", 2)]
-    for other in (one, pool, dask):
+    for other in (one, pool, dask, shipped):
         _same(inproc, other)
 
 
@@ -217,8 +221,8 @@ def test_bad_partitions_are_one_line_errors_with_exit_2(write_yaml):
 
 def test_the_cli_runs_partitions_on_workers_and_says_when_each_finishes(zones_run, tmp_path):
     path, inproc = zones_run
-    done = subprocess.run([sys.executable, "-m", "consolidate", "run", str(path), "--workers", "2", "--format",
-                           "json", "--no-plots", "--out", str(tmp_path / "out")], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "consolidate", "run", str(path), "--workers", "2", "--ship-traces",
+                           "--format", "json", "--no-plots", "--out", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
@@ -259,3 +263,26 @@ def test_ctrl_c_ends_the_partitions_workers_exits_130_and_writes_nothing(tmp_pat
         time.sleep(0.1)
     assert not any(map(_alive, workers))
     assert not (tmp_path / "out").exists()
+
+
+def test_shipped_traces_name_the_scenarios_own_files_and_have_a_limit(zones_run, tmp_path, monkeypatch):
+    path, inproc = zones_run
+    subs = dict(consolidate.api.partition_scenarios(consolidate.load_scenario(path)))
+    members = {n: tarfile.open(fileobj=io.BytesIO(partition.pack_traces(sub, n))).getnames()
+               for n, sub in subs.items()}
+    assert members == {"east": [], "west": ["traces/logged.csv"]}  # only west reads a file
+    shipped = partition.run(path, workers=2, run_id="r1", ship_traces=True)
+    _same(inproc, shipped)
+    assert shipped.vms.trace.iloc[-1] == str(path.parent / "traces" / "logged.csv")
+    # a bad row in the file: the worker's error names the scenario's file, not the worker's copy
+    bad = tmp_path / "zones"
+    bad.mkdir()
+    (bad / "zones.yaml").write_text(path.read_text())
+    (bad / "traces").mkdir()
+    (bad / "traces" / "logged.csv").write_text("vm,time_s,cpu_util\nlog-0,0,0.5\nlog-0,600,oops\n")
+    with pytest.raises(consolidate.ScenarioError) as err:
+        partition.run(bad / "zones.yaml", workers=2, ship_traces=True)
+    assert str(bad / "traces" / "logged.csv") in str(err.value) and "consolidate-traces-" not in str(err.value)
+    monkeypatch.setattr(partition, "SHIP_LIMIT_BYTES", 100)
+    with pytest.raises(consolidate.ConsolidateError, match="partition 'west': traces too large to ship"):
+        partition.run(path, workers=2, ship_traces=True)
