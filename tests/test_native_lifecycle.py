@@ -218,3 +218,24 @@ def test_trace_inspect_detects_a_native_file_and_shows_lives_and_shapes(tmp_path
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"{tmp_path / 'bad.csv'}: row 2: vcpus is missing, NaN or not a number (got 'x', expected a number)")
+
+
+def test_surf_week_is_what_its_generator_writes(tmp_path):
+    """The committed SURF-style week (scenarios/surf-tasks.yaml) is its generator's output, with the stated shape."""
+    import importlib.util
+    import pyarrow.parquet as pq
+
+    week = DATA / "surf-week"
+    spec = importlib.util.spec_from_file_location("surf_week_fixture", week / "make_fixture.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.write(tmp_path, 6295) == (6295, 194703)
+    for name in ("tasks.parquet", "fragments.parquet"):
+        assert pq.read_table(tmp_path / name).equals(pq.read_table(week / name)), name
+    tasks = pq.read_table(week / "tasks.parquet").to_pandas()
+    sub_s = (tasks.submission_time - mod.T0_MS) / 1000
+    assert sub_s.min() >= 0 and (sub_s + tasks.duration / 1000).max() <= 7 * 86400  # cut at the week's end
+    assert tasks.duration.median() / 1000 == pytest.approx(3600, rel=0.1)  # log-normal, median 1 h
+    assert (tasks.cpu_count == 16).mean() == pytest.approx(0.40, abs=0.03)
+    weekend = sub_s >= 5 * 86400
+    assert weekend.sum() / (~weekend).sum() == pytest.approx(0.5 * 2 / 5, rel=0.2)  # half the weekday rate
