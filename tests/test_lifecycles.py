@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import consolidate
 from consolidate.api import build_workload
+from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter
 from consolidate.engine.placement import initial_placement
 from consolidate.engine.state import HostTable
@@ -40,7 +41,8 @@ def _run_checking(data: dict):
     sc = load_scenario(data)
     wl = build_workload(sc)
     hosts = HostTable.from_scenario(sc)
-    dc = Datacenter(sc, wl, hosts, initial_placement(sc, wl, hosts))
+    om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
+    dc = Datacenter(sc, wl, hosts, initial_placement(sc, wl, hosts, om), om=om)
     st_, env = dc.state, dc.env
     mem = wl.memory_need_mb(sc.memory_basis)
     end = sc.duration_s
@@ -159,10 +161,86 @@ def test_without_lifecycles_the_run_is_the_classic_one():
 
 def test_lifecycles_refuse_what_does_not_follow_them_yet(tmp_path):
     data = _scenario([{"count": 1, "type": "s", "start_s": 10, "trace": {"synthetic": {"mean": 0.4}}}])
-    data["overhead"] = {"enabled": True}
-    with pytest.raises(ConsolidateError, match="do not combine with overhead yet"):
+    data["failures"] = {"hosts": [{"time_to_failure": {"distribution": "exponential", "mean_s": 3600},
+                                   "time_to_repair": {"distribution": "exponential", "mean_s": 600}}]}
+    with pytest.raises(ConsolidateError, match="do not combine with failures yet"):
         load_scenario(data)
+    del data["failures"]
+    data["overhead"] = {"enabled": True}
+    load_scenario(data)  # the overhead model follows lifecycles
     data = _scenario([{"count": 1, "type": "s", "trace": {"synthetic": {"mean": 0.4}}}], on_unplaceable="reject",
                      max_wait_s=10)
     with pytest.raises(ConsolidateError, match="max_wait_s: applies to a queue"):
         load_scenario(data)
+
+
+# --- with the overhead model ----------------------------------------------------------------------------------
+
+# per-VM figures of the overhead model in vm_intervals: none may be non-zero for a VM without a host
+PRICED = ["cpu_overhead_mips", "cpu_backend_mips", "exits_per_s", "tlb_flushes_per_s", "world_switches_per_s",
+          "net_pps_demand", "net_pps_served", "disk_iops_demand", "disk_iops_served"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(group, min_size=1, max_size=4), st.sampled_from(["pabfd", "ff", "bfd"]),
+       st.sampled_from(["queue", "reject"]), st.sampled_from(["nominal", "peak_demand", "initial_demand"]))
+def test_lifecycle_laws_with_overhead(groups, policy, unplaceable, basis):
+    data = _scenario(groups, policy=policy, on_unplaceable=unplaceable)
+    data["overhead"] = {"enabled": True}
+    data["placement"] = {"policy": policy, "cpu_basis": basis}
+    rec, wl, sc, dc = _run_checking(data)  # the instants' laws, the hosts' overload and the queue
+    v = consolidate.run(data).vm_intervals  # the same run's per-VM rows (time-major, VM-minor)
+    n_int, n_vm = sc.n_intervals, len(wl.vms)
+    col = {c: v[c].to_numpy(np.float64).reshape(n_int, n_vm) for c in
+           ["cpu_demand_mips", "cpu_effective_mips", "cpu_served_mips", "cpu_queued_mips", *PRICED]}
+    guest, eff, served, queued = (col[c] for c in ["cpu_demand_mips", "cpu_effective_mips", "cpu_served_mips",
+                                                   "cpu_queued_mips"])
+    np.testing.assert_allclose(eff, guest + col["cpu_overhead_mips"] + col["cpu_backend_mips"], rtol=1e-5, atol=1e-3)
+    life, dt = dc.life, sc.interval_s
+    t = np.arange(n_int)[:, None] * dt
+    # demand = served + unserved + queued with the effective demand: nothing served or queued beyond it
+    assert (served + queued <= eff * (1 + 1e-5) + 1e-3).all()
+    # where no host is short of CPU every VM's demand is served or queued, interval by interval
+    calm = ~(rec.host_overloaded > 0).any(axis=1)[:, None] & ~life.rejected[None, :]
+    np.testing.assert_allclose((served + queued)[calm], eff[calm], rtol=1e-4, atol=1e-2)
+    # nothing priced for a VM without a host: outside its life, while it waits the whole interval, if rejected
+    outside = (t + dt <= wl.start_s[None, :]) | (t >= wl.end_s[None, :])
+    qa = np.nan_to_num(life.queued_at, nan=np.inf)[None, :]
+    qb = np.nan_to_num(life.queue_end, nan=np.inf)[None, :]
+    waiting = (qa <= t + 1e-9) & (qb >= t + dt - 1e-9)
+    hostless = outside | waiting | (life.rejected & ~life.placed_ever)[None, :]
+    for c in PRICED:
+        assert (col[c][hostless] == 0).all(), c
+    # and a VM that ran on a host in an interval (from its start, or placed inside it) pays for it there: the laws
+    # above are not vacuous
+    working = (served > 0) & (guest > 0)
+    assert working.any() and (col["cpu_overhead_mips"][working] > 0).all()
+    # what waits is guest work alone: no host, no overhead
+    assert (queued <= guest * (1 + 1e-5) + 1e-3).all()
+
+
+def test_overhead_of_a_vm_arriving_and_leaving_inside_intervals():
+    # one VM lives 450 s to 1050 s at 50%: its overhead is priced for the 600 s it runs, on the host it is placed
+    # on, and nothing before or after; the same VM there all the time costs (1050 - 450) / 6000 of it in all
+    flat = {"synthetic": {"mean": 0.5, "amplitude": 0.0, "random_phase": False}}
+    data = _scenario([{"name": "a", "count": 1, "type": "s", "start_s": 450, "end_s": 1050, "trace": flat}])
+    data["overhead"] = {"enabled": True}
+    res = consolidate.run(data)
+    s = res.summary.iloc[0]
+    whole = _scenario([{"name": "a", "count": 1, "type": "s", "trace": flat}])
+    whole["overhead"] = {"enabled": True}
+    w = consolidate.run(whole).summary.iloc[0]
+    assert s["overhead_mips_h"] == pytest.approx(w["overhead_mips_h"] * 600 / 6000, rel=1e-4)
+    assert s["backend_mips_h"] == pytest.approx(w["backend_mips_h"] * 600 / 6000, rel=1e-4)
+    assert s["cpu_served_mips_h"] == pytest.approx(s["cpu_effective_mips_h"], rel=1e-5)
+    assert s["overhead_mips_h"] > 0 and s["cpu_unserved_mips_h"] == pytest.approx(0.0, abs=1e-3)
+    v = res.vm_intervals.set_index("time_s")
+    per = w["overhead_mips_h"] * 3600 / 6000  # its overhead rate (MIPS) while it runs
+    assert v.loc[300, "cpu_overhead_mips"] == pytest.approx(per * 150 / 300, rel=1e-4)  # placed at 450 s
+    assert v.loc[900, "cpu_overhead_mips"] == pytest.approx(per * 150 / 300, rel=1e-4)  # gone at 1050 s
+    assert v.loc[600, "cpu_overhead_mips"] == pytest.approx(per, rel=1e-4)
+    assert (v.loc[[0, 1200, 3000], ["cpu_overhead_mips", "cpu_backend_mips", "exits_per_s",
+                                    "net_pps_demand", "disk_iops_demand"]] == 0).all().all()
+    # its I/O path is the one of the host it was placed on: the net-path figures of the summary include it
+    assert res.vms["net_path"].tolist() == ["virtio"]
+    assert s["virt_cpu_mips_h_net_virtio"] == pytest.approx(s["overhead_mips_h"] + s["backend_mips_h"], rel=1e-5)

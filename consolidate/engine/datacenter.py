@@ -82,7 +82,7 @@ class Datacenter:
         if wl.lifecycles:
             # arrivals place as the scenario does: a consolidating datacenter by its detector, else its policy
             self.life = Lifecycles(self.env, sc, wl, self.state, self.manager.detector if policy is not None else None,
-                                   self.migrations, self.manager.forget_stuck if self.manager else None)
+                                   self.migrations, self.manager.forget_stuck if self.manager else None, om)
             self.rec.queued_mips = np.zeros((n_int, n_vm), np.float32)
             self.rec.vms_live = np.zeros(n_int, np.int64)
             self.rec.vms_queued = np.zeros(n_int, np.int64)
@@ -110,12 +110,18 @@ class Datacenter:
                 st.failover.replug_waiting(self.env.now, st.vm_host, st.vm_dest)
             ov = ov_pv = now = None
             if self.om is not None:
-                ov = now = self.om.at(k, util, st.vm_host, self.hosts.host_type, self.hosts.cores)
+                # VMs that arrive and leave: priced at their rate while alive, for the share of the interval they live
+                price = util if self.life is None else self.life.util_alive(k, util)
+                ov = now = self.om.at(k, price, st.vm_host, self.hosts.host_type, self.hosts.cores)
                 if st.failover is not None:
                     # the same interval with every failover VM on its paravirtual NIC: blended by the share of
                     # the interval each one really spends without its VF, known when the interval is accounted
-                    ov_pv = self.om.at(k, util, st.vm_host, self.hosts.host_type, self.hosts.cores,
+                    ov_pv = self.om.at(k, price, st.vm_host, self.hosts.host_type, self.hosts.cores,
                                        paravirtual=st.failover.vm)
+                if self.life is not None:
+                    ov = now = self.life.hosted(ov, k, st.vm_host)
+                    ov_pv = self.life.hosted(ov_pv, k, st.vm_host) if ov_pv is not None else None
+                if st.failover is not None:
                     now = blend(ov, ov_pv, st.failover.paravirtual_now())
             own = guest + (now.overhead_mips if now is not None else 0.0)
             backend = now.backend_mips if now is not None else np.zeros(len(guest))
@@ -141,17 +147,18 @@ class Datacenter:
             share, gap = failover.interval(t0, t0 + sc.interval_s)
             if ov_pv is not None:
                 ov = blend(ov, ov_pv, share)
-        if ov is not None:
-            rec.overhead.put(k, ov)
         own = guest + (ov.overhead_mips if ov is not None else 0.0)
         backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
         windows = self.migrations.windows(t0, t0 + sc.interval_s, own) if self.migrations is not None else []
         if self.life is not None:
-            # VMs placed inside the interval boot there; what a VM spends queued is neither served nor unserved
-            own, queued, boots = self.life.interval(t0, t0 + sc.interval_s, guest, vm_host)
+            # VMs placed inside the interval boot there (and cost overhead from then on, on that host); what a VM
+            # spends queued is neither served nor unserved
+            own, backend, queued, boots, ov = self.life.interval(t0, t0 + sc.interval_s, guest, vm_host, ov)
             windows = windows + boots
             rec.queued_mips[k] = queued
             rec.vms_live[k], rec.vms_queued[k] = self.life.live_in(t0, t0 + sc.interval_s)
+        if ov is not None:
+            rec.overhead.put(k, ov)
         lost = down = None
         if self.failures is not None:
             lost, down, boots = self.failures.interval(t0, t0 + sc.interval_s)
@@ -205,4 +212,8 @@ class Datacenter:
         if self.life is not None:
             self.life.close(self.env.now)
             self.rec.lifecycle = self.life
+            if self.om is not None:  # a VM's I/O path is the one of the first host it ran on (placed at arrival)
+                net = self.om.tables.io[DEVICE_CLASSES.index("net")]
+                cfg = self.om.configs_for(self.life.first_host, self.hosts.host_type)
+                self.rec.overhead.cfg_net_path = [net.path[c] if c >= 0 else "" for c in cfg]
         return self.rec

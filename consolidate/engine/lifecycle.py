@@ -10,14 +10,26 @@ its CPU, memory and devices are free at once, its migration (if any) is cancelle
 Events are processed at their exact times; the interval accounting sees a VM placed inside an interval as a
 boot there (served from its placement on), and a VM that leaves inside an interval asks for its work of the
 interval (its trace is 0 after it leaves), so served + unserved + queued = demand.
+
+With the overhead model, a VM costs virtualization overhead only while it has a host: before it arrives, after
+it leaves and while it waits in the queue it has no exits, no backend work and no I/O (its I/O is neither asked
+nor served). Its overhead is priced at its rate while alive (the interval's mean over the share it lives) on the
+host it runs on, times the share of the interval it runs there: on its host at the interval's start from the
+tick's placement, and a VM placed inside the interval on the host it is placed on, from its placement on.
+Arrivals are sized as the initial placement sizes VMs: demand plus the overhead and backend they would cost on
+each host type, placed by the scenario's placement policy. Its demand (guest + overhead + backend) is then
+served + unserved + queued; what it asks while queued is its guest work alone (no host, no overhead).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import simpy
 
+from consolidate.costmodel.interval import IntervalOverhead
+from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.accounting import MigrationWindow
 from consolidate.engine.state import DatacenterState
 from consolidate.errors import PlacementError, Problem
@@ -34,15 +46,18 @@ class Lifecycles:
     """Arrivals, departures and the queue of one run; what the accounting needs of them."""
 
     def __init__(self, env: simpy.Environment, sc: Scenario, wl: Workload, state: DatacenterState,
-                 detector: Detector | None, migrations=None, forget_stuck=None):
+                 detector: Detector | None, migrations=None, forget_stuck=None, om: OverheadModel | None = None):
         self.env, self.sc, self.wl, self.state = env, sc, wl, state
         self.detector, self.migrations, self.forget_stuck = detector, migrations, forget_stuck
+        self.om = om
+        self._sizing: tuple[int, np.ndarray] | None = None  # (interval, per-type sizes) with the overhead model
         V = len(wl.vms)
         self.start_s, self.end_s = wl.start_s, wl.end_s
         self.alive = np.zeros(V, bool)
         self.rejected = np.zeros(V, bool)
         self.departed = np.zeros(V, bool)
         self.placed_ever = state.vm_host >= 0
+        self.first_host = state.vm_host.copy()  # the first host each VM ran on (-1: none yet)
         self.queued_at = np.full(V, np.nan)  # when a VM joined the queue
         self.queue_end = np.full(V, np.nan)  # when it left it (placed, rejected or departed)
         self.queue: list[int] = []
@@ -51,6 +66,10 @@ class Lifecycles:
         share = wl.alive_share(sc.interval_s)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(share > 0, wl.cpu_util / share, 0.0) * wl.nominal_mips[None, :]
+        # never more than its vCPUs: float32 utilisation over a share can exceed 1 by a rounding, and a VM the size
+        # of a host would then fit no host until the next interval edge
+        rate = np.minimum(rate, wl.nominal_mips[None, :])
+        self.share = share  # (intervals, VMs) share of each interval each VM is alive
         self.rate_mips = rate  # (intervals, VMs) demand while alive
         self.peak_mips = rate.max(axis=0) if len(rate) else np.zeros(V)
         lives = self.end_s > self.start_s
@@ -165,6 +184,8 @@ class Lifecycles:
     def _boot(self, v: int, h: int, at_edge: bool) -> None:
         self.state.arrive(v, h, self.env.now)
         self.placed_ever[v] = True
+        if self.first_host[v] < 0:
+            self.first_host[v] = h
         if not at_edge:
             self.boots.append((v, h, self.env.now))
 
@@ -174,28 +195,42 @@ class Lifecycles:
         return min(int(self.env.now // self.sc.interval_s), self.sc.n_intervals - 1)
 
     def _sizes(self) -> np.ndarray:
-        """Every VM's CPU size now by the placement's cpu_basis (MIPS)."""
+        """Every VM's CPU size now by the placement's cpu_basis (MIPS): (VMs,), or with the overhead model
+        (VMs, host types), the demand plus the overhead and backend it would cost on each type, as the initial
+        placement sizes VMs (computed once per interval)."""
         basis = self.sc.placement.cpu_basis
+        k = self._k()
         if basis == "nominal":
-            return self.wl.nominal_mips
-        if basis == "peak_demand":
-            return self.peak_mips
-        return self.rate_mips[self._k()]
+            size, at = self.wl.nominal_mips, None
+        elif basis == "peak_demand":
+            size, at = self.peak_mips, None
+        else:
+            size, at = self.rate_mips[k], k
+        if self.om is None:
+            return size
+        key = -1 if at is None else at
+        if self._sizing is None or self._sizing[0] != key:
+            util = size / self.wl.nominal_mips
+            self._sizing = (key, size[:, None] + self.om.sizing_mips(at, util, len(self.state.hosts.types)))
+        return self._sizing[1]
 
     def _size(self, v: int) -> float:
-        return float(self._sizes()[v])
+        size = self._sizes()[v]
+        return float(np.min(size))
 
     def _place(self, v: int) -> int:
         """The host VM `v` goes to now (-1: none has room)."""
         st, hosts = self.state, self.state.hosts
         sizes = self._sizes()
-        if self.detector is not None:
+        if self.detector is not None and self.om is None:
             snap = st.snapshot(sizes, np.zeros((0, len(st.vm_host))), np.zeros(len(hosts)))
             placed = plan_restarts(snap, self.detector, np.array([v]), st.unavailable)
             return placed[0][1] if placed else -1
         where = np.where(st.vm_dest >= 0, st.vm_dest, st.vm_host)  # memory stays reserved on a destination
         on = where >= 0
-        cpu_used = np.bincount(where[on], weights=sizes[on], minlength=len(hosts))
+        # with the overhead model each VM counts its size on the type of the host it is on
+        used = sizes[np.flatnonzero(on), hosts.host_type[where[on]]] if sizes.ndim == 2 else sizes[on]
+        cpu_used = np.bincount(where[on], weights=used, minlength=len(hosts))
         mem_used = np.bincount(where[on], weights=self.mem_need[on], minlength=len(hosts))
         pools = st.devices.pools
         free = hosts.pool_capacity - np.stack([np.bincount(where[on], weights=pools[on, p], minlength=len(hosts))
@@ -217,11 +252,25 @@ class Lifecycles:
 
     # --- accounting ----------------------------------------------------------------------------------------
 
-    def interval(self, t0: float, t1: float, guest: np.ndarray, vm_host: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, list[MigrationWindow]]:
-        """For the accounting of [t0, t1): the demand (MIPS) each VM asks of its host (a VM placed inside the
-        interval asks, from its placement on, for its alive rate), the demand it spent queued, and each placement
-        inside the interval as a boot window."""
+    def util_alive(self, k: int, util: np.ndarray) -> np.ndarray:
+        """Each VM's CPU utilisation (0..1) while alive in interval k, whose mean over the interval is `util`."""
+        share = self.share[k]
+        return np.minimum(np.divide(util, share, out=np.zeros(len(util)), where=share > 0), 1.0)
+
+    def hosted(self, ov: IntervalOverhead, k: int, vm_host: np.ndarray) -> IntervalOverhead:
+        """Interval k's overhead of the VMs on a host at its start, priced at util_alive for the whole interval,
+        times the share of the interval each lives (it leaves at its end_s): a VM without a host costs nothing."""
+        return _weighted([(ov, np.where(vm_host >= 0, self.share[k], 0.0))])
+
+    def interval(self, t0: float, t1: float, guest: np.ndarray, vm_host: np.ndarray,
+                 ov: IntervalOverhead | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[MigrationWindow], IntervalOverhead | None]:
+        """For the accounting of [t0, t1): the demand (MIPS) each VM asks of its host in its own context (a VM
+        placed inside the interval asks, from its placement on, for its alive rate), its backend work (MIPS), the
+        demand it spent queued, each placement inside the interval as a boot window, and the interval's overhead
+        (`ov`, the tick's, from hosted(), plus each placed VM's on the host it was placed on from its placement
+        on; None without the overhead model). Overhead and backend of a VM placed inside the interval are asked
+        with its guest work on its new host (a boot window carries no backend of its own)."""
         dt = t1 - t0
         a = np.clip((self.start_s - t0) / dt, 0.0, 1.0)
         u = np.clip((self.end_s - t0) / dt, 0.0, 1.0)
@@ -231,22 +280,38 @@ class Lifecycles:
         qa = np.clip((np.nan_to_num(self.queued_at, nan=np.inf) - t0) / dt, 0.0, 1.0)
         qb = np.clip((np.nan_to_num(self.queue_end, nan=np.inf) - t0) / dt, 0.0, 1.0)
         queued = rate * np.maximum(np.minimum(qb, u) - np.maximum(qa, a), 0.0)
-        ask = guest.copy()
-        windows, later = [], []
+        windows, later, booted = [], [], []
         for v, h, t in self.boots:
             if t >= t1:
                 later.append((v, h, t))
                 continue
             if t <= t0 + 1e-9 and vm_host[v] == h:
                 continue  # placed at the interval's start, before the tick looked: already on its host there
-            p = (t - t0) / dt
-            # the account serves a boot's demand over (p, 1]: ask what the VM does from p to its end
-            ask[v] = rate[v] * max(u[v] - p, 0.0) / max(1.0 - p, 1e-12)
+            booted.append((v, h, (t - t0) / dt))
             windows.append(MigrationWindow(vm=v, source=-1, destination=h, start=max(t - t0, 1e-9),
                                            end=max(t - t0, 1e-9), downtime_s=0.0, source_extra_mips=0.0,
                                            destination_extra_mips=0.0))
         self.boots = later
-        return ask, queued, windows
+        if ov is not None and booted:
+            # price the placed VMs on their new hosts (beside the VMs there at the start), from placement to end
+            k = min(int(round(t0 / dt)), self.sc.n_intervals - 1)
+            after = vm_host.copy()
+            on = np.zeros(len(guest))
+            for v, h, p in booted:
+                after[v] = h
+                on[v] = max(u[v] - p, 0.0)
+            util = self.util_alive(k, self.wl.cpu_util[k].astype(np.float64))
+            hosts = self.state.hosts
+            ov = _weighted([(ov, np.ones(len(guest))),
+                            (self.om.at(k, util, after, hosts.host_type, hosts.cores), on)])
+        ask = guest + (ov.overhead_mips if ov is not None else 0.0)
+        backend = ov.backend_mips.copy() if ov is not None else np.zeros(len(guest))
+        for v, h, p in booted:
+            # the account serves a boot's demand over (p, 1]: ask what the VM does from p to its end
+            extra = ov.overhead_mips[v] + ov.backend_mips[v] if ov is not None else 0.0
+            ask[v] = (rate[v] * max(u[v] - p, 0.0) + extra) / max(1.0 - p, 1e-12)
+            backend[v] = 0.0
+        return ask, backend, queued, windows, ov
 
     def live_in(self, t0: float, t1: float) -> tuple[int, int]:
         """VMs alive at some time in [t0, t1), and VMs waiting in the queue at some time in it."""
@@ -267,3 +332,30 @@ class Lifecycles:
         """How long each VM that queued waited (s)."""
         q = ~np.isnan(self.queued_at)
         return self.queue_end[q] - self.queued_at[q]
+
+
+def _weighted(parts: list[tuple[IntervalOverhead, np.ndarray]]) -> IntervalOverhead:
+    """The sum over `parts` of each overhead's per-VM figures times its weight per VM (0..1). The per-reason totals
+    are summed over VMs, so each part's are weighted by the VMs' shares of its overhead (exact in sum, an
+    approximation in the split, as costmodel.interval.blend)."""
+    out = {}
+    for f in fields(IntervalOverhead):
+        if f.name == "reason_mips":
+            total = 0.0
+            for ov, w in parts:
+                cost = ov.overhead_mips + ov.backend_mips
+                whole = float(cost.sum())
+                share = float((w * cost).sum()) / whole if whole > 0 else (float(w.mean()) if len(w) else 0.0)
+                total = total + ov.reason_mips * share
+            out[f.name] = total
+            continue
+
+        def mix(get):
+            return sum(get(ov) * (w[:, None] if get(ov).ndim == 2 else w) for ov, w in parts)
+
+        value = getattr(parts[0][0], f.name)
+        if isinstance(value, dict):
+            out[f.name] = {c: mix(lambda ov, c=c, n=f.name: getattr(ov, n)[c]) for c in value}
+        else:
+            out[f.name] = mix(lambda ov, n=f.name: getattr(ov, n))
+    return IntervalOverhead(**out)
