@@ -126,16 +126,17 @@ def run(source: str | Path | dict | Scenario | None = None, *, workers: int | No
         scheduler: str | None = None, seed: int | None = None, policy: str | None = None,
         run_id: str | None = None, on_part: OnPart | None = None, ship_traces: bool = False) -> Results:
     """Run a scenario with its partitions on `workers` local processes (default: one per partition, at most the
-    CPU count) or on the Dask scheduler at `scheduler` (e.g. tcp://10.0.0.5:8786). A scenario without
-    partitions, or `workers=1` without a scheduler, runs in this process (api.run). `ship_traces` sends each
-    partition its trace files with the task instead of letting workers read the scenario's paths.
-    `on_part(name, finished, total, wall_s)` is called as each partition finishes. Raises what api.run raises."""
+    CPU count) or on the Dask scheduler at `scheduler` (e.g. tcp://10.0.0.5:8786); `workers=1` without a
+    scheduler runs them in turn in this process, as api.run does. A scenario without partitions runs as api.run
+    does. `ship_traces` sends each partition its trace files with the task instead of letting workers read the
+    scenario's paths. `on_part(name, finished, total, wall_s)` is called as each partition finishes. Raises what
+    api.run raises."""
     t0 = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sc = api.load_scenario(source, seed=seed, policy=policy)
     run_id = run_id or api.make_run_id(sc)
     subs = api.partition_scenarios(sc)
-    if not subs or (scheduler is None and workers == 1):
+    if not subs:
         return api.run(sc, run_id=run_id)
     names = [n for n, _ in subs]
     done: dict[str, Results] = {}
@@ -146,7 +147,10 @@ def run(source: str | Path | dict | Scenario | None = None, *, workers: int | No
         if on_part is not None:
             on_part(name, len(done), len(subs), float(done[name].summary["wall_s"].iloc[0]))
 
-    if scheduler:
+    if scheduler is None and workers == 1:  # in turn, here: as api.run does, with a word after each
+        for name, sub in subs:
+            finished(name, _run_part(sub, run_id))
+    elif scheduler:
         from distributed import Client, as_completed as dask_completed  # optional at import: only with a cluster
 
         with Client(scheduler) as client:
