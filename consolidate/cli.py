@@ -641,6 +641,7 @@ class TraceKind(str, Enum):
     azure = "azure"
     alibaba2018 = "alibaba2018"
     google2019 = "google2019"
+    native = "native"
 
 
 @trace_app.command("inspect")

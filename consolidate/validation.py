@@ -265,7 +265,7 @@ def lifecycle_checks(sc: Scenario, file: str) -> list[Problem]:
         if g.shape != "group" and g.trace.kind in ("planetlab", "synthetic"):
             problems.append(Problem(file, f"vms.{i}.shape", f"{g.trace.kind} traces carry no VM shape (got "
                                     f"{g.shape!r}, expected group)"))
-        if g.count is None and g.trace.kind not in LIFECYCLE_KINDS and (g.trace.limit or g.trace.sample):
+        if g.count is None and g.trace.kind not in (*LIFECYCLE_KINDS, "native") and (g.trace.limit or g.trace.sample):
             problems.append(Problem(file, f"vms.{i}.trace", "limit and sample cut a cluster trace's VMs "
                                     f"(got them with {g.trace.kind}, expected count)"))
         lives = g.start_s is not None or g.end_s is not None or g.trace.kind in LIFECYCLE_KINDS

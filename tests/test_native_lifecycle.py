@@ -35,7 +35,7 @@ def _life_csv(folder: Path, name: str = "life.csv") -> Path:
     return f
 
 
-def _scenario(folder: Path, trace: dict, shape="as-is", duration_s=7200, count=None, **extra) -> Path:
+def _scenario(folder: Path, trace: dict, shape="as-is", duration_s=7200, **extra) -> Path:
     sc = {"name": "native-life", "seed": 3, "duration_s": duration_s, "interval_s": 300,
           "host_types": [{"name": "h8", "cores": 8, "mips_per_core": 1000, "memory_mb": 16384,
                           "power_idle_w": 100, "power_max_w": 200}],
@@ -44,8 +44,7 @@ def _scenario(folder: Path, trace: dict, shape="as-is", duration_s=7200, count=N
                        {"name": "mid", "vcpus": 2, "mips_per_vcpu": 1000, "memory_mb": 4096},
                        {"name": "big", "vcpus": 4, "mips_per_vcpu": 1000, "memory_mb": 8192}],
           "on_unplaceable": "queue",
-          "vms": [{"name": "g", "type": "small", "shape": shape, "trace": trace, **({"count": count} if count else {})}],
-          **extra}
+          "vms": [{"name": "g", "type": "small", "shape": shape, "trace": trace}], **extra}
     f = folder / "scenario.yaml"
     f.write_text(yaml.safe_dump(sc, sort_keys=False))
     return f
@@ -82,10 +81,6 @@ def test_nearest_and_table_shapes(tmp_path):
     np.testing.assert_allclose(tab.cpu_util.astype(np.float64).sum(axis=0) * 300, [1800, 900, 5760], rtol=1e-6)
 
 
-# count with sample/limit until validation.lifecycle_checks lets native omit it (a hunk waiting in the tree)
-COUNT = 4
-
-
 def test_count_omitted_limit_and_seeded_sample(tmp_path):
     rows = [{"vm": f"v{k}", "time_s": t, "cpu_util": 0.1 * (k + 1), "vcpus": 1, "memory_mb": 1024}
             for k in range(8) for t in range(0, 3600, 300)]
@@ -93,17 +88,17 @@ def test_count_omitted_limit_and_seeded_sample(tmp_path):
     every = build_workload(consolidate.validate(_scenario(tmp_path, {"native": "eight.csv"}, duration_s=3600)))
     assert every.vms.name.tolist() == [f"v{k}" for k in range(8)]
     half = [build_workload(consolidate.validate(_scenario(tmp_path, {"native": "eight.csv", "sample": 0.5},
-                                                          duration_s=3600, count=COUNT))).vms.name.tolist()
+                                                          duration_s=3600))).vms.name.tolist()
             for _ in range(2)]
     assert half[0] == half[1] and len(half[0]) == 4 and set(half[0]) < set(every.vms.name)
     assert half[0] != every.vms.name.tolist()[:4]  # drawn from the seed, not the first four
     cut = build_workload(consolidate.validate(_scenario(tmp_path, {"native": "eight.csv", "sample": 0.5, "limit": 2},
-                                                        duration_s=3600, count=COUNT and 2)))
+                                                        duration_s=3600)))
     assert cut.vms.name.tolist() == half[0][:2]
     # sample and limit also cut a fixed-step file's VMs (no per-VM column, so the classic reading)
     pd.DataFrame(rows).drop(columns=["vcpus", "memory_mb"]).to_csv(tmp_path / "fixed.csv", index=False)
     fixed = build_workload(consolidate.validate(_scenario(tmp_path, {"native": "fixed.csv", "limit": 3},
-                                                          shape="group", duration_s=3600, count=COUNT and 3)))
+                                                          shape="group", duration_s=3600)))
     assert fixed.vms.name.tolist() == ["v0", "v1", "v2"] and fixed.start_s.tolist() == [0, 0, 0]
 
 
