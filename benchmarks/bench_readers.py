@@ -3,11 +3,12 @@ layout (bitbrains: a folder of per-VM files; azure: vmtable + vm_cpu_readings; a
 container_usage; google2019: instance_events + instance_usage), each read in a fresh process as a run reads it:
 every VM, put on the run grid of the trace's span at 300 s (bitbrains: its reader's Series, every sample kept).
 
-    python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018 google2019] [--keep DIR]
+    python benchmarks/bench_readers.py [--mb 2000] [--layouts bitbrains azure alibaba2018 google2019] [--keep DIR
+                                       [--reuse]]
 
 Targets (issue 13): at least 50 MB/s and at most 1.5 GB peak RSS at 2 GB of CSV per layout. Prints one row per
-layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, peak RSS MB (the reading process's own peak resident set,
-VmHWM; Linux).
+layout: MB of CSV (10^6 bytes), VMs, seconds, MB/s, the reader's CPU seconds and MB per CPU second, and peak RSS
+MB (the reading process's own peak resident set, VmHWM; Linux).
 The traces are written once per layout from one generated block repeated with new VM names, so writing is fast
 and the content is realistic in size and shape, not in values.
 """
@@ -129,7 +130,7 @@ WRITERS = {"bitbrains": _bitbrains, "azure": _azure, "alibaba2018": _alibaba, "g
 DAYS = {"bitbrains": 30, "azure": 30, "alibaba2018": 8, "google2019": 8.0}  # each trace's span: the run grid
 
 
-def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:
+def measure(kind: str, folder: Path) -> tuple[float, int, float, float, float]:
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", READ, kind, str(folder), str(DAYS[kind])], stdout=subprocess.PIPE)
@@ -138,7 +139,7 @@ def measure(kind: str, folder: Path) -> tuple[float, int, float, float]:
     if status != 0:
         raise SystemExit(f"reading {kind} failed (status {status})")
     vms, hwm_kib = map(int, proc.stdout.read().split())
-    return size / 1e6, vms, wall, hwm_kib / 1024
+    return size / 1e6, vms, wall, usage.ru_utime + usage.ru_stime, hwm_kib / 1024
 
 
 def main() -> None:
@@ -146,17 +147,22 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=2000, help="MB (10^6 bytes) of CSV per layout")
     ap.add_argument("--layouts", nargs="+", default=list(WRITERS), choices=list(WRITERS))
     ap.add_argument("--keep", type=Path, help="write the traces here and keep them (default: a temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: read the traces already there instead of "
+                    "writing them again")
     a = ap.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print("layout       MB      VMs     s      MB/s   peak RSS MB")
+    # CPU s: the reader's own CPU time; on a loaded machine wall time waits for a core, MB per CPU s does not
+    print("layout       MB      VMs     s      MB/s   CPU s  MB/CPU s  peak RSS MB")
     with tempfile.TemporaryDirectory() as tmp:
         root = a.keep or Path(tmp)
         for kind in a.layouts:
             folder = root / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            WRITERS[kind](folder, int(a.mb * 1e6))
-            mb, vms, wall, rss = measure(kind, folder)
-            print(f"{kind:<12} {mb:7.0f} {vms:7d} {wall:6.1f} {mb / wall:8.1f} {rss:10.0f}", flush=True)
+            if not (a.reuse and folder.is_dir() and any(folder.iterdir())):
+                folder.mkdir(parents=True, exist_ok=True)
+                WRITERS[kind](folder, int(a.mb * 1e6))
+            mb, vms, wall, cpu, rss = measure(kind, folder)
+            print(f"{kind:<12} {mb:7.0f} {vms:7d} {wall:6.1f} {mb / wall:8.1f} {cpu:6.1f} {mb / cpu:8.1f} {rss:10.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
