@@ -23,7 +23,7 @@ import yaml
 import consolidate
 from consolidate import partition
 from consolidate.results.metrics import SUMMARY_METRICS, combine_partitions, partition_rule
-from consolidate.scenario import partitions
+from consolidate.scenario import model, partitions
 from tests.conftest import REPO
 
 SYN = lambda mean, amp, noise: {"synthetic": {"mean": mean, "amplitude": amp, "noise_std": noise}}  # noqa: E731
@@ -286,3 +286,17 @@ def test_shipped_traces_name_the_scenarios_own_files_and_have_a_limit(zones_run,
     monkeypatch.setattr(partition, "SHIP_LIMIT_BYTES", 100)
     with pytest.raises(consolidate.ConsolidateError, match="partition 'west': traces too large to ship"):
         partition.run(path, workers=2, ship_traces=True)
+
+
+def test_a_big_run_keeps_the_whole_runs_default_sample_of_vm_intervals(monkeypatch):
+    # each partition under the size above which vm_intervals is sampled by default, the whole run above it: the
+    # merged frame keeps the VMs one engine running the whole scenario keeps
+    monkeypatch.setattr(model, "BIG_RUN_VM_INTERVALS", 200)  # APART: 13 VMs x 24 intervals = 312 rows
+    monkeypatch.setattr(model, "DEFAULT_VM_SAMPLE", 4)
+    whole = copy.deepcopy(APART)
+    for g in whole["hosts"] + whole["vms"]:
+        del g["partition"]
+    one, parted = consolidate.run(whole, run_id="r"), consolidate.run(APART, run_id="r")
+    assert parted.vm_intervals_detail == one.vm_intervals_detail == 4
+    assert parted.vm_intervals.vm.nunique() == 4
+    pd.testing.assert_frame_equal(one.vm_intervals, parted.vm_intervals, check_exact=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from consolidate.costmodel.tables import REASON_LABELS
-from consolidate.results.frames import Results, scenario_sha256
+from consolidate.results.frames import Results, sample_vms, scenario_sha256
 from consolidate.results.metrics import combine_partitions, lookup, partition_rule, summary_frame
 from consolidate.scenario import partitions
 from consolidate.scenario.model import Scenario
@@ -126,6 +126,13 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
     details = [p.vm_intervals_detail for p in parts]
     detail = "off" if vmi is None else "full" if all(d == "full" for d in details) else \
         sum(len(p.vms) if d == "full" else int(d) for p, d in zip(parts, details))
+    if detail == "full" and sc.outputs.vm_intervals is None:
+        # partitions each small enough to keep every VM, the whole run not: keep the VMs the whole run's default
+        # sample keeps (the same draw over the whole scenario's VM indices)
+        want = sc.outputs.vm_detail(sc.n_intervals * len(vms_df))
+        if want != "full":
+            vmi = vmi[vmi["vm"].isin(sample_vms(sc.seed, len(vms_df), int(want)))].reset_index(drop=True)
+            detail = want
     return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vmi, host_intervals=hi, vms=vms_df,
                    hosts=hosts, overhead_reasons=reasons, migrations=migrations, datacenter=datacenter,
                    vm_intervals_detail=detail)
