@@ -244,10 +244,9 @@ def overcommit_checks(sc: Scenario, file: str) -> list[Problem]:
 
 def lifecycle_checks(sc: Scenario, file: str) -> list[Problem]:
     """VMs that arrive and leave: max_wait_s belongs to the queue; shape tables name the scenario's VM types;
-    the parts of the engine that do not follow lifecycles are refused rather than run wrong: failures (a restart
-    and a departure of the same VM, a VM arriving while the hosts are down, are not modelled yet) and CloudSim's
-    conventions (CloudSim 3.0.3's power experiments have every VM from the start). The overhead model follows
-    them (engine/lifecycle.py)."""
+    CloudSim's conventions are refused with lifecycles rather than run wrong (CloudSim 3.0.3's power experiments
+    have every VM from the start). The overhead model and failures follow them (engine/lifecycle.py,
+    engine/failures.py)."""
     problems = []
     if sc.max_wait_s is not None and sc.on_unplaceable != "queue":
         problems.append(Problem(file, "max_wait_s", f"applies to a queue (got on_unplaceable "
@@ -270,11 +269,10 @@ def lifecycle_checks(sc: Scenario, file: str) -> list[Problem]:
                                     f"(got them with {g.trace.kind}, expected count)"))
         lives = g.start_s is not None or g.end_s is not None or g.trace.kind in LIFECYCLE_KINDS
         if lives:
-            for field, on in (("failures", sc.failures is not None), ("cloudsim_compat", sc.cloudsim_compat)):
-                if on:
-                    problems.append(Problem(file, f"vms.{i}", f"VMs that arrive or leave (start_s, end_s or a "
-                                            f"{'/'.join(LIFECYCLE_KINDS)} trace) do not combine with {field} yet "
-                                            f"(got both, expected one of them)"))
+            if sc.cloudsim_compat:
+                problems.append(Problem(file, f"vms.{i}", f"VMs that arrive or leave (start_s, end_s or a "
+                                        f"{'/'.join(LIFECYCLE_KINDS)} trace) do not combine with cloudsim_compat "
+                                        f"(got both, expected one of them)"))
     return problems
 
 

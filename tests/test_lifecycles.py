@@ -161,13 +161,14 @@ def test_without_lifecycles_the_run_is_the_classic_one():
 
 def test_lifecycles_refuse_what_does_not_follow_them_yet(tmp_path):
     data = _scenario([{"count": 1, "type": "s", "start_s": 10, "trace": {"synthetic": {"mean": 0.4}}}])
+    data["cloudsim_compat"] = True
+    with pytest.raises(ConsolidateError, match="do not combine with cloudsim_compat"):
+        load_scenario(data)
+    del data["cloudsim_compat"]
+    data["overhead"] = {"enabled": True}
     data["failures"] = {"hosts": [{"time_to_failure": {"distribution": "exponential", "mean_s": 3600},
                                    "time_to_repair": {"distribution": "exponential", "mean_s": 600}}]}
-    with pytest.raises(ConsolidateError, match="do not combine with failures yet"):
-        load_scenario(data)
-    del data["failures"]
-    data["overhead"] = {"enabled": True}
-    load_scenario(data)  # the overhead model follows lifecycles
+    load_scenario(data)  # the overhead model and failures follow lifecycles
     data = _scenario([{"count": 1, "type": "s", "trace": {"synthetic": {"mean": 0.4}}}], on_unplaceable="reject",
                      max_wait_s=10)
     with pytest.raises(ConsolidateError, match="max_wait_s: applies to a queue"):
@@ -244,3 +245,59 @@ def test_overhead_of_a_vm_arriving_and_leaving_inside_intervals():
     # its I/O path is the one of the host it was placed on: the net-path figures of the summary include it
     assert res.vms["net_path"].tolist() == ["virtio"]
     assert s["virt_cpu_mips_h_net_virtio"] == pytest.approx(s["overhead_mips_h"] + s["backend_mips_h"], rel=1e-5)
+
+
+# --- with failures ---------------------------------------------------------------------------------------------
+
+def test_failures_with_lifecycles(tmp_path):
+    # one host fails from 1000 s to 2000 s: `a` (0-3000 s) waits for the repair and boots again at 2000 s; `b`
+    # (0-1500 s) leaves while down and never boots again; `c` arrives at 1200 s on no host and queues (that is a
+    # wait, not a failure). Availability is over each VM's life: a and b were down 1000 s of 3000 and 500 of 1500.
+    trace = tmp_path / "failures.csv"
+    trace.write_text("target,index,start_s,end_s\nhost,0,1000,2000\n")
+    flat = {"synthetic": {"mean": 0.3, "amplitude": 0.0}}
+    data = _scenario([{"name": "a", "count": 1, "type": "s", "end_s": 3000, "trace": flat},
+                      {"name": "b", "count": 1, "type": "s", "end_s": 1500, "trace": flat},
+                      {"name": "c", "count": 1, "type": "s", "start_s": 1200, "end_s": 4000, "trace": flat}], hosts=1)
+    data["failures"] = {"trace": str(trace)}
+    rec, wl, sc, dc = _run_checking(data)
+    f = dc.failures
+    np.testing.assert_allclose(f.downtime_s, [1000.0, 500.0, 0.0])
+    np.testing.assert_allclose(f.availability(sc.duration_s, dc.life.life_s(sc.duration_s)), [2 / 3, 2 / 3, 1.0])
+    (r,) = f.records
+    assert r.vms == [0, 1] and r.restarted_s == {0: 2000.0} and r.restarted_on == {0: 0}
+    res = consolidate.run(data)
+    s = res.summary.iloc[0]
+    assert s["availability_min"] == pytest.approx(2 / 3) and s["availability_p50"] == pytest.approx(2 / 3)
+    assert s["availability_min_c"] == 1.0 and s["vm_failure_downtime_s_total"] == pytest.approx(1500.0)
+    assert s["vms_queued"] == 1 and s["queue_wait_s_max"] == pytest.approx(800.0)
+    assert s["failure_lost_mips_h"] > 0
+    fr = res.failures.set_index("vm")
+    assert fr.loc[0, "restarted_s"] == 2000.0 and np.isnan(fr.loc[1, "restarted_s"])  # b left: no restart
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(group, min_size=1, max_size=4), st.sampled_from(["queue", "reject"]), st.booleans(),
+       st.integers(0, 3))
+def test_lifecycle_laws_with_failures(groups, unplaceable, overhead, seed):
+    data = _scenario(groups, hosts=3, on_unplaceable=unplaceable)
+    data["seed"] = seed
+    data["failures"] = {"hosts": [{"time_to_failure": {"distribution": "exponential", "mean_s": 4000},
+                                   "time_to_repair": {"distribution": "exponential", "mean_s": 800}}]}
+    if overhead:
+        data["overhead"] = {"enabled": True}
+    rec, wl, sc, dc = _run_checking(data)  # at every event: no VM on a host outside its life, memory holds
+    f, life = dc.failures, dc.life
+    assert not (dc.state.vm_host[dc.state.failed[np.maximum(dc.state.vm_host, 0)] & (dc.state.vm_host >= 0)]).size
+    # no VM boots again after its end, and it is down only within its life
+    for r in f.records:
+        for v, t in r.restarted_s.items():
+            assert wl.start_s[v] - 1e-9 <= t <= wl.end_s[v] + 1e-9
+    lived = life.life_s(sc.duration_s)
+    assert (f.downtime_s <= lived + 1e-6).all()
+    a = f.availability(sc.duration_s, lived)
+    assert ((a[lived > 0] >= -1e-12) & (a[lived > 0] <= 1.0)).all() and np.isnan(a[lived == 0]).all()
+    # demand = served + unserved + queued, nothing served or queued beyond the (effective) demand
+    v = consolidate.run(data).vm_intervals
+    eff = v["cpu_effective_mips" if overhead else "cpu_demand_mips"].to_numpy(np.float64)
+    assert (v["cpu_served_mips"] + v["cpu_queued_mips"] <= eff * (1 + 1e-5) + 1e-3).all()

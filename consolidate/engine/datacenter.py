@@ -82,7 +82,8 @@ class Datacenter:
         if wl.lifecycles:
             # arrivals place as the scenario does: a consolidating datacenter by its detector, else its policy
             self.life = Lifecycles(self.env, sc, wl, self.state, self.manager.detector if policy is not None else None,
-                                   self.migrations, self.manager.forget_stuck if self.manager else None, om)
+                                   self.migrations, self.manager.forget_stuck if self.manager else None, om,
+                                   self.failures)
             self.rec.queued_mips = np.zeros((n_int, n_vm), np.float32)
             self.rec.vms_live = np.zeros(n_int, np.int64)
             self.rec.vms_queued = np.zeros(n_int, np.int64)

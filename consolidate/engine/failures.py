@@ -7,6 +7,9 @@ directly assigned devices and their models honoured); one that fits nowhere wait
 every repair. A VM whose disk is an NVMe controller by passthrough has its data on the failed host's drive: it
 waits for that host's repair and boots there.
 
+With VMs that arrive and leave (engine/lifecycle.py), a VM that leaves while it is down is down until then and
+never boots again, and its availability is counted over its life in the run, not the whole run.
+
 The schedule of failures comes from hardware/reliability.py; this module only turns it into events.
 """
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FailureManager:
         self.restarts: list[tuple[int, int, float]] = []  # (vm, host, time) not yet accounted
         self.waiting_max = 0
         self.lost_mips_h = 0.0
+        self.after_repair = None  # called after each repair's restarts (the lifecycle queue tries the host next)
         events = sorted((t, kind, h) for h, spans in enumerate(down) for a, b in spans
                         for t, kind in ((a, 1), (b, 0)) if t < until_s)  # repairs (0) before failures at one instant
         self.host_failures = sum(1 for _, kind, _ in events if kind == 1)
@@ -77,7 +81,9 @@ class FailureManager:
                 self._fail(h)
             else:
                 self.state.repair_host(h)
-                self.retry()
+                self.retry()  # the VMs the failures stopped first, then whatever waits for a host
+                if self.after_repair is not None:
+                    self.after_repair()
 
     def _fail(self, host: int) -> None:
         now, st = self.env.now, self.state
@@ -161,7 +167,25 @@ class FailureManager:
         self.restarts = later
         return lost, np.minimum(down / dt, 1.0), windows
 
+    def forget(self, v: int) -> None:
+        """VM `v` leaves (its life is over) while it may be down: its downtime ends now and it never boots again."""
+        if math.isnan(self.down_since[v]):
+            return
+        now = self.env.now
+        self.downtime_s[v] += now - self.down_since[v]
+        self.spans.append((v, float(self.down_since[v]), now))
+        self.down_since[v] = np.nan
+        self.ready[v] = False
+        self._open.pop(v, None)
+
     def close(self, now: float) -> None:
         """Count the VMs still down at the end of the run."""
         open_ = ~np.isnan(self.down_since)
         self.downtime_s[open_] += now - self.down_since[open_]
+
+    def availability(self, duration_s: float, life_s: np.ndarray | None = None) -> np.ndarray:
+        """Each VM's share of the time it should have run that it was up (0..1): over the whole run, or over
+        `life_s`, its seconds alive in the run (VMs that arrive and leave; NaN for a VM that never lived in it)."""
+        span = np.full(len(self.downtime_s), float(duration_s)) if life_s is None else np.asarray(life_s, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(span > 0, 1.0 - self.downtime_s / span, np.nan)

@@ -19,6 +19,10 @@ tick's placement, and a VM placed inside the interval on the host it is placed o
 Arrivals are sized as the initial placement sizes VMs: demand plus the overhead and backend they would cost on
 each host type, placed by the scenario's placement policy. Its demand (guest + overhead + backend) is then
 served + unserved + queued; what it asks while queued is its guest work alone (no host, no overhead).
+
+With failures (engine/failures.py), arrivals never go to a failed host, a repair tries the queue after the
+failures' own restarts, a VM that leaves while down is down until it leaves and never restarts, and a VM placed
+inside an interval whose host then fails in it loses that interval's work, as any VM a failure stops does.
 """
 from __future__ import annotations
 
@@ -46,10 +50,13 @@ class Lifecycles:
     """Arrivals, departures and the queue of one run; what the accounting needs of them."""
 
     def __init__(self, env: simpy.Environment, sc: Scenario, wl: Workload, state: DatacenterState,
-                 detector: Detector | None, migrations=None, forget_stuck=None, om: OverheadModel | None = None):
+                 detector: Detector | None, migrations=None, forget_stuck=None, om: OverheadModel | None = None,
+                 failures=None):
         self.env, self.sc, self.wl, self.state = env, sc, wl, state
         self.detector, self.migrations, self.forget_stuck = detector, migrations, forget_stuck
-        self.om = om
+        self.om, self.failures = om, failures  # failures: engine.failures.FailureManager, a VM may leave while down
+        if failures is not None:
+            failures.after_repair = lambda: self._try_queue(at_edge=False)  # a repaired host may take the queue
         self._sizing: tuple[int, np.ndarray] | None = None  # (interval, per-type sizes) with the overhead model
         V = len(wl.vms)
         self.start_s, self.end_s = wl.start_s, wl.end_s
@@ -143,6 +150,8 @@ class Lifecycles:
             self.queue_end[v] = now
         if st.vm_dest[v] >= 0 and self.migrations is not None:
             self.migrations.cancel_vm(v, "departed")
+        if self.failures is not None:
+            self.failures.forget(v)  # down when it leaves: it stays down until now and never restarts
         st.depart(v)
         if self.forget_stuck is not None:
             self.forget_stuck([v])
@@ -281,6 +290,9 @@ class Lifecycles:
         qb = np.clip((np.nan_to_num(self.queue_end, nan=np.inf) - t0) / dt, 0.0, 1.0)
         queued = rate * np.maximum(np.minimum(qb, u) - np.maximum(qa, a), 0.0)
         windows, later, booted = [], [], []
+        # a host failure in the interval destroys the work of the VMs it stops since the interval began
+        # (engine/failures.py): a VM placed here and stopped by a failure is not served from its placement
+        crashed = {v for v, t in self.failures.crashes if t < t1} if self.failures is not None else set()
         for v, h, t in self.boots:
             if t >= t1:
                 later.append((v, h, t))
@@ -288,18 +300,21 @@ class Lifecycles:
             if t <= t0 + 1e-9 and vm_host[v] == h:
                 continue  # placed at the interval's start, before the tick looked: already on its host there
             booted.append((v, h, (t - t0) / dt))
+            if v in crashed:
+                continue  # asks only from its placement on, but is served only once the failures restart it
             windows.append(MigrationWindow(vm=v, source=-1, destination=h, start=max(t - t0, 1e-9),
                                            end=max(t - t0, 1e-9), downtime_s=0.0, source_extra_mips=0.0,
                                            destination_extra_mips=0.0))
         self.boots = later
-        if ov is not None and booted:
+        if ov is not None and any(v not in crashed for v, _, _ in booted):
             # price the placed VMs on their new hosts (beside the VMs there at the start), from placement to end
             k = min(int(round(t0 / dt)), self.sc.n_intervals - 1)
             after = vm_host.copy()
             on = np.zeros(len(guest))
             for v, h, p in booted:
-                after[v] = h
-                on[v] = max(u[v] - p, 0.0)
+                if v not in crashed:  # down: no host, no overhead
+                    after[v] = h
+                    on[v] = max(u[v] - p, 0.0)
             util = self.util_alive(k, self.wl.cpu_util[k].astype(np.float64))
             hosts = self.state.hosts
             ov = _weighted([(ov, np.ones(len(guest))),
@@ -326,6 +341,10 @@ class Lifecycles:
         """The run ends: whoever still waits stops waiting now."""
         for v in self.queue:
             self.queue_end[v] = now
+
+    def life_s(self, duration_s: float) -> np.ndarray:
+        """Each VM's seconds alive within the run [0, duration_s]."""
+        return np.maximum(np.minimum(self.end_s, duration_s) - np.maximum(self.start_s, 0.0), 0.0)
 
     @property
     def waits_s(self) -> np.ndarray:

@@ -176,21 +176,23 @@ def _failures_frame(f) -> pd.DataFrame:
     return df.astype({"host": "int32", "vm": "int32", "restart_host": "int32"})
 
 
-def _failures_summary(f, duration_s: float, groups: pd.Series) -> dict:
-    availability = 1.0 - f.downtime_s / duration_s
+def _failures_summary(f, duration_s: float, groups: pd.Series, life_s: np.ndarray | None = None) -> dict:
+    # with lifecycles over each VM's life in the run (a VM that never lived in it has none: NaN, left out)
+    availability = f.availability(duration_s, life_s)
+    lived = ~np.isnan(availability)
     out = {
         "host_failures": f.host_failures,
         "vm_failures": int(sum(len(r.vms) for r in f.records)),
         "vm_failure_downtime_s_total": float(f.downtime_s.sum()),
         "vms_waiting_for_restart_max": f.waiting_max,
         "failure_lost_mips_h": f.lost_mips_h,
-        "availability_min": float(availability.min()) if len(availability) else 1.0,
-        "availability_p50": float(np.median(availability)) if len(availability) else 1.0,
+        "availability_min": float(availability[lived].min()) if lived.any() else 1.0,
+        "availability_p50": float(np.median(availability[lived])) if lived.any() else 1.0,
     }
     for g in dict.fromkeys(groups):
-        a = availability[(groups == g).to_numpy()]
-        out[f"availability_min_{g}"] = float(a.min())
-        out[f"availability_p50_{g}"] = float(np.median(a))
+        a = availability[(groups == g).to_numpy() & lived]
+        out[f"availability_min_{g}"] = float(a.min()) if len(a) else float("nan")
+        out[f"availability_p50_{g}"] = float(np.median(a)) if len(a) else float("nan")
     return out
 
 
@@ -531,7 +533,8 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     if rec.failures is not None:
         features.add("failures")
         failures = _failures_frame(rec.failures)
-        values.update(_failures_summary(rec.failures, sc.duration_s, wl.vms["group"]))
+        values.update(_failures_summary(rec.failures, sc.duration_s, wl.vms["group"],
+                                        life.life_s(sc.duration_s) if life is not None else None))
     if ov is not None:
         features.add("overhead")
         values.update(_overhead_summary(rec.overhead, guest, dt_h))
