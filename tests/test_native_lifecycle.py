@@ -234,3 +234,16 @@ def test_surf_week_is_what_its_generator_writes(tmp_path):
     assert (tasks.cpu_count == 16).mean() == pytest.approx(0.40, abs=0.03)
     weekend = sub_s >= 5 * 86400
     assert weekend.sum() / (~weekend).sum() == pytest.approx(0.5 * 2 / 5, rel=0.2)  # half the weekday rate
+
+
+def test_timed_native_runs_with_failures_and_refuses_cloudsim_compat(tmp_path):
+    _life_csv(tmp_path)
+    (tmp_path / "failures.csv").write_text("target,index,start_s,end_s\nhost,0,600,1200\nhost,1,600,1200\n")
+    f = _scenario(tmp_path, {"native": "life.csv"}, failures={"trace": "failures.csv"})
+    s = consolidate.run(f).summary.iloc[0]
+    # both hosts down 600-1200 s: a and c (there from 0) are down 600 s; b arrives at 1800, after the repair
+    assert s.vm_failure_downtime_s_total == pytest.approx(1200.0) and s.vms_arrived == 1
+    f = _scenario(tmp_path, {"native": "life.csv"}, cloudsim_compat=True)
+    with pytest.raises(ScenarioError, match=r"life.csv: a timed trace's VMs arrive and leave, which does not combine "
+                                            r"with cloudsim_compat"):
+        consolidate.validate(f)

@@ -318,10 +318,9 @@ def _read_timed_group(path: Path, tables: list, g: VmGroup, sc: Scenario, gen: n
     if src.repeat:
         raise TraceError(str(path), "repeat applies to fixed-step traces (got a timed trace: per-VM columns "
                          f"{', '.join(C.PER_VM)} or timestamps in {C.TIME}; expected repeat: false)")
-    for field, on in (("failures", sc.failures is not None), ("cloudsim_compat", sc.cloudsim_compat)):
-        if on:  # as validation.lifecycle_checks refuses for the cluster traces, which it knows before reading
-            raise TraceError(str(path), f"a timed trace's VMs arrive and leave, which does not combine with {field} "
-                             "yet (got both, expected one of them)")
+    if sc.cloudsim_compat:  # as validation.lifecycle_checks refuses for the cluster traces, known before reading
+        raise TraceError(str(path), "a timed trace's VMs arrive and leave, which does not combine with cloudsim_compat "
+                         "(got both, expected one of them)")
     series = [s for f, df in tables for s in read_timed(f, df)]
     series = [series[k] for k in select(len(series), src, gen)]
     need = limits.run_bytes(len(series), 0, sc.n_intervals, sc.overhead_enabled)
