@@ -1,9 +1,12 @@
 """How much memory this process may use, and what a run of a given size needs: checked before allocating, so
 an oversized scenario is a one-line refusal instead of a machine swapping to death.
 
-The per-cell figures are peak resident memory measured on runs of 2,000 to 8,000 VMs over 288 intervals
-(whole run and report written, CSV included; AMD EPYC, Python 3.11): about 90 to 165 bytes per VM-interval
-without the overhead model and 270 with it; doubled here for headroom (pandas copies while building frames).
+A run keeps per-VM rows only as running totals (engine/record.py) and streams a big vm_intervals to disk, so
+what grows with VM-intervals is the workload's utilisation grid (4 bytes, float32) and, with VMs that arrive
+and leave, two float64 grids more; what grows with host-intervals is the host series and the host_intervals
+frame. Measured peak resident memory, overhead model on, vm_intervals off (AMD EPYC, Python 3.11): 214 MB at
+10,000 VMs / 1,000 hosts and 818 MB at 100,000 VMs / 10,000 hosts over 288 intervals, about 145 MB of it the
+loaded libraries; the figures below keep about twice that as headroom.
 """
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ import os
 import resource
 from pathlib import Path
 
-BYTES_PER_VM_INTERVAL = 350
-BYTES_PER_VM_INTERVAL_OVERHEAD = 600
+BYTES_PER_VM_INTERVAL = 24
+BYTES_PER_VM_INTERVAL_OVERHEAD = 24
 BYTES_PER_HOST_INTERVAL = 250
+BYTES_PER_VM = 2048  # the VM table, per-VM totals and the overhead model's per-VM state
+HELD_ROWS_BYTES = 512 * 2**20  # a vm_intervals frame small enough to be held (results/frames.py)
 BASE_BYTES = 200 * 2**20  # the interpreter, numpy, pandas, pyarrow, simpy loaded
 GIB = 2**30
 
@@ -54,4 +59,5 @@ def run_bytes(n_vms: int, n_hosts: int, n_intervals: int, overhead: bool, copies
     """Estimated peak memory (bytes) of a run with these sizes; `copies` runs held at once (a maintenance
     baseline keeps the first run's results while the second runs)."""
     per_vm = BYTES_PER_VM_INTERVAL_OVERHEAD if overhead else BYTES_PER_VM_INTERVAL
-    return BASE_BYTES + copies * n_intervals * (n_vms * per_vm + n_hosts * BYTES_PER_HOST_INTERVAL)
+    return BASE_BYTES + copies * (n_intervals * (n_vms * per_vm + n_hosts * BYTES_PER_HOST_INTERVAL)
+                                  + n_vms * BYTES_PER_VM + HELD_ROWS_BYTES)

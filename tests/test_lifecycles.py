@@ -69,13 +69,16 @@ def test_lifecycle_laws(groups, policy, unplaceable, max_wait):
     data = _scenario(groups, policy=policy, on_unplaceable=unplaceable,
                      max_wait_s=max_wait if unplaceable == "queue" else None)
     rec, wl, sc, dc = _run_checking(data)
+    # the same run's per-VM rows (a run's record keeps only their totals), as (intervals, VMs) grids
+    vi = consolidate.run(data).vm_intervals
+    grid = lambda col: vi[col].to_numpy(np.float64).reshape(sc.n_intervals, len(wl.vms))  # noqa: E731
     # a VM on a host at an interval's start lives then
     t = np.arange(sc.n_intervals)[:, None] * sc.interval_s
-    on = rec.vm_host_series >= 0
+    on = grid("host") >= 0
     assert not (on & ((t < wl.start_s[None, :] - 1e-9) | (t >= wl.end_s[None, :] - 1e-9))).any()
     # demand = served + unserved + queued, with nothing served beyond demand and nothing queued that was not asked
-    d = rec.cpu_demand_mips.astype(np.float64)
-    served, queued = rec.cpu_served_mips.astype(np.float64), rec.queued_mips.astype(np.float64)
+    d = grid("cpu_demand_mips")
+    served, queued = grid("cpu_served_mips"), grid("cpu_queued_mips")
     assert (served + queued <= d * (1 + 1e-5) + 1e-3).all()
     # hosts never over capacity here (total demand per host stays low), so all that is not queued is served
     # unless the VM was rejected

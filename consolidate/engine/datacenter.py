@@ -21,13 +21,14 @@ from consolidate.engine.failures import FailureManager
 from consolidate.engine.lifecycle import Lifecycles
 from consolidate.engine.manager import ConsolidationManager
 from consolidate.engine.migration import Migrations
-from consolidate.engine.record import OverheadRecord, RunRecord
+from consolidate.engine.record import IntervalRows, IntervalSink, OverheadRecord, RunRecord, RunTotals, as_float32
 from consolidate.engine.state import DatacenterState, HostTable
 from consolidate.errors import ConsolidateError
 from consolidate.hardware.assignment import DEVICE_CLASSES
 from consolidate.hardware.reliability import read_trace, schedule
 from consolidate.policies.registry import consolidation_policy, make_detector
 from consolidate.scenario.model import Scenario
+from consolidate.units import BYTES_PER_MB
 from consolidate.workload.build import Workload
 
 Progress = Callable[[int, int], None]  # (intervals done, intervals total)
@@ -37,32 +38,38 @@ class Datacenter:
     """Hosts, VMs, the consolidation manager and live migrations of one run on a SimPy environment."""
 
     def __init__(self, sc: Scenario, wl: Workload, hosts: HostTable, vm_host: np.ndarray,
-                 progress: Progress | None = None, om: OverheadModel | None = None):
+                 progress: Progress | None = None, om: OverheadModel | None = None,
+                 rows: IntervalSink | None = None):
+        """`rows`, if given, receives every interval's per-VM rows as it is accounted (the run itself keeps only
+        their totals, RunTotals)."""
         self.sc, self.wl, self.hosts, self.om = sc, wl, hosts, om
         self.progress = progress
+        self.rows = rows
         self.env = simpy.Environment()
         self.state = DatacenterState(sc, wl, hosts, vm_host)
         n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
         self.nominal_mips = wl.nominal_mips
+        self.memory_mb = wl.vms["memory_mb"].to_numpy(np.float64)
+        net_path = None
+        if om is not None:
+            cfg = om.configs_for(vm_host, hosts.host_type)
+            net = om.tables.io[DEVICE_CLASSES.index("net")]
+            net_path = [net.path[c] if c >= 0 else "" for c in cfg]
         self.rec = RunRecord(
             vm_host=vm_host.copy(),
-            cpu_demand_mips=np.empty((n_int, n_vm), np.float32),
-            cpu_served_mips=np.empty((n_int, n_vm), np.float32),
             host_demand_mips=np.empty((n_int, n_h)),
             host_served_mips=np.empty((n_int, n_h)),
             host_on=np.empty((n_int, n_h), bool),
             host_power_w=np.empty((n_int, n_h)),
             host_vms=np.empty((n_int, n_h), np.int32),
-            vm_host_series=np.empty((n_int, n_vm), np.int32),
-            migration_loss_mips=np.zeros((n_int, n_vm), np.float32),
+            host_memory_used_mb=np.zeros((n_int, n_h)),
+            totals=RunTotals(n_vm, lifecycles=wl.lifecycles, overhead=om is not None),
             host_on_fraction=np.empty((n_int, n_h), np.float32),
             host_overloaded=np.empty((n_int, n_h), np.float32),
         )
         if om is not None:
-            self.rec.overhead = OverheadRecord.empty(n_int, n_vm, om.reasons, len(REASON_LABELS))
-            cfg = om.configs_for(vm_host, hosts.host_type)
-            net = om.tables.io[DEVICE_CLASSES.index("net")]
-            self.rec.overhead.cfg_net_path = [net.path[c] if c >= 0 else "" for c in cfg]
+            self.rec.overhead = OverheadRecord(om.reasons, np.zeros((n_int, len(REASON_LABELS))),
+                                               np.zeros((n_int, n_h)), np.zeros((n_int, n_h)), net_path)
         policy = consolidation_policy(sc)
         self.migrations = self.manager = self.failures = None
         if policy is not None or sc.maintenance:
@@ -84,7 +91,6 @@ class Datacenter:
             self.life = Lifecycles(self.env, sc, wl, self.state, self.manager.detector if policy is not None else None,
                                    self.migrations, self.manager.forget_stuck if self.manager else None, om,
                                    self.failures)
-            self.rec.queued_mips = np.zeros((n_int, n_vm), np.float32)
             self.rec.vms_live = np.zeros(n_int, np.int64)
             self.rec.vms_queued = np.zeros(n_int, np.int64)
         self.env.process(self._ticks())
@@ -151,15 +157,13 @@ class Datacenter:
         own = guest + (ov.overhead_mips if ov is not None else 0.0)
         backend = ov.backend_mips if ov is not None else np.zeros(len(guest))
         windows = self.migrations.windows(t0, t0 + sc.interval_s, own) if self.migrations is not None else []
+        queued = None
         if self.life is not None:
             # VMs placed inside the interval boot there (and cost overhead from then on, on that host); what a VM
             # spends queued is neither served nor unserved
             own, backend, queued, boots, ov = self.life.interval(t0, t0 + sc.interval_s, guest, vm_host, ov)
             windows = windows + boots
-            rec.queued_mips[k] = queued
             rec.vms_live[k], rec.vms_queued[k] = self.life.live_in(t0, t0 + sc.interval_s)
-        if ov is not None:
-            rec.overhead.put(k, ov)
         lost = down = None
         if self.failures is not None:
             lost, down, boots = self.failures.interval(t0, t0 + sc.interval_s)
@@ -171,8 +175,6 @@ class Datacenter:
                       # CloudSim's SLATAH convention belongs to its own (fixed) migration model
                       migration_violates=sc.cloudsim_compat and sc.migration.model == "fixed",
                       gap_s=gap, lost_s=lost)
-        rec.cpu_demand_mips[k] = guest
-        rec.cpu_served_mips[k] = acc.vm_served_mips
         rec.host_demand_mips[k] = acc.host_request_mips
         rec.host_served_mips[k] = acc.host_served_mips
         rec.host_on[k] = acc.host_on_fraction > 0
@@ -182,12 +184,41 @@ class Datacenter:
         # a utilisation of zero, which it prices at nothing
         rec.host_power_w[k] = 0.0 if sc.cloudsim_compat and k == 0 else acc.host_power_w
         rec.host_vms[k] = acc.host_vms
-        rec.vm_host_series[k] = vm_host
-        rec.migration_loss_mips[k] = acc.vm_migration_loss_mips
+        # the per-VM rows, as float32 (what the run records): their totals, the sink's rows, per-host sums
+        rows = IntervalRows(
+            k=k, guest_mips=guest.astype(np.float32), served_mips=acc.vm_served_mips.astype(np.float32),
+            vm_host=vm_host.astype(np.int32),
+            migration_loss_mips=acc.vm_migration_loss_mips.astype(np.float32) if self.migrations is not None
+            else None,
+            queued_mips=queued.astype(np.float32) if queued is not None else None,
+            overhead=as_float32(ov) if ov is not None else None, reasons=self.om.reasons if ov is not None else [])
+        if k == 0:
+            rec.vm_host_start = rows.vm_host
+        rec.totals.put(rows)
+        if self.rows is not None:
+            self.rows.put(rows)
+        placed = vm_host >= 0
+        at = vm_host[placed]
+        rec.host_memory_used_mb[k] = np.bincount(at, weights=self._memory_used_mb(k)[placed], minlength=len(hosts))
+        if ov is not None:
+            rec.overhead.reason_mips[k] = ov.reason_mips
+            rec.overhead.host_overhead_mips[k] = np.bincount(at, weights=rows.overhead.overhead_mips[placed],
+                                                             minlength=len(hosts))
+            rec.overhead.host_backend_mips[k] = np.bincount(at, weights=rows.overhead.backend_mips[placed],
+                                                            minlength=len(hosts))
         if self.failures is not None:
             # work a failure cost: the whole interval of a VM whose host failed in it, else its share spent down
             self.failures.lost_mips_h += float(((own + backend) * np.where(lost > 0, 1.0, down)).sum()) \
                 * sc.interval_s / 3600
+
+    def _memory_used_mb(self, k: int) -> np.ndarray:
+        """Each VM's memory in use in interval k (MiB): its trace's mem_used_bytes where it has one (at most the
+        provisioned memory), else its provisioned memory."""
+        used = self.wl.extra.get("mem_used_bytes")
+        if used is None:
+            return self.memory_mb
+        u = used[k].astype(np.float64) / BYTES_PER_MB
+        return np.where(np.isnan(u) | (u < 0), self.memory_mb, np.minimum(self.memory_mb, u))
 
     def run(self) -> RunRecord:
         """Run to duration_s and return the raw record."""

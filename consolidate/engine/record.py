@@ -1,8 +1,13 @@
-"""What a run records, interval by interval: the raw arrays results.frames turns into tables."""
+"""What a run records, interval by interval: what results.frames turns into tables.
+
+Per-host series (intervals x hosts) are kept whole. Per-VM rows (intervals x VMs, the big part) are not: each
+interval's rows go to `RunTotals`, which keeps the running sums the summary needs, and to an optional
+`IntervalSink` (the vm_intervals frame, results/frames.py), and are then dropped.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -11,19 +16,135 @@ from consolidate.hardware.assignment import DEVICE_CLASSES
 
 
 @dataclass
+class IntervalRows:
+    """One interval's per-VM rows, arrays of shape (VMs,), as the interval is accounted."""
+
+    k: int  # the interval's index
+    guest_mips: np.ndarray  # float32: the guests' own CPU demand
+    served_mips: np.ndarray  # float32: CPU served (guest work, overhead, backend)
+    vm_host: np.ndarray  # int32: host at the interval's start, -1 none
+    migration_loss_mips: np.ndarray | None = None  # float32, when the run migrates: demand lost to migrations
+    queued_mips: np.ndarray | None = None  # float32, with lifecycles: demand spent waiting in the queue
+    overhead: IntervalOverhead | None = None  # with the overhead model: per-VM arrays as float32
+    reasons: list[str] = field(default_factory=list)  # the exit-reason columns of overhead.exits_per_s
+
+    @property
+    def effective_mips(self) -> np.ndarray:
+        """float32: what the host must carry for each VM, guest + overhead + backend (MIPS)."""
+        ov = self.overhead
+        return self.guest_mips if ov is None else self.guest_mips + ov.overhead_mips + ov.backend_mips
+
+
+class IntervalSink(Protocol):
+    """Takes each interval's per-VM rows while the run goes (e.g. the vm_intervals frame's writer)."""
+
+    def put(self, rows: IntervalRows) -> None: ...
+
+
+class StreamSum:
+    """The float64 sum of float32 rows fed one at a time, rounded exactly as numpy sums the whole (rows x n)
+    C-ordered array with `a.sum(dtype=np.float64)`: numpy casts it in buffers of 8192 values, sums each
+    pairwise and adds the buffers in order, so summing the same buffers here gives the same bits without
+    holding the array."""
+
+    BUFFER = 8192  # numpy's ufunc buffer size (np.getbufsize())
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._carry = np.empty(0)
+
+    def add(self, row: np.ndarray) -> None:
+        x = np.asarray(row, dtype=np.float64).ravel()
+        if self._carry.size:  # complete the buffer the last row left open
+            need = self.BUFFER - self._carry.size
+            if x.size < need:
+                self._carry = np.concatenate([self._carry, x])
+                return
+            self._total += float(np.concatenate([self._carry, x[:need]]).sum())
+            x = x[need:]
+        n = x.size // self.BUFFER * self.BUFFER
+        for s in x[:n].reshape(-1, self.BUFFER).sum(axis=1).tolist():
+            self._total += s
+        self._carry = x[n:].copy()
+
+    @property
+    def value(self) -> float:
+        return self._total + float(self._carry.sum()) if self._carry.size else self._total
+
+
+class RunTotals:
+    """Running totals of the per-VM rows, the parts of the summary results/frames.py computes: StreamSums of a
+    per-VM quantity over all VMs and intervals, and per-VM sums over the intervals (MIPS x intervals, or
+    per-second rates x intervals; the results layer scales them)."""
+
+    def __init__(self, n_vm: int, lifecycles: bool = False, overhead: bool = False):
+        self.sums: dict[str, StreamSum] = {}
+        self.intervals = 0
+        # per VM, for what the summary groups by VM at the end: with lifecycles a VM's rejection and its network
+        # I/O path (that of the first host it runs on) are known only then
+        self.vm_effective_mips = np.zeros(n_vm) if lifecycles else None
+        self.vm_guest_mips = np.zeros(n_vm) if overhead else None
+        self.vm_virt_mips = np.zeros(n_vm) if overhead else None  # overhead + backend
+        self.vm_net_served_pps = np.zeros(n_vm) if overhead else None
+        self.rejected_at_start: np.ndarray | None = None  # placement at the first interval's start
+
+    def _add(self, name: str, row: np.ndarray) -> None:
+        self.sums.setdefault(name, StreamSum()).add(row)
+
+    def __getitem__(self, name: str) -> float:
+        return self.sums[name].value if name in self.sums else 0.0
+
+    def put(self, rows: IntervalRows) -> None:
+        """Add one interval's rows."""
+        guest, served, eff = rows.guest_mips, rows.served_mips, rows.effective_mips
+        if self.rejected_at_start is None:
+            self.rejected_at_start = rows.vm_host < 0
+        self.intervals += 1
+        self._add("guest", guest)
+        self._add("effective", eff)
+        self._add("served", served)
+        # served never exceeds demand; clip the float32 rounding of the two sums
+        self._add("unserved", np.maximum(eff - served, 0.0))
+        self._add("rejected_at_start", eff[self.rejected_at_start])
+        if rows.queued_mips is not None:
+            # what a VM asks while it waits for a host is queued, not unserved
+            self._add("queued", rows.queued_mips)
+            self._add("unserved_not_queued", np.maximum(eff - served - rows.queued_mips, 0.0))
+        if self.vm_effective_mips is not None:
+            self.vm_effective_mips += eff
+        if rows.migration_loss_mips is not None:
+            self._add("migration_loss", rows.migration_loss_mips)
+        ov = rows.overhead
+        if ov is None:
+            return
+        self._add("overhead", ov.overhead_mips)
+        self._add("backend", ov.backend_mips)
+        for c, arr in ov.components_mips.items():
+            self._add(f"component_{c}", arr)
+        for j, reason in enumerate(rows.reasons):
+            self._add(f"exits_{reason}", ov.exits_per_s[:, j])
+        self._add("tlb_flushes", ov.tlb_flushes_per_s)
+        self.vm_guest_mips += guest
+        self.vm_virt_mips += ov.overhead_mips + ov.backend_mips
+        self.vm_net_served_pps += ov.io_served["net"]
+        self._add("net_demand", ov.io_demand["net"])
+        self._add("net_unserved", ov.io_demand["net"] - ov.io_served["net"])
+
+
+@dataclass
 class RunRecord:
-    """Raw per-interval arrays of one run, time-major; results.frames turns them into tables."""
+    """What one run keeps: per-host series (intervals x hosts, time-major), per-VM totals (RunTotals) and the
+    event records; results.frames turns them into tables."""
 
     vm_host: np.ndarray  # (VMs,) host index, -1 = rejected
-    cpu_demand_mips: np.ndarray  # (intervals, VMs) float32
-    cpu_served_mips: np.ndarray  # (intervals, VMs) float32
     host_demand_mips: np.ndarray  # (intervals, hosts)
     host_served_mips: np.ndarray  # (intervals, hosts)
     host_on: np.ndarray  # (intervals, hosts) bool
     host_power_w: np.ndarray  # (intervals, hosts)
     host_vms: np.ndarray  # (intervals, hosts) int
-    vm_host_series: np.ndarray | None = None  # (intervals, VMs) host at each interval's start
-    migration_loss_mips: np.ndarray | None = None  # (intervals, VMs) demand lost to migration
+    host_memory_used_mb: np.ndarray  # (intervals, hosts) MiB the VMs there use at the interval's start
+    totals: RunTotals
+    vm_host_start: np.ndarray | None = None  # (VMs,) host at the first interval's start
     host_on_fraction: np.ndarray | None = None  # (intervals, hosts)
     host_overloaded: np.ndarray | None = None  # (intervals, hosts) share of the interval over capacity
     migrations: list | None = None  # MigrationRecord list when consolidation is on
@@ -34,41 +155,58 @@ class RunRecord:
     failures: Any = None  # engine.failures.FailureManager when the scenario has failures
     # VMs that arrive and leave (workload lifecycles)
     lifecycle: Any = None  # engine.lifecycle.Lifecycles
-    queued_mips: np.ndarray | None = None  # (intervals, VMs) demand spent waiting in the queue
     vms_live: np.ndarray | None = None  # (intervals,) VMs alive at some time in the interval
     vms_queued: np.ndarray | None = None  # (intervals,) VMs waiting at some time in the interval
 
 
 @dataclass
 class OverheadRecord:
-    """The overhead model's output over a run: `series` holds every IntervalOverhead array with a leading
-    intervals axis (float32 per VM), `reasons` names the exit-reason columns of `series.exits_per_s`."""
+    """The overhead model's output a run keeps: the datacenter's exit-driven overhead by reason per interval
+    (intervals x reason labels, MIPS), each VM's network I/O path, and per host the overhead and backend of the
+    VMs on it at each interval's start (intervals x hosts, MIPS)."""
 
-    reasons: list[str]
-    series: IntervalOverhead
+    reasons: list[str]  # the exit-reason columns of IntervalOverhead.exits_per_s
+    reason_mips: np.ndarray
+    host_overhead_mips: np.ndarray
+    host_backend_mips: np.ndarray
     cfg_net_path: list[str] = field(default_factory=list)  # I/O path of each VM (at its initial host)
 
-    @classmethod
-    def empty(cls, n_int: int, n_vm: int, reasons: list[str], n_reason_labels: int) -> "OverheadRecord":
-        arrays = {}
-        for f in fields(IntervalOverhead):
-            if f.name in ("components_mips", "io_demand", "io_served"):
-                keys = COMPONENTS if f.name == "components_mips" else DEVICE_CLASSES
-                arrays[f.name] = {c: np.zeros((n_int, n_vm), np.float32) for c in keys}
-            elif f.name == "exits_per_s":
-                arrays[f.name] = np.zeros((n_int, n_vm, len(reasons)), np.float32)
-            elif f.name == "reason_mips":
-                arrays[f.name] = np.zeros((n_int, n_reason_labels))
-            else:
-                arrays[f.name] = np.zeros((n_int, n_vm), np.float32)
-        return cls(reasons=reasons, series=IntervalOverhead(**arrays))
 
-    def put(self, k: int, ov: IntervalOverhead) -> None:
-        """Store interval k."""
-        for f in fields(IntervalOverhead):
-            value = getattr(ov, f.name)
-            if isinstance(value, dict):
-                for c, arr in value.items():
-                    getattr(self.series, f.name)[c][k] = arr
-            else:
-                getattr(self.series, f.name)[k] = value
+def empty_series(n_int: int, n_vm: int, n_reasons: int, n_reason_labels: int) -> IntervalOverhead:
+    """IntervalOverhead arrays with a leading intervals axis, float32 per VM: a window of a run's per-VM rows."""
+    arrays = {}
+    for f in fields(IntervalOverhead):
+        if f.name in ("components_mips", "io_demand", "io_served"):
+            keys = COMPONENTS if f.name == "components_mips" else DEVICE_CLASSES
+            arrays[f.name] = {c: np.zeros((n_int, n_vm), np.float32) for c in keys}
+        elif f.name == "exits_per_s":
+            arrays[f.name] = np.zeros((n_int, n_vm, n_reasons), np.float32)
+        elif f.name == "reason_mips":
+            arrays[f.name] = np.zeros((n_int, n_reason_labels))
+        else:
+            arrays[f.name] = np.zeros((n_int, n_vm), np.float32)
+    return IntervalOverhead(**arrays)
+
+
+def put_series(series: IntervalOverhead, k: int, ov: IntervalOverhead, vm_idx: np.ndarray | None = None) -> None:
+    """Store interval `ov` (of the VMs in vm_idx, or all) as row k of `series` (see empty_series)."""
+    pick = (lambda a: a) if vm_idx is None else (lambda a: a[vm_idx])  # noqa: E731
+    for f in fields(IntervalOverhead):
+        value = getattr(ov, f.name)
+        if isinstance(value, dict):
+            for c, arr in value.items():
+                getattr(series, f.name)[c][k] = pick(arr)
+        else:
+            getattr(series, f.name)[k] = value if f.name == "reason_mips" else pick(value)
+
+
+def as_float32(ov: IntervalOverhead) -> IntervalOverhead:
+    """The per-VM arrays of `ov` as float32 (what a run records; reason_mips, summed over VMs, stays float64)."""
+    out = {}
+    for f in fields(IntervalOverhead):
+        v = getattr(ov, f.name)
+        if isinstance(v, dict):
+            out[f.name] = {c: np.asarray(a, np.float32) for c, a in v.items()}
+        else:
+            out[f.name] = v if f.name == "reason_mips" else np.asarray(v, np.float32)
+    return IntervalOverhead(**out)

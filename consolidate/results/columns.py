@@ -99,8 +99,13 @@ FRAME_COLUMNS: tuple[Column, ...] = (
     _C("host_intervals", "cpu_util", "fraction", "served / capacity, 0..1"),
     _C("host_intervals", "power_w", "W", "power drawn"),
     _C("host_intervals", "energy_kwh", "kWh", "energy drawn in the interval"),
-    _C("host_intervals", "cpu_overhead_mips", "MIPS", "virtualization overhead of its VMs", "overhead"),
-    _C("host_intervals", "cpu_backend_mips", "MIPS", "its I/O backend threads", "overhead"),
+    _C("host_intervals", "memory_used_mb", "MiB", "memory in use by the VMs on the host at the interval's start: "
+       "each VM's trace mem_used_bytes where it has one (at most its provisioned memory), else its provisioned "
+       "memory"),
+    _C("host_intervals", "cpu_overhead_mips", "MIPS", "virtualization overhead of the VMs on the host at the "
+       "interval's start", "overhead"),
+    _C("host_intervals", "cpu_backend_mips", "MIPS", "I/O backend threads of the VMs on the host at the interval's "
+       "start", "overhead"),
     _C("host_intervals", "time_on_s", "s", "time the host was on in the interval (the SLATAH denominator)",
        "consolidation"),
     _C("host_intervals", "time_overloaded_s", "s", "time on and asked for more than its capacity (the SLATAH "

@@ -16,11 +16,12 @@ import pandas as pd
 
 from consolidate import rng
 from consolidate.costmodel.tables import REASON_LABELS
-from consolidate.engine.record import RunRecord
+from consolidate.costmodel.interval import COMPONENTS
+from consolidate.engine.record import IntervalRows, RunRecord, empty_series, put_series
 from consolidate.engine.state import HostTable
 from consolidate.hardware.assignment import IO_CLASSES
 from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
-from consolidate.results.writer import write_run_folder
+from consolidate.results.writer import ParquetSpool, parquet_shape, write_run_folder
 from consolidate.scenario.model import BIG_RUN_VM_INTERVALS, Scenario
 from consolidate.workload.build import Workload
 
@@ -84,22 +85,21 @@ def _host_summary(rec, cap: np.ndarray, energy_kwh: np.ndarray) -> dict:
     }
 
 
-def _cpu_summary(guest: np.ndarray, demand: np.ndarray, served: np.ndarray, placed: np.ndarray,
-                 dt_h: float) -> dict:
-    """CPU asked for, served and not, in MIPS-h; `demand` is the effective one (guest + overhead + backend)."""
-    demand_h = float(demand.sum(dtype=np.float64) * dt_h)
-    unserved_h = float(np.maximum(demand - served, 0.0).sum(dtype=np.float64) * dt_h)
+def _cpu_summary(totals, dt_h: float) -> dict:
+    """CPU asked for, served and not, in MIPS-h; `effective` is guest + overhead + backend."""
+    demand_h = totals["effective"] * dt_h
+    unserved_h = totals["unserved"] * dt_h
     return {
-        "cpu_demand_mips_h": float(guest.sum(dtype=np.float64) * dt_h),
+        "cpu_demand_mips_h": totals["guest"] * dt_h,
         "cpu_effective_mips_h": demand_h,
-        "cpu_served_mips_h": float(served.sum(dtype=np.float64) * dt_h),
+        "cpu_served_mips_h": totals["served"] * dt_h,
         "cpu_unserved_mips_h": unserved_h,
-        "cpu_rejected_mips_h": float(demand[:, ~placed].sum(dtype=np.float64) * dt_h),
+        "cpu_rejected_mips_h": totals["rejected_at_start"] * dt_h,
         "sla_unserved_fraction": unserved_h / demand_h if demand_h > 0 else 0.0,
     }
 
 
-def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, energy_kwh: np.ndarray, sc) -> dict:
+def _consolidation_summary(rec, migrations: pd.DataFrame, energy_kwh: np.ndarray, sc) -> dict:
     """Beloglazov & Buyya's metrics, computed as CloudSim does: SLATAH = time active hosts spend asked for more
     than their capacity over their active time; PDM = demand lost to migrations over all demand; SLAV =
     SLATAH x PDM; ESV = energy x SLAV."""
@@ -108,8 +108,8 @@ def _consolidation_summary(rec, migrations: pd.DataFrame, demand: np.ndarray, en
     # its numerator and denominator in seconds: what time slices of a run add up (results/metrics.py, combine)
     on_s = float(on_time.sum() * sc.interval_s)
     overloaded_s = float(rec.host_overloaded.sum(dtype=np.float64) * sc.interval_s)
-    total = float(demand.sum(dtype=np.float64))
-    pdm = float(rec.migration_loss_mips.sum(dtype=np.float64) / total) if total > 0 else 0.0
+    total = rec.totals["effective"]
+    pdm = float(rec.totals["migration_loss"] / total) if total > 0 else 0.0
     # a shutdown: a host that holds VMs at one interval edge and none at the next (the last edge is the end)
     placed = rec.vm_host >= 0
     at_end = np.bincount(rec.vm_host[placed], minlength=rec.host_vms.shape[1]) > 0
@@ -146,7 +146,7 @@ def _maintenance_summary(rec, maintenance: pd.DataFrame) -> dict:
     }
 
 
-def _lifecycle_summary(life, rec, demand: np.ndarray, served: np.ndarray, dt_h: float) -> dict:
+def _lifecycle_summary(life, rec, dt_h: float) -> dict:
     """Arrivals, departures, the queue (waits in s) and the demand spent waiting (MIPS-h)."""
     waits = life.waits_s
     q = lambda p: float(np.percentile(waits, p)) if waits.size else 0.0  # noqa: E731
@@ -158,7 +158,7 @@ def _lifecycle_summary(life, rec, demand: np.ndarray, served: np.ndarray, dt_h: 
         "queue_wait_s_p95": q(95),
         "queue_wait_s_max": float(waits.max()) if waits.size else 0.0,
         "vms_live_max": int(rec.vms_live.max()) if len(rec.vms_live) else 0,
-        "cpu_queued_mips_h": float(rec.queued_mips.sum(dtype=np.float64) * dt_h),
+        "cpu_queued_mips_h": rec.totals["queued"] * dt_h,
     }
 
 
@@ -207,12 +207,11 @@ def _failover_summary(f) -> dict:
     }
 
 
-def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
+def _overhead_summary(totals, reasons: list[str], net_path: list[str], dt_h: float) -> dict:
     """Summary values of the overhead model: MIPS-h, % of guest work, exit and flush rates (1/s), I/O paths."""
-    ov = record.series
-    guest_h = float(guest.sum(dtype=np.float64) * dt_h)
-    over_h = float(ov.overhead_mips.sum(dtype=np.float64) * dt_h)
-    back_h = float(ov.backend_mips.sum(dtype=np.float64) * dt_h)
+    guest_h = totals["guest"] * dt_h
+    over_h = totals["overhead"] * dt_h
+    back_h = totals["backend"] * dt_h
     row: dict[str, float] = {
         "overhead_mips_h": over_h,
         "backend_mips_h": back_h,
@@ -221,26 +220,25 @@ def _overhead_summary(record, guest: np.ndarray, dt_h: float) -> dict:
         # demand-weighted: total overhead over total guest work, so idle VMs do not dominate
         "overhead_pct_mean": over_h / guest_h * 100 if guest_h > 0 else 0.0,
     }
-    for c, arr in ov.components_mips.items():
-        row[f"overhead_{c}_mips_h"] = float(arr.sum(dtype=np.float64) * dt_h)
-    n = ov.exits_per_s.shape[0]
-    for j, reason in enumerate(record.reasons):
-        row[f"exits_per_s_{reason}"] = float(ov.exits_per_s[:, :, j].sum(dtype=np.float64) / n)
-    row["tlb_flushes_per_s"] = float(ov.tlb_flushes_per_s.sum(dtype=np.float64) / n)
-    paths = np.array(record.cfg_net_path)
+    for c in COMPONENTS:
+        row[f"overhead_{c}_mips_h"] = totals[f"component_{c}"] * dt_h
+    n = totals.intervals
+    for reason in reasons:
+        row[f"exits_per_s_{reason}"] = totals[f"exits_{reason}"] / n
+    row["tlb_flushes_per_s"] = totals["tlb_flushes"] / n
+    paths = np.array(net_path)
     for path in sorted(set(paths) - {""}):
         m = paths == path
-        g = float(guest[:, m].sum(dtype=np.float64) * dt_h)
-        o = float((ov.overhead_mips[:, m] + ov.backend_mips[:, m]).sum(dtype=np.float64) * dt_h)
+        g = float(totals.vm_guest_mips[m].sum()) * dt_h
+        o = float(totals.vm_virt_mips[m].sum()) * dt_h
         row[f"virt_cpu_mips_h_net_{path}"] = o
         row[f"cpu_demand_mips_h_net_{path}"] = g
         row[f"overhead_pct_net_{path}"] = o / g * 100 if g > 0 else 0.0
-        row[f"net_pps_served_mean_{path}"] = float(ov.io_served["net"][:, m].sum(dtype=np.float64) / n)
+        row[f"net_pps_served_mean_{path}"] = float(totals.vm_net_served_pps[m].sum()) / n
     dt_s = dt_h * 3600
-    row["net_packets_demand"] = float(ov.io_demand["net"].sum(dtype=np.float64) * dt_s)
-    row["net_packets_unserved"] = float((ov.io_demand["net"] - ov.io_served["net"]).sum(dtype=np.float64) * dt_s)
-    row["net_pps_unserved_fraction"] = float((ov.io_demand["net"] - ov.io_served["net"]).sum(dtype=np.float64)
-                                             / max(ov.io_demand["net"].sum(dtype=np.float64), 1e-12))
+    row["net_packets_demand"] = totals["net_demand"] * dt_s
+    row["net_packets_unserved"] = totals["net_unserved"] * dt_s
+    row["net_pps_unserved_fraction"] = totals["net_unserved"] / max(totals["net_demand"], 1e-12)
     return row
 
 
@@ -251,20 +249,16 @@ def sample_vms(seed: int, n_vm: int, n: int) -> np.ndarray:
     return np.sort(rng.stream(seed, rng.OUTPUTS).choice(n_vm, size=n, replace=False)).astype(np.int32)
 
 
-def _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx) -> pd.DataFrame:
-    """vm_intervals of every VM (`vm_idx` None: columns are views of the record where they can be) or of the VMs
-    in `vm_idx` (copies of their columns only)."""
-    n_int, n_vm = guest.shape
-    vm_ids = np.arange(n_vm, dtype=np.int32) if vm_idx is None else vm_idx
-    pick = (lambda a: a) if vm_idx is None else (lambda a: a[:, vm_idx])  # noqa: E731
-    guest, served, demand = pick(guest), pick(served), pick(demand)
-    if ov is not None and vm_idx is not None:
-        ov = _pick_overhead(ov, vm_idx)
+def _vm_intervals_frame(t: np.ndarray, vm_ids: np.ndarray, guest, served, host, loss, queued, ov,
+                        reasons: list[str]) -> pd.DataFrame:
+    """vm_intervals rows of the intervals starting at `t` (s) and the VMs `vm_ids`: arrays (len(t), len(vm_ids))
+    of guest demand, served, host at the interval's start, migration loss and queued demand (None: the run has
+    no migrations / lifecycles) and the overhead series (None: model off). Columns are views where they can be."""
+    demand = guest if ov is None else guest + ov.overhead_mips + ov.backend_mips  # what the host must carry
     cols = {
         "time_s": np.repeat(t, len(vm_ids)),
-        "vm": np.tile(vm_ids, n_int),
-        "host": pick(rec.vm_host_series).ravel() if rec.vm_host_series is not None else
-        np.tile(rec.vm_host[vm_ids].astype(np.int32), n_int),
+        "vm": np.tile(vm_ids, len(t)),
+        "host": host.ravel(),
         "cpu_demand_mips": guest.ravel(),
     }
     if ov is not None:
@@ -272,11 +266,10 @@ def _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx) -> pd.DataFra
         cols["cpu_backend_mips"] = ov.backend_mips.ravel()
         cols["cpu_effective_mips"] = demand.ravel()
     cols["cpu_served_mips"] = served.ravel()
-    life = rec.lifecycle
-    if life is not None:
+    if queued is not None:
         # demand = served + unserved + queued: what a VM asks while it waits for a host is queued, not unserved
-        cols["cpu_queued_mips"] = pick(rec.queued_mips).ravel()
-        cols["cpu_unserved_mips"] = np.maximum(demand - served - pick(rec.queued_mips), 0.0).ravel()
+        cols["cpu_queued_mips"] = queued.ravel()
+        cols["cpu_unserved_mips"] = np.maximum(demand - served - queued, 0.0).ravel()
     else:
         # served never exceeds demand; clip the float32 rounding of the two sums
         cols["cpu_unserved_mips"] = np.maximum(demand - served, 0.0).ravel()
@@ -287,7 +280,7 @@ def _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx) -> pd.DataFra
         for c, arr in ov.components_mips.items():
             cols[f"overhead_{c}_mips"] = arr.ravel()
         cols["exits_per_s"] = ov.exits_per_s.sum(axis=2).ravel()
-        for j, reason in enumerate(rec.overhead.reasons):
+        for j, reason in enumerate(reasons):
             cols[f"exits_per_s_{reason}"] = ov.exits_per_s[:, :, j].ravel()
         cols["tlb_flushes_per_s"] = ov.tlb_flushes_per_s.ravel()
         cols["world_switches_per_s"] = ov.world_switches_per_s.ravel()
@@ -296,23 +289,80 @@ def _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx) -> pd.DataFra
             cols[f"{io.name}_{io.rate_unit}_demand"] = asked.ravel()
             cols[f"{io.name}_{io.rate_unit}_served"] = carried.ravel()
             cols[f"{io.name}_{io.rate_unit}_unserved"] = (asked - carried).ravel()
-    if rec.migrations is not None:
-        cols["cpu_migration_loss_mips"] = pick(rec.migration_loss_mips).ravel()
+    if loss is not None:
+        cols["cpu_migration_loss_mips"] = loss.ravel()
     return pd.DataFrame(cols, copy=False)
 
 
-def _pick_overhead(ov, vm_idx):
-    """The overhead series of the VMs in vm_idx only (same fields, fewer columns)."""
-    out = {}
-    for f in fields(ov):
-        v = getattr(ov, f.name)
-        if isinstance(v, dict):
-            out[f.name] = {k: a[:, vm_idx] for k, a in v.items()}
-        elif f.name == "reason_mips":
-            out[f.name] = v
+# vm_intervals of at most this many rows is held in memory; a bigger one goes to a Parquet file as the run goes
+HOLD_VM_INTERVAL_ROWS = 2_000_000
+ROW_GROUP_ROWS = 1_000_000  # rows per Parquet row group of a streamed vm_intervals (whole intervals each)
+
+
+class VmIntervalRows:
+    """The vm_intervals frame, built while the run goes (an engine IntervalSink): it keeps the rows of a window
+    of intervals of the VMs the scenario's outputs choose, and turns each full window into frame rows with
+    `_vm_intervals_frame`. A small frame is one window held in memory; a bigger one is written window by window
+    as Parquet row groups into `spool_dir`, never whole in memory. Both go through the same code, so a streamed
+    frame read back equals the held one."""
+
+    def __init__(self, sc: Scenario, n_vm: int, spool_dir: Path | None = None):
+        self.sc = sc
+        self.detail = sc.outputs.vm_detail(sc.n_intervals * n_vm)
+        self.vm_idx = None if self.detail in ("full", "off") else sample_vms(sc.seed, n_vm, int(self.detail))
+        self.vm_ids = np.arange(n_vm, dtype=np.int32) if self.vm_idx is None else self.vm_idx
+        n_rows = sc.n_intervals * len(self.vm_ids)
+        self.streamed = n_rows > HOLD_VM_INTERVAL_ROWS
+        self.window = sc.n_intervals if not self.streamed else \
+            min(sc.n_intervals, max(1, ROW_GROUP_ROWS // max(len(self.vm_ids), 1)))
+        self.spool = ParquetSpool(spool_dir, "vm_intervals") if self.streamed else None
+        self.frame: pd.DataFrame | None = None
+        self._buf: dict | None = None
+        self._k0 = 0
+
+    def _alloc(self, rows: IntervalRows) -> dict:
+        w, n = self.window, len(self.vm_ids)
+        f32 = lambda: np.zeros((w, n), np.float32)  # noqa: E731
+        return {"guest": f32(), "served": f32(), "host": np.zeros((w, n), np.int32),
+                "loss": f32() if rows.migration_loss_mips is not None else None,
+                "queued": f32() if rows.queued_mips is not None else None,
+                "ov": empty_series(w, n, len(rows.reasons), len(REASON_LABELS)) if rows.overhead is not None
+                else None, "reasons": rows.reasons}
+
+    def put(self, rows: IntervalRows) -> None:
+        """Keep interval rows.k's rows; write the window out when it is full."""
+        if self._buf is None:
+            self._buf = self._alloc(rows)
+        b, i = self._buf, rows.k - self._k0
+        pick = (lambda a: a) if self.vm_idx is None else (lambda a: a[self.vm_idx])  # noqa: E731
+        b["guest"][i], b["served"][i], b["host"][i] = pick(rows.guest_mips), pick(rows.served_mips), pick(rows.vm_host)
+        for key, value in (("loss", rows.migration_loss_mips), ("queued", rows.queued_mips)):
+            if b[key] is not None:
+                b[key][i] = pick(value)
+        if b["ov"] is not None:
+            put_series(b["ov"], i, rows.overhead, self.vm_idx)
+        if i + 1 == self.window or rows.k + 1 == self.sc.n_intervals:
+            self._flush(i + 1)
+
+    def _flush(self, n: int) -> None:
+        b, k0 = self._buf, self._k0
+        ov = b["ov"]
+        if ov is not None and n < self.window:
+            ov = replace(ov, **{f.name: ({c: a[:n] for c, a in v.items()} if isinstance(v, dict) else v[:n])
+                                for f in fields(ov) for v in [getattr(ov, f.name)]})
+        cut = lambda a: None if a is None else a[:n]  # noqa: E731
+        t = (np.arange(k0, k0 + n) * self.sc.interval_s).astype(np.float64)
+        frame = _vm_intervals_frame(t, self.vm_ids, cut(b["guest"]), cut(b["served"]), cut(b["host"]),
+                                    cut(b["loss"]), cut(b["queued"]), ov, b["reasons"])
+        if self.spool is not None:
+            self.spool.write(frame)
         else:
-            out[f.name] = v[:, vm_idx]
-    return replace(ov, **out)
+            self.frame = frame  # the whole run: one window
+        self._k0 += n
+
+    def finish(self) -> Path | None:
+        """Close the spool file and return it (None: the frame is held, in `frame`)."""
+        return self.spool.close() if self.spool is not None else None
 
 
 def scenario_sha256(sc: Scenario) -> str:
@@ -323,12 +373,33 @@ def scenario_sha256(sc: Scenario) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class _SpooledFrame:
+    """A Results frame whose rows a big run wrote to a Parquet file while it went (Results.spooled) instead of
+    holding them: read from the file on first access, so it is in memory only when someone asks for it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None  # the dataclass field's default
+        value = obj.__dict__.get(self.name)
+        if value is None and self.name in obj.spooled:
+            value = obj.__dict__[self.name] = pd.read_parquet(obj.spooled[self.name])
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+
+
 @dataclass
 class Results:
     """Everything one run produced, as pandas frames.
 
     - `summary`: one row, the run's headline figures (columns, units, definitions: results/metrics.py).
     - `vm_intervals`: per VM per interval: time_s, vm, host, cpu_demand_mips, cpu_served_mips, cpu_unserved_mips.
+      A big run writes it to a Parquet file while it goes (`spooled["vm_intervals"]`, read it in pieces with
+      pyarrow) and reads it on first access.
     - `host_intervals`: per host per interval: time_s, host, host_type, state, vms, cpu_capacity_mips,
       cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh.
     - `vms`: per VM: identity, type, size, trace and the host it was placed on (-1 = rejected).
@@ -340,10 +411,10 @@ class Results:
     scenario: Scenario
     run_id: str
     summary: pd.DataFrame
-    vm_intervals: pd.DataFrame | None  # None: outputs.vm_intervals off (never built)
     host_intervals: pd.DataFrame
     vms: pd.DataFrame
     hosts: pd.DataFrame
+    vm_intervals: pd.DataFrame | None = _SpooledFrame()  # None: outputs.vm_intervals off (never built)
     overhead_reasons: pd.DataFrame | None = None
     migrations: pd.DataFrame | None = None
     maintenance: pd.DataFrame | None = None
@@ -351,37 +422,42 @@ class Results:
     datacenter: pd.DataFrame | None = None  # VMs arriving and leaving: per interval, VMs live and queued, hosts on
     out_dir: Path | None = field(default=None)
     vm_intervals_detail: str | int = "full"  # "full", "off" or the number of VMs sampled (outputs.vm_intervals)
+    # frames written to Parquet while the run went, by stem: a temporary file until written into a run folder
+    spooled: dict[str, Path] = field(default_factory=dict)
+
+    def frame_names(self) -> list[str]:
+        """The stems of the frames this run produced, without reading a spooled one."""
+        held = ("summary", "host_intervals", "vms", "hosts", "vm_intervals", "overhead_reasons", "migrations",
+                "maintenance", "failures", "datacenter")
+        return [k for k in held if k in self.spooled or self.__dict__.get(k) is not None]
+
+    def frame_shape(self, name: str) -> tuple[int, int]:
+        """(rows, columns) of frame `name`, a spooled one's from its file's metadata."""
+        if name in self.spooled and self.__dict__.get(name) is None:
+            return parquet_shape(self.spooled[name])
+        return getattr(self, name).shape
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
         """The result tables by the file stem they are written under (vm_intervals only when built)."""
-        out = {"summary": self.summary, "host_intervals": self.host_intervals, "vms": self.vms, "hosts": self.hosts}
-        if self.vm_intervals is not None:
-            out["vm_intervals"] = self.vm_intervals
-        if self.overhead_reasons is not None:
-            out["overhead_reasons"] = self.overhead_reasons
-        if self.migrations is not None:
-            out["migrations"] = self.migrations
-        if self.maintenance is not None:
-            out["maintenance"] = self.maintenance
-        if self.failures is not None:
-            out["failures"] = self.failures
-        if self.datacenter is not None:
-            out["datacenter"] = self.datacenter
-        return out
+        return {k: getattr(self, k) for k in self.frame_names()}
 
     @property
     def written_frames(self) -> dict[str, pd.DataFrame]:
         """The frames the scenario's `outputs:` asks to write, of those this run produced."""
+        return {k: getattr(self, k) for k in self.written_names()}
+
+    def written_names(self) -> list[str]:
+        """The stems of the frames the scenario's `outputs:` asks to write, of those this run produced."""
         chosen = self.scenario.outputs.frames
-        return {k: v for k, v in self.frames.items() if chosen is None or k in chosen}
+        return [k for k in self.frame_names() if chosen is None or k in chosen]
 
     @property
     def left_out(self) -> list[str]:
         """What the run's folder does not hold that a full run would, one phrase each, for the report and run.json:
         frames not asked for and a sampled or absent vm_intervals."""
-        written = self.written_frames
-        out = [f"{k} (not in outputs.frames)" for k in self.frames if k not in written and k != "vm_intervals"]
+        written = self.written_names()
+        out = [f"{k} (not in outputs.frames)" for k in self.frame_names() if k not in written and k != "vm_intervals"]
         n_vm = int(self.summary["vms"].iloc[0])
         if self.vm_intervals_detail == "off":
             out.append("vm_intervals (outputs.vm_intervals: off" + ("" if self.scenario.outputs.vm_intervals else
@@ -420,26 +496,34 @@ class Results:
         head = [("energy_kwh", "kWh"), ("hosts_active_mean", "hosts"), ("hosts_active_max", "hosts"),
                 ("sla_unserved_fraction", ""), ("vms_rejected", "VMs"), ("wall_s", "s")]
         rows = "".join(f"<tr><th>{k}</th><td>{s[k]:,.6g} {u}</td></tr>" for k, u in head if k in s.index)
-        frames = ", ".join(f"<code>{k}</code> {len(v):,}×{v.shape[1]}" for k, v in self.frames.items())
+        frames = ", ".join(f"<code>{k}</code> {r:,}×{c}" for k in self.frame_names() for r, c in [self.frame_shape(k)])
         return (f"<div><b>Results</b> of <code>{html.escape(self.scenario.name)}</code>, run "
                 f"<code>{html.escape(self.run_id)}</code><table>{rows}</table><p>frames: {frames}</p></div>")
 
 
+def vm_interval_rows(sc: Scenario, n_vm: int, spool_dir: Path | None = None) -> VmIntervalRows | None:
+    """The sink that builds a run's vm_intervals (None: outputs.vm_intervals off); a big frame goes to a Parquet
+    file in a new temporary folder under `spool_dir` (None: the system's temporary folder)."""
+    return None if sc.outputs.vm_detail(sc.n_intervals * n_vm) == "off" else VmIntervalRows(sc, n_vm, spool_dir)
+
+
 def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, run_id: str,
-                  wall_s: float, version: str) -> Results:
-    """Assemble the frames and the summary of one run from its raw record."""
-    n_int, n_vm = rec.cpu_demand_mips.shape
+                  wall_s: float, version: str, vm_rows: VmIntervalRows | None = None) -> Results:
+    """Assemble the frames and the summary of one run from its record and the vm_intervals sink it fed."""
+    n_int, n_vm = rec.host_on.shape[0], len(wl.vms)
     n_h = len(hosts)
     dt_h = sc.interval_s / 3600.0
     t = (np.arange(n_int) * sc.interval_s).astype(np.float64)
-
-    guest = rec.cpu_demand_mips
-    served = rec.cpu_served_mips
-    ov = rec.overhead.series if rec.overhead is not None else None
-    demand = guest if ov is None else guest + ov.overhead_mips + ov.backend_mips  # what the host must carry
+    totals = rec.totals
+    ov = rec.overhead
     detail = sc.outputs.vm_detail(n_int * n_vm)
-    vm_idx = None if detail in ("full", "off") else sample_vms(sc.seed, n_vm, int(detail))
-    vm_intervals = None if detail == "off" else _vm_intervals_frame(rec, t, guest, served, demand, ov, vm_idx)
+    spooled = {}
+    vm_intervals = None
+    if vm_rows is not None:
+        path = vm_rows.finish()
+        if path is not None:
+            spooled["vm_intervals"] = path
+        vm_intervals = vm_rows.frame
     life = rec.lifecycle
 
     type_names = np.array(hosts.type_names)
@@ -457,20 +541,17 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         "cpu_util": (rec.host_served_mips / cap).ravel(),
         "power_w": rec.host_power_w.ravel(),
         "energy_kwh": energy_kwh.ravel(),
-    })
+        "memory_used_mb": rec.host_memory_used_mb.ravel(),
+    }, copy=False)  # views of the record's series where they can be: 100,000 hosts make 28.8 M rows a day
     if rec.migrations is not None:
         host_intervals["time_on_s"] = (rec.host_on_fraction.astype(np.float64) * sc.interval_s).ravel()
         host_intervals["time_overloaded_s"] = (rec.host_overloaded.astype(np.float64) * sc.interval_s).ravel()
     if ov is not None:
-        placed_ = rec.vm_host >= 0
-        hv = np.where(placed_, rec.vm_host, 0)
-        per_host = lambda a: np.stack([np.bincount(hv[placed_], weights=row[placed_], minlength=n_h)  # noqa: E731
-                                       for row in a]).ravel()
-        host_intervals["cpu_overhead_mips"] = per_host(ov.overhead_mips)
-        host_intervals["cpu_backend_mips"] = per_host(ov.backend_mips)
+        host_intervals["cpu_overhead_mips"] = ov.host_overhead_mips.ravel()
+        host_intervals["cpu_backend_mips"] = ov.host_backend_mips.ravel()
 
     vms = wl.vms.copy()
-    start_host = rec.vm_host_series[0] if rec.vm_host_series is not None and n_int else rec.vm_host
+    start_host = rec.vm_host_start if rec.vm_host_start is not None else rec.vm_host
     vms["host"] = start_host.astype(np.int32)  # where it was placed at the start
     vms["host_at_end"] = rec.vm_host.astype(np.int32)
     if sc.cloudsim_compat and rec.vm_retired is not None:
@@ -495,7 +576,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     })
 
     values = {**_run_summary(sc, run_id, version, n_h, n_vm, placed), **_host_summary(rec, cap, energy_kwh),
-              **_cpu_summary(guest, demand, served, placed, dt_h), "wall_s": wall_s}
+              **_cpu_summary(totals, dt_h), "wall_s": wall_s}
     features = {"always"}
     if wl.warnings:
         features.add("trace_warnings")
@@ -505,12 +586,12 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     if life is not None:
         features.add("lifecycles")
         values["vms_rejected"] = int(life.rejected.sum())
-        values["cpu_rejected_mips_h"] = float(demand[:, life.rejected].sum(dtype=np.float64) * dt_h)
-        unserved_h = float(np.maximum(demand - served - rec.queued_mips, 0.0).sum(dtype=np.float64) * dt_h)
+        values["cpu_rejected_mips_h"] = float(totals.vm_effective_mips[life.rejected].sum() * dt_h)
+        unserved_h = totals["unserved_not_queued"] * dt_h
         values["cpu_unserved_mips_h"] = unserved_h
         eff = values["cpu_effective_mips_h"]
         values["sla_unserved_fraction"] = unserved_h / eff if eff > 0 else 0.0
-        values.update(_lifecycle_summary(life, rec, demand, served, dt_h))
+        values.update(_lifecycle_summary(life, rec, dt_h))
         datacenter = pd.DataFrame({"time_s": t, "vms_live": rec.vms_live, "vms_queued": rec.vms_queued,
                                    "hosts_active": rec.host_on.sum(axis=1).astype(np.int64)})
     if sc.cloudsim_compat and rec.vm_retired is not None:
@@ -520,7 +601,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
     if rec.migrations is not None:
         migrations = _migrations_frame(rec.migrations, sc.duration_s)
         features.add("consolidation")
-        values.update(_consolidation_summary(rec, migrations, demand, energy_kwh, sc))
+        values.update(_consolidation_summary(rec, migrations, energy_kwh, sc))
     maintenance = None
     if rec.drains is not None and sc.maintenance:
         maintenance = _maintenance_frame(rec.drains)
@@ -537,15 +618,17 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
                                         life.life_s(sc.duration_s) if life is not None else None))
     if ov is not None:
         features.add("overhead")
-        values.update(_overhead_summary(rec.overhead, guest, dt_h))
+        values.update(_overhead_summary(totals, ov.reasons, ov.cfg_net_path, dt_h))
     # column set and order come from the metric registry, which also checks every value is registered
     summary = summary_frame(values, features)
     reasons = None
     if ov is not None:
         keep = [j for j, _ in enumerate(REASON_LABELS) if ov.reason_mips[:, j].any()]
         reasons = pd.DataFrame({"time_s": t, **{f"{REASON_LABELS[j]}_mips": ov.reason_mips[:, j] for j in keep}})
-        vms["net_path"] = rec.overhead.cfg_net_path
-    return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
-                   host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
-                   migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter,
-                   vm_intervals_detail=detail)
+        vms["net_path"] = ov.cfg_net_path
+    res = Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vm_intervals,
+                  host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
+                  migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter,
+                  vm_intervals_detail=detail, spooled=spooled)
+    res._spool = vm_rows.spool if vm_rows is not None else None  # its folder lives as long as the Results
+    return res
