@@ -76,7 +76,6 @@ class Lifecycles:
         # never more than its vCPUs: float32 utilisation over a share can exceed 1 by a rounding, and a VM the size
         # of a host would then fit no host until the next interval edge
         rate = np.minimum(rate, wl.nominal_mips[None, :])
-        self.share = share  # (intervals, VMs) share of each interval each VM is alive
         self.rate_mips = rate  # (intervals, VMs) demand while alive
         self.peak_mips = rate.max(axis=0) if len(rate) else np.zeros(V)
         lives = self.end_s > self.start_s
@@ -261,15 +260,21 @@ class Lifecycles:
 
     # --- accounting ----------------------------------------------------------------------------------------
 
+    def _share(self, k: int) -> np.ndarray:
+        """The share of interval k each VM is alive (0..1): Workload.alive_share's row k, without its whole array."""
+        dt = self.sc.interval_s
+        t0 = k * dt
+        return np.clip((np.minimum(self.end_s, t0 + dt) - np.maximum(self.start_s, t0)) / dt, 0.0, 1.0)
+
     def util_alive(self, k: int, util: np.ndarray) -> np.ndarray:
         """Each VM's CPU utilisation (0..1) while alive in interval k, whose mean over the interval is `util`."""
-        share = self.share[k]
+        share = self._share(k)
         return np.minimum(np.divide(util, share, out=np.zeros(len(util)), where=share > 0), 1.0)
 
     def hosted(self, ov: IntervalOverhead, k: int, vm_host: np.ndarray) -> IntervalOverhead:
         """Interval k's overhead of the VMs on a host at its start, priced at util_alive for the whole interval,
         times the share of the interval each lives (it leaves at its end_s): a VM without a host costs nothing."""
-        return _weighted([(ov, np.where(vm_host >= 0, self.share[k], 0.0))])
+        return _weighted([(ov, np.where(vm_host >= 0, self._share(k), 0.0))])
 
     def interval(self, t0: float, t1: float, guest: np.ndarray, vm_host: np.ndarray,
                  ov: IntervalOverhead | None = None
