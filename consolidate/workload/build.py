@@ -178,7 +178,9 @@ def build_workload(sc: Scenario) -> Workload:
         start, end, util = _group_life(g, gt, sc)
         starts.append(start)
         ends.append(end)
-        utils.append(util)
+        # float32 at once (the grid's type, the same rounding as converting at the end): a big run's groups
+        # held in float64 until the stacking below were its peak memory
+        utils.append(np.asarray(util, dtype=np.float32))
         group_extras.append(gt.extra)
         warnings.extend(gt.warnings)
         clipped += gt.clipped
@@ -187,8 +189,11 @@ def build_workload(sc: Scenario) -> Workload:
     # an empty group (count 0: a partition's placeholder) must not turn the columns' dtypes to object
     vms = pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
     vms.insert(0, "vm", np.arange(len(vms), dtype=np.int32))
-    cpu_util = np.ascontiguousarray(np.vstack(utils).T, dtype=np.float32) if utils else \
-        np.zeros((sc.n_intervals, 0), np.float32)
+    cpu_util = np.zeros((sc.n_intervals, sum(len(u) for u in utils)), np.float32)
+    col = 0
+    for u in utils:  # time-major, filled group by group (no stacked copy)
+        cpu_util[:, col:col + len(u)] = u.T
+        col += len(u)
     extra = {}
     for col in sorted({c for e in group_extras for c in e}):
         parts = [e.get(col, np.full(u.shape, np.nan)) for e, u in zip(group_extras, utils)]
