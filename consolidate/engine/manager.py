@@ -66,7 +66,7 @@ class ConsolidationManager:
         if self._skip_first_sample:
             self._skip_first_sample = False
             return
-        self.history = np.roll(self.history, -1, axis=0)
+        self.history[:-1] = self.history[1:]  # in place: a round reads it at once, nothing keeps an older one
         self.history[-1] = demand_mips
 
     def _snapshot(self) -> Snapshot:

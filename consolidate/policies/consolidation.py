@@ -12,6 +12,7 @@ hosts to empty and VMs to move, each choice one vectorised pass over all hosts.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,9 @@ class Move:
     reason: str  # "overload" or "underload"
 
 
+FIRST_FIT_BLOCK = 32  # hosts per block of _FirstFit's index
+
+
 class _Work:
     """Mutable working copy of loads during one round (histories only for detectors that read them)."""
 
@@ -118,6 +122,13 @@ class _Work:
         if self.line is not None:
             self._line_sums(where, placed)
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
+        # load, room and seen_on are views of buffers padded to whole _FirstFit blocks (a padding host never fits)
+        nb = -(-H // FIRST_FIT_BLOCK)
+        # (bincount of no VM at all gives integers, which a round with nothing placed keeps: place_all's loads)
+        self._load_buf = np.full(nb * FIRST_FIT_BLOCK, np.inf if self.load.dtype.kind == "f" else
+                                 np.iinfo(self.load.dtype).max, dtype=self.load.dtype)
+        self._load_buf[:H] = self.load
+        self.load = self._load_buf[:H]
         self.curves = s.curves_w.tolist()
         self.load0, self.power0 = self.load.copy(), self.power.copy()
         self.devices = s.vm_pools is not None and bool(s.vm_pools.any())
@@ -129,14 +140,20 @@ class _Work:
         self.pinned[s.vm_host[busy]] = True
         # room left per host, kept up to date by move(): rows memory (MB), CPU (MIPS); the 1e-9 lets a VM that
         # exactly fills a host fit despite rounding
-        self.room = np.stack([s.host_memory_mb + 1e-9 - self.mem, s.host_capacity_mips + 1e-9 - self.load,
-                              s.host_mips_per_core + 1e-9])
+        self._room_buf = np.full((3, len(self._load_buf)), -np.inf)
+        self._room_buf[:, :H] = np.stack([s.host_memory_mb + 1e-9 - self.mem, s.host_capacity_mips + 1e-9 - self.load,
+                                          s.host_mips_per_core + 1e-9])
+        self.room = self._room_buf[:, :H]
         self.curve_flat = s.curves_w[s.host_type].ravel()  # each host's power curve, 11 points apart
         # which hosts hold VMs now: only these and the first empty host of each type can win a PABFD search, so a
         # search looks at a few dozen hosts, not all; a host joins or leaves the set when its load crosses zero
-        self.seen_on = self.load > 0
+        self._on_buf = np.ones(len(self._load_buf), bool)
+        self._on_buf[:H] = self.load > 0
+        self.seen_on = self._on_buf[:H]
         self.type_hosts = [np.flatnonzero(s.host_type == t) for t in range(len(s.curves_w))]
         self._sets = None
+        self.touched: list[int] = []  # every host whose load changed, in order (the underload walk's cursor)
+        self.first_fit: _FirstFit | None = None  # built by the first PABFD search that can use it
 
     def _line_sums(self, where: np.ndarray, placed: np.ndarray) -> None:
         """Per VM and per host (MIPS): the history's weighted sums y @ a and y @ b of the detector's
@@ -219,6 +236,9 @@ class _Work:
             if (self.load[host] > 0) != self.seen_on[host]:
                 self.seen_on[host] = not self.seen_on[host]
                 self._sets = None
+            self.touched.append(host)
+            if sign < 0 and self.first_fit is not None:
+                self.first_fit.moved(host)
         self.where[v] = to
 
 
@@ -227,6 +247,114 @@ def _power_one(util: float, curve: list[float]) -> float:
     pos = min(max(util, 0.0), 1.0) * 10.0
     lo = min(int(pos), 9)
     return curve[lo] + (pos - lo) * (curve[lo + 1] - curve[lo])
+
+
+class _FirstFit:
+    """PABFD's answer without pricing every host, when that answer is the lowest-indexed host that fits.
+
+    PABFD takes the host whose power rises least, ties (within 1e-6 W) going to the lowest index. No host can rise
+    by less than `floor` (the least slope of any power curve times the VM's demand, less a margin for rounding), so
+    when the lowest-indexed host that fits rises by at most floor + 1e-6 W it is PABFD's answer: always so with
+    linear power curves, whose hosts all rise alike. The search walks blocks of FIRST_FIT_BLOCK hosts in index
+    order and tests their hosts exactly as the full search does, skipping a block whose bounds say no host in it
+    can take the VM: the least load of its hosts that are on, its best memory and CPU room, whether it has a host
+    that is off, over the hosts not excluded. The bounds stay safe without recomputing them: a host that loses a
+    VM widens its block's bounds at once (moved()), one that gains a VM or gets excluded leaves them loose until
+    a search walks the block in vain and tightens it. So `excluded` may only gain hosts between searches; a new
+    array recomputes every bound. Only for a static threshold, no device pools and the round's own view of power;
+    when the lowest-indexed host rises more (curves that are not linear), find() returns None and the full search
+    decides."""
+
+    def __init__(self, w: _Work, threshold: float):
+        s, B = w.s, FIRST_FIT_BLOCK
+        self.w, H, n = w, len(w.load), len(w._load_buf)
+        self.nb = nb = n // B
+        self.offsets = np.arange(B)
+        self.thr_cap = np.full(n, -np.inf)
+        self.thr_cap[:H] = threshold * s.host_capacity_mips  # the detector's test: load + d <= this
+        self.thr_max = self.thr_cap.reshape(nb, B).max(axis=1)
+        self.core_max = w._room_buf[2].reshape(nb, B).max(axis=1)
+        self.min_on, self.mem_max, self.cpu_max = np.empty(nb), np.empty(nb), np.empty(nb)
+        self.has_off = np.empty(nb, bool)
+        self.excluded = None  # the array the bounds were last computed for (by identity)
+        # the least rise per MIPS of demand any host can have: its curve's least slope (per 10% of its capacity)
+        per_mips = 10.0 * np.diff(s.curves_w, axis=1).min(axis=1)[s.host_type] / s.host_capacity_mips
+        self.per_mips = float(per_mips.min()) if H else 0.0
+        # margins: a host may take a VM up to 1e-9 MIPS (and the room's rounding) past its capacity, where the
+        # curve is clipped; the rises themselves carry a few ulps of the curve's watts
+        self.overshoot_mips = 1e-9 + 1e-10 * float(s.host_capacity_mips.max(initial=0.0))
+        self.eps_w = 1e-11 * (1.0 + float(np.abs(s.curves_w).max(initial=0.0)))
+        self.hits = self.misses = 0
+
+    def _tighten(self, blocks: np.ndarray, idx: np.ndarray, excluded: np.ndarray) -> None:
+        """Exact bounds of `blocks`, whose hosts are `idx` (blocks x FIRST_FIT_BLOCK, padding included)."""
+        w = self.w
+        on = w._on_buf[idx]
+        live = ~excluded[np.minimum(idx, len(excluded) - 1)]  # a padding host is on, never fits: no matter
+        self.min_on[blocks] = np.where(on & live, w._load_buf[idx], np.inf).min(axis=1)
+        self.has_off[blocks] = (live & ~on).any(axis=1)
+        self.mem_max[blocks], self.cpu_max[blocks] = np.where(live, w._room_buf[:2, idx], -np.inf).max(axis=2)
+
+    def moved(self, host: int) -> None:
+        """The host lost a VM (less load, more room, maybe off): widen its block's bounds."""
+        w, b = self.w, host // FIRST_FIT_BLOCK
+        if w.seen_on[host]:
+            load = w.load.item(host)
+            if load < self.min_on.item(b):
+                self.min_on[b] = load
+        else:
+            self.has_off[b] = True
+        if w.room.item(0, host) > self.mem_max.item(b):
+            self.mem_max[b] = w.room.item(0, host)
+        if w.room.item(1, host) > self.cpu_max.item(b):
+            self.cpu_max[b] = w.room.item(1, host)
+
+    def floor(self, d: float) -> float:
+        """A lower bound of any host's power rise (W) with a VM of demand d >= 0 MIPS."""
+        k = self.per_mips
+        return (k * max(d - self.overshoot_mips, 0.0) if k >= 0 else k * d * (1 + 1e-9)) - self.eps_w
+
+    def find(self, d: float, want: np.ndarray, excluded: np.ndarray, empty_allowed: bool) -> int | None:
+        """The host PABFD picks for a VM of demand d (MIPS, >= 0) and room `want` (memory, CPU, per core), -1 if
+        none fits, None if only the full search can tell."""
+        w, B = self.w, FIRST_FIT_BLOCK
+        if excluded is not self.excluded:
+            self.excluded = excluded
+            every = np.arange(self.nb)
+            self._tighten(every, every[:, None] * B + self.offsets, excluded)
+        take = self.min_on + d <= self.thr_max
+        if empty_allowed:
+            take |= self.has_off
+        blocks = np.flatnonzero(take & (self.mem_max >= want[0, 0]) & (self.cpu_max >= want[1, 0])
+                                & (self.core_max >= want[2, 0]))
+        last = len(excluded) - 1
+        h, i, step = -1, 0, 2
+        while i < len(blocks):  # a few blocks first, then twice as many each time
+            part = blocks[i:i + step]
+            idx = part[:, None] * B + self.offsets
+            ok = (w._room_buf[:, idx] >= want[:, :, None]).all(axis=0) & ~excluded[np.minimum(idx, last)]
+            ok &= np.where(w._on_buf[idx], w._load_buf[idx] + d <= self.thr_cap[idx], empty_allowed)
+            if ok.any():
+                h = int(idx.ravel()[ok.argmax()])
+                break
+            self._tighten(part, idx, excluded)  # walked in vain: its bounds were loose
+            i, step = i + step, 2 * step
+        if h < 0:
+            return -1
+        # its rise, as the full search prices it (the same float operations, on Python floats)
+        pos = min((w.load.item(h) + d) / w.s.host_capacity_mips.item(h), 1.0) * 10.0
+        lo = min(int(pos), 9)
+        p0 = w.curve_flat.item(h * 11 + lo)
+        rise = p0 + (pos - lo) * (w.curve_flat.item(h * 11 + lo + 1) - p0) - w.power.item(h)
+        if rise <= self.floor(d) + 1e-6:
+            self.hits += 1
+            return h
+        self.misses += 1
+        return None
+
+    @property
+    def worth_it(self) -> bool:
+        return self.misses <= 16 or self.hits >= self.misses
 
 
 def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allowed: bool = True,
@@ -238,10 +366,16 @@ def _find_host(w: _Work, v: int, excluded: np.ndarray, det: Detector, empty_allo
     s = w.s
     d = s.vm_demand_mips[v]
     need, per_core = s.mem_need[v], d / s.vm_vcpus[v]
+    want = np.array([[need], [d], [per_core]])
+    if w.first_fit is None and det.static_threshold is not None and not s.stale_utilization and not w.devices \
+            and s.vm_models is None:
+        w.first_fit = _FirstFit(w, det.static_threshold)
+    if w.first_fit is not None and w.first_fit.worth_it and not alone and d >= 0:
+        h = w.first_fit.find(float(d), want, excluded, empty_allowed)
+        if h is not None:
+            return h
     pools = np.flatnonzero(s.vm_pools[v]) if w.devices else ()
     bound = np.flatnonzero(s.vm_models[v] >= 0) if s.vm_models is not None else ()
-
-    want = np.array([[need], [d], [per_core]])
 
     def fits(idx: np.ndarray) -> np.ndarray:
         ok = (w.room[:, idx] >= want).all(axis=0) & ~excluded[idx]
@@ -307,25 +441,30 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
 
     # 1. select VMs from overloaded hosts until each is no longer overloaded
     selected: list[tuple[int, int]] = []
+    thr = det.static_threshold
     for h in np.flatnonzero(over):
-        while True:
-            m = members(h)
-            cand = m[(w.where[m] == h) & (s.vm_host[m] == h) & ~vm_busy[m] & ~vm_pinned[m]]
-            if cand.size == 0:
-                break
-            if joined is not None:
-                cand = cand[np.argsort(joined[cand], kind="stable")]
+        m = members(h)
+        cand = m[(w.where[m] == h) & (s.vm_host[m] == h) & ~vm_busy[m] & ~vm_pinned[m]]
+        if joined is not None:
+            cand = cand[np.argsort(joined[cand], kind="stable")]
+        while cand.size:
             v = pick(cand, s.vm_ram_mb, demand_seen, s.vm_history_mips, rng)
             w.move(v, h, -1)
             selected.append((v, h))
-            if not w.overloaded(np.array([h]))[0]:
+            # a static threshold's verdict on one host, without the detector's array call
+            if not (w.load.item(h) / s.host_capacity_mips.item(h) > thr if thr is not None else
+                    w.overloaded(np.array([h]))[0]):
                 break
+            cand = cand[cand != v]  # the others stay candidates, in the same order
 
     # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
     unplaced = []
     arrived: dict[int, list[int]] = {}  # destination -> VMs it received in this round
-    for v, h in sorted(selected, key=lambda vh: -s.vm_demand_mips[vh[0]]):
-        dest = _find_host(w, v, over | blocked, det)
+    # biggest first, ties in the order selected (a stable sort)
+    away = over | blocked
+    for i in np.argsort(-s.vm_demand_mips[[v for v, _ in selected]], kind="stable").tolist() if selected else ():
+        v, h = selected[i]
+        dest = _find_host(w, v, away, det)
         if dest >= 0:
             w.move(v, -1, dest)
             moves.append(Move(v, h, dest, "overload"))
@@ -347,15 +486,32 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
     # with stale utilisation the hosts' order never changes in the round: walk it once, skipping the excluded
     static = iter(np.argsort(np.where(excluded_under, np.inf, w.load0 / s.host_capacity_mips), kind="stable")) \
         if s.stale_utilization else None
-    while not excluded_under.all():
+    # otherwise the least-utilised host comes from a heap of (utilisation, host): the same choice as an argmin over
+    # all hosts (ties to the lowest index), but a host is pushed again only when its load changes; an entry whose
+    # host is excluded, empty or no longer at that utilisation is dropped when it surfaces
+    cap = s.host_capacity_mips
+    if static is None:
+        cand = np.flatnonzero(~excluded_under & (w.load > 0))
+        heap = list(zip((w.load[cand] / cap[cand]).tolist(), cand.tolist()))
+        heapq.heapify(heap)
+        cursor = len(w.touched)
+    while True:
         if static is not None:
             h = next((int(x) for x in static if not excluded_under[x]), -1)
             if h < 0 or w.load0[h] <= 0:
                 break
         else:
-            util = np.where(excluded_under | (w.load <= 0), np.inf, w.load / s.host_capacity_mips)
-            h = int(np.argmin(util))
-            if not np.isfinite(util[h]):
+            for x in w.touched[cursor:]:
+                if not excluded_under[x] and w.load[x] > 0:
+                    heapq.heappush(heap, (float(w.load[x] / cap[x]), x))
+            cursor = len(w.touched)
+            h = -1
+            while heap:
+                u, x = heapq.heappop(heap)
+                if not excluded_under[x] and w.load[x] > 0 and u == w.load[x] / cap[x]:
+                    h = x
+                    break
+            if h < 0:
                 break
         excluded_under[h] = excluded_place[h] = True
         m = members(h)
@@ -365,9 +521,9 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
         if vms.size == 0 or vm_pinned[vms].any():
             continue  # a host holding a pinned VM cannot be emptied
         tentative = []
-        for v in sorted(vms, key=lambda v: -s.vm_demand_mips[v]):
+        for v in vms[np.argsort(-s.vm_demand_mips[vms], kind="stable")].tolist():
             # every host seen off is in excluded_place: those off at the start, and those emptied since
-            dest = _find_host(w, int(v), excluded_place, det, empty_allowed=False)
+            dest = _find_host(w, v, excluded_place, det, empty_allowed=False)
             if dest < 0:
                 break
             w.move(int(v), h, dest)
