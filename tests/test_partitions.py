@@ -22,6 +22,7 @@ import yaml
 
 import consolidate
 from consolidate import partition
+from consolidate.results import frames
 from consolidate.results.metrics import SUMMARY_METRICS, combine_partitions, partition_rule
 from consolidate.scenario import model, partitions
 from tests.conftest import REPO
@@ -300,3 +301,12 @@ def test_a_big_run_keeps_the_whole_runs_default_sample_of_vm_intervals(monkeypat
     assert parted.vm_intervals_detail == one.vm_intervals_detail == 4
     assert parted.vm_intervals.vm.nunique() == 4
     pd.testing.assert_frame_equal(one.vm_intervals, parted.vm_intervals, check_exact=True)
+
+
+def test_partitions_whose_vm_intervals_are_written_as_they_run_merge_the_same(monkeypatch):
+    held = consolidate.run(APART, run_id="r")
+    monkeypatch.setattr(frames, "HOLD_VM_INTERVAL_ROWS", 100)  # every partition spools (120 and 192 rows)
+    sub = consolidate.api.partition_scenarios(consolidate.load_scenario(APART))[0][1]
+    assert "vm_intervals" in consolidate.run(sub).spooled
+    _same(held, consolidate.run(APART, run_id="r"))
+    _same(held, partition.run(APART, workers=2, run_id="r"))  # forked workers spool too
