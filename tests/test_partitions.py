@@ -17,6 +17,7 @@ import distributed
 import numpy as np
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -306,7 +307,12 @@ def test_a_big_run_keeps_the_whole_runs_default_sample_of_vm_intervals(monkeypat
 def test_partitions_whose_vm_intervals_are_written_as_they_run_merge_the_same(monkeypatch):
     held = consolidate.run(APART, run_id="r")
     monkeypatch.setattr(frames, "HOLD_VM_INTERVAL_ROWS", 100)  # every partition spools (120 and 192 rows)
+    monkeypatch.setattr(frames, "ROW_GROUP_ROWS", 20)  # in windows of 4 and of 2 intervals: they do not line up
     sub = consolidate.api.partition_scenarios(consolidate.load_scenario(APART))[0][1]
     assert "vm_intervals" in consolidate.run(sub).spooled
-    _same(held, consolidate.run(APART, run_id="r"))
+    streamed = consolidate.run(APART, run_id="r")
+    # merged window by window from the partitions' files into a file of its own, never whole in memory
+    merged = streamed.spooled["vm_intervals"]
+    assert pq.ParquetFile(merged).metadata.num_row_groups >= 6
+    _same(held, streamed)
     _same(held, partition.run(APART, workers=2, run_id="r"))  # forked workers spool too

@@ -14,10 +14,12 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pa_parquet
 
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.results.frames import Results, sample_vms, scenario_sha256
 from consolidate.results.metrics import combine_partitions, lookup, partition_rule, summary_frame
+from consolidate.results.writer import ParquetSpool
 from consolidate.scenario import partitions
 from consolidate.scenario.model import Scenario
 
@@ -68,6 +70,50 @@ def _vm_tables(parts: Sequence[Results]) -> list[np.ndarray]:
     return [rank[part == i] for i in range(len(parts))]
 
 
+def _spooled(p: Results) -> bool:
+    """Whether partition `p` wrote its vm_intervals to a file as it ran (and nobody has read it whole since)."""
+    return "vm_intervals" in p.spooled and p.__dict__.get("vm_intervals") is None
+
+
+def _pieces(p: Results):
+    """`p`'s vm_intervals in time order, a spooled file's row group (whole intervals) at a time."""
+    if _spooled(p):
+        f = pa_parquet.ParquetFile(p.spooled["vm_intervals"])
+        for i in range(f.num_row_groups):
+            yield f.read_row_group(i).to_pandas()
+    else:
+        yield p.vm_intervals
+
+
+def _stream_vm_intervals(parts, hmaps, vmaps, defaults: dict, keep: np.ndarray | None) -> ParquetSpool:
+    """The merged vm_intervals written window by window to a new spool file: each window holds the intervals
+    every partition has read so far, so memory holds a row group of each partition, never the whole frame."""
+    spool = ParquetSpool(None, "vm_intervals")
+    its = [_pieces(p) for p in parts]
+    bufs: list[pd.DataFrame | None] = [None] * len(parts)
+    while True:
+        for i, it in enumerate(its):
+            if bufs[i] is not None and len(bufs[i]) == 0:
+                bufs[i] = None
+            if bufs[i] is None and it is not None:
+                bufs[i] = next(it, None)
+                if bufs[i] is None:
+                    its[i] = None
+        live = [b for b in bufs if b is not None]
+        if not live:
+            return spool
+        t_hi = min(b["time_s"].iloc[-1] for b in live)
+        take = []
+        for i, (b, h, v) in enumerate(zip(bufs, hmaps, vmaps)):
+            if b is None:
+                continue
+            cut = int(np.searchsorted(b["time_s"].to_numpy(), t_hi, side="right"))
+            rows, bufs[i] = b.iloc[:cut], b.iloc[cut:]
+            take.append(rows.assign(vm=_remap(rows["vm"], v), host=_remap(rows["host"], h)))
+        frame = _concat(_align(take, defaults), ["time_s", "vm"])
+        spool.write(frame if keep is None else frame[frame["vm"].isin(keep)].reset_index(drop=True))
+
+
 def _per_interval_total(frames: list[pd.DataFrame | None], cols: list[str], n_int: int) -> dict[str, np.ndarray]:
     return {c: sum((f[c].to_numpy() for f in frames if f is not None and c in f), np.zeros(n_int)) for c in cols}
 
@@ -86,11 +132,27 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
     vms_df = _concat(_align([p.vms.assign(vm=v, host=_remap(p.vms["host"], h),
                                           host_at_end=_remap(p.vms["host_at_end"], h))
                              for p, h, v in zip(parts, hmaps, vmaps)], defaults), ["vm"])
-    vmi = None
-    if all(p.vm_intervals is not None for p in parts):
+    # vm_intervals: which VMs it keeps, then the rows (in memory, or streamed when a partition spooled its own)
+    details = [p.vm_intervals_detail for p in parts]
+    has_vmi = all("vm_intervals" in p.frame_names() for p in parts)
+    detail = "off" if not has_vmi else "full" if all(d == "full" for d in details) else \
+        sum(len(p.vms) if d == "full" else int(d) for p, d in zip(parts, details))
+    keep = None
+    if detail == "full" and sc.outputs.vm_intervals is None:
+        # partitions each small enough to keep every VM, the whole run not: keep the VMs the whole run's default
+        # sample keeps (the same draw over the whole scenario's VM indices)
+        want = sc.outputs.vm_detail(sc.n_intervals * len(vms_df))
+        if want != "full":
+            keep, detail = sample_vms(sc.seed, len(vms_df), int(want)), want
+    vmi, spool = None, None
+    if has_vmi and any(_spooled(p) for p in parts):
+        spool = _stream_vm_intervals(parts, hmaps, vmaps, defaults, keep)
+    elif has_vmi:
         vmi = _concat(_align([p.vm_intervals.assign(vm=_remap(p.vm_intervals["vm"], v),
                                                     host=_remap(p.vm_intervals["host"], h))
                               for p, h, v in zip(parts, hmaps, vmaps)], defaults), ["time_s", "vm"])
+        if keep is not None:
+            vmi = vmi[vmi["vm"].isin(keep)].reset_index(drop=True)
     migrations = None
     if any(p.migrations is not None for p in parts):
         migrations = pd.concat([p.migrations.assign(vm=_remap(p.migrations["vm"], v),
@@ -123,19 +185,11 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
         datacenter = pd.DataFrame({"time_s": t, "vms_live": live, "vms_queued": queued, "hosts_active": active})
 
     summary = _summary(sc, parts, hi, vms_df, datacenter, run_id, wall_s)
-    details = [p.vm_intervals_detail for p in parts]
-    detail = "off" if vmi is None else "full" if all(d == "full" for d in details) else \
-        sum(len(p.vms) if d == "full" else int(d) for p, d in zip(parts, details))
-    if detail == "full" and sc.outputs.vm_intervals is None:
-        # partitions each small enough to keep every VM, the whole run not: keep the VMs the whole run's default
-        # sample keeps (the same draw over the whole scenario's VM indices)
-        want = sc.outputs.vm_detail(sc.n_intervals * len(vms_df))
-        if want != "full":
-            vmi = vmi[vmi["vm"].isin(sample_vms(sc.seed, len(vms_df), int(want)))].reset_index(drop=True)
-            detail = want
-    return Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vmi, host_intervals=hi, vms=vms_df,
-                   hosts=hosts, overhead_reasons=reasons, migrations=migrations, datacenter=datacenter,
-                   vm_intervals_detail=detail)
+    res = Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vmi, host_intervals=hi, vms=vms_df,
+                  hosts=hosts, overhead_reasons=reasons, migrations=migrations, datacenter=datacenter,
+                  vm_intervals_detail=detail, spooled={"vm_intervals": spool.close()} if spool is not None else {})
+    res._spool = spool  # the merged file's folder lives as long as the Results
+    return res
 
 
 def _summary(sc: Scenario, parts: Sequence[Results], hi: pd.DataFrame, vms: pd.DataFrame,
