@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 import consolidate
 from consolidate.engine.record import StreamSum
@@ -98,7 +98,6 @@ def test_a_run_folder_takes_the_streamed_file_over(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_parquet(b / "vm_intervals.parquet"), held.vm_intervals, check_exact=True)
     assert pq.ParquetFile(b / "vm_intervals.parquet").num_row_groups == 8
     assert (a / "vm_intervals.csv").read_bytes() == (b / "vm_intervals.csv").read_bytes()
-    import json
     ma, mb = (json.loads((d / "run.json").read_text()) for d in (a, b))
     assert mb["frames"] == ma["frames"] and mb["frames"]["vm_intervals"] == 72 * 1052
     # the spool folder goes with its Results; the run folder keeps its own copy (a hard link here)
@@ -107,6 +106,18 @@ def test_a_run_folder_takes_the_streamed_file_over(tmp_path, monkeypatch):
     del streamed
     gc.collect()
     assert not spool.exists() and (b / "vm_intervals.parquet").stat().st_size > 0
+
+
+def test_a_pickled_streamed_run_carries_its_frames(tmp_path, monkeypatch):
+    # what a worker process sends back (partitioned runs): the frames themselves, not a path to its spool
+    sc = CASES["lifecycles"](tmp_path)
+    held = consolidate.run(sc, run_id="same")
+    copy_ = pickle.loads(pickle.dumps(_streamed(monkeypatch, sc, intervals_per_group=50, spool_dir=tmp_path)))
+    gc.collect()
+    assert copy_.spooled == {} and not list(tmp_path.glob(".consolidate-spool-*"))
+    pd.testing.assert_frame_equal(copy_.vm_intervals, held.vm_intervals, check_exact=True)
+    out = copy_.write(tmp_path / "out")
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "vm_intervals.parquet"), held.vm_intervals, check_exact=True)
 
 
 def test_a_run_that_fails_leaves_no_spool(tmp_path, monkeypatch):
@@ -175,7 +186,8 @@ def test_host_memory_used_is_the_traces_used_memory_of_the_vms_there():
     np.testing.assert_allclose(hi.memory_used_mb.to_numpy(), expect, rtol=1e-12)
     # the bitbrains VM counts the memory its trace uses (150-560 MiB), not its 2,048 MiB provisioned
     total = hi.groupby("time_s").memory_used_mb.sum()
-    np.testing.assert_allclose(total.to_numpy(), 2 * 2048 + used[:, bb[0]].astype(np.float64) / BYTES_PER_MB, rtol=1e-12)
+    bb_mib = used[:, bb[0]].astype(np.float64) / BYTES_PER_MB
+    np.testing.assert_allclose(total.to_numpy(), 2 * 2048 + bb_mib, rtol=1e-12)
     assert total.max() < 2 * 2048 + 1024 and total.max() - total.min() > 100
     # without a used-memory trace it is the provisioned memory of the VMs on the host
     flat = consolidate.run({**data, "vms": data["vms"][1:]})

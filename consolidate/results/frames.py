@@ -425,6 +425,17 @@ class Results:
     # frames written to Parquet while the run went, by stem: a temporary file until written into a run folder
     spooled: dict[str, Path] = field(default_factory=dict)
 
+    def __getstate__(self) -> dict:
+        """A pickled Results (a partition's, sent back from a worker process) carries its frames, read from any
+        spool file, and no spool: the file goes with the process that wrote it."""
+        state = dict(self.__dict__)
+        for name, path in self.spooled.items():
+            if state.get(name) is None:
+                state[name] = pd.read_parquet(path)
+        state["spooled"] = {}
+        state.pop("_spool", None)
+        return state
+
     def frame_names(self) -> list[str]:
         """The stems of the frames this run produced, without reading a spooled one."""
         held = ("summary", "host_intervals", "vms", "hosts", "vm_intervals", "overhead_reasons", "migrations",
