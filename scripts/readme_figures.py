@@ -386,10 +386,13 @@ def bench_thr() -> str:
 
 def bench_partitions() -> str:
     out = _bench("benchmarks/bench_partitions.py")
-    walls = {int(n): float(w) for n, w in re.findall(r"--workers (\d+): ([\d.]+) s end to end", out)}
+    got = {int(n): (float(w), float(c), float(la)) for n, w, c, la in
+           re.findall(r"--workers (\d+): ([\d.]+) s end to end, ([\d.]+) s CPU, load average ([\d.]+)", out)}
     assert "DIFFERENT" not in out, out
-    return (f"`--workers 1` {walls[1]:.1f} s, `--workers 2` {walls[2]:.1f} s end to end ({walls[1] / walls[2]:.2f}x), "
-            "summaries identical")
+    (w1, c1, l1), (w2, c2, l2) = got[1], got[2]
+    return (f"`--workers 1` {w1:.1f} s end to end ({c1:.1f} s CPU), `--workers 2` {w2:.1f} s ({c2:.1f} s CPU):\n"
+            f"{w1 / w2:.2f}x, with a load average of {l1:.0f} and {l2:.0f} on the 2 cores before each run (other jobs "
+            "running: a wall time\nis only comparable on an idle machine); summaries identical")
 
 
 BLOCKS = (
