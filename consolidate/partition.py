@@ -107,10 +107,7 @@ def run_part(sub: Scenario, run_id: str, shipped: bytes | None = None):
 
 def _run_part(sub: Scenario, run_id: str):
     try:
-        res = api.run(sub, run_id=run_id)
-        # a frame a big run spooled to a file is read here: the file is this worker's and ends with its Results
-        res.vm_intervals  # noqa: B018
-        return res
+        return api.run(sub, run_id=run_id)  # pickled with a spooled vm_intervals read in (results/frames.py)
     except ConsolidateError as exc:
         return ("error", type(exc).__name__, [(p.file, p.path, p.message) for p in exc.problems])
 
