@@ -76,3 +76,18 @@ def test_initial_placement_blocks_place_as_the_full_pass(policy, curves, monkeyp
             full = placement.place(policy, sizes, mem, limit, np.full(H, 262144.0), **kw)
         assert np.array_equal(fast, full)
         assert (fast >= 0).any()
+
+
+def test_initial_placement_counts_fractional_mips():
+    """place_all starts from no VM placed; the loads it adds up must keep fractions of a MIPS. Three VMs of
+    266.9 MIPS would put a 1,000-MIPS host at 800.7, past THR 0.8: the third must go to the second host
+    (whole-MIPS loads would have seen 798.9 and packed it)."""
+    sizes = np.array([266.9, 266.9, 266.9])
+    s = consolidation.Snapshot(
+        vm_host=np.full(3, -1), vm_dest=np.full(3, -1), vm_demand_mips=sizes, vm_vcpus=np.ones(3),
+        vm_ram_mb=np.full(3, 512.0), vm_history_mips=np.zeros((0, 3)),
+        host_capacity_mips=np.full(2, 1000.0), host_mips_per_core=np.full(2, 1000.0),
+        host_memory_mb=np.full(2, 4096.0), host_type=np.zeros(2, int), curves_w=LINEAR,
+        host_migration_intervals=np.zeros(2))
+    got = consolidation.place_all(s, make_detector("thr", 0.8), sizes)
+    assert sorted(np.bincount(got, minlength=2)) == [1, 2]

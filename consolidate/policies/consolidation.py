@@ -108,9 +108,11 @@ class _Work:
         where = np.where(s.vm_busy, s.vm_dest, s.vm_host)  # a migrating VM counts where it is going
         placed = where >= 0
         self.where = where.copy()
-        self.load = np.bincount(where[placed], weights=s.vm_demand_mips[placed], minlength=H)
+        # float64 even when nothing is placed yet: bincount of no VM at all gives integers, which would truncate
+        # every load place_all then adds to whole MIPS
+        self.load = np.bincount(where[placed], weights=s.vm_demand_mips[placed], minlength=H).astype(np.float64)
         need = s.mem_need
-        self.mem = np.bincount(where[placed], weights=need[placed], minlength=H)
+        self.mem = np.bincount(where[placed], weights=need[placed], minlength=H).astype(np.float64)
         # a migrating VM also holds its source's memory until it completes
         busy = s.vm_busy & (s.vm_host >= 0)
         self.mem += np.bincount(s.vm_host[busy], weights=need[busy], minlength=H)
@@ -124,9 +126,7 @@ class _Work:
         self.power = power_w(self.load / s.host_capacity_mips, s.curves_w, s.host_type)
         # load, room and seen_on are views of buffers padded to whole _FirstFit blocks (a padding host never fits)
         nb = -(-H // FIRST_FIT_BLOCK)
-        # (bincount of no VM at all gives integers, which a round with nothing placed keeps: place_all's loads)
-        self._load_buf = np.full(nb * FIRST_FIT_BLOCK, np.inf if self.load.dtype.kind == "f" else
-                                 np.iinfo(self.load.dtype).max, dtype=self.load.dtype)
+        self._load_buf = np.full(nb * FIRST_FIT_BLOCK, np.inf)
         self._load_buf[:H] = self.load
         self.load = self._load_buf[:H]
         self.curves = s.curves_w.tolist()
