@@ -141,7 +141,9 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         api.check_output(target, force=force)  # before simulating: a bad folder must not cost the run
         log.info("scenario %s (%s), run %s, writing to %s", sc.name, sc.file, run_id, target)
         if workers is None and scheduler is None and not ship_traces:
-            res = api.run(sc, progress=progress, run_id=run_id)
+            # a big vm_intervals spools beside its run folder, so writing it is a link on the same disk, not a
+            # copy out of a temporary folder that may be a small tmpfs
+            res = api.run(sc, progress=progress, run_id=run_id, spool_dir=target.parent)
         else:
             from consolidate import partition
 

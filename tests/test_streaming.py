@@ -135,15 +135,17 @@ def test_a_run_that_fails_leaves_no_spool(tmp_path, monkeypatch):
 
 
 def test_a_killed_streamed_run_leaves_no_folder_that_looks_complete(tmp_path):
-    # the CLI in a real process, vm_intervals streamed; kill -9 once row groups are on disk
-    spool_parent = tmp_path / "tmp"
-    spool_parent.mkdir()
+    # the CLI in a real process, vm_intervals streamed (beside the run folder: `consolidate run` spools there, not
+    # in TMPDIR); kill -9 once row groups are on disk
+    spool_parent = tmp_path / "reports"
+    elsewhere = tmp_path / "tmp"
+    elsewhere.mkdir()
     code = ("import sys; from consolidate.results import frames; frames.HOLD_VM_INTERVAL_ROWS = 0; "
             "frames.ROW_GROUP_ROWS = 2 * 1052; from consolidate.cli import app; "
             "sys.argv = ['consolidate'] + sys.argv[1:]; app()")
     out = tmp_path / "reports" / "run"
     proc = subprocess.Popen([sys.executable, "-c", code, "run", str(SCENARIOS / "planetlab-overhead.yaml"),
-                             "--out", str(out), "--quiet"], env={**os.environ, "TMPDIR": str(spool_parent)},
+                             "--out", str(out), "--quiet"], env={**os.environ, "TMPDIR": str(elsewhere)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     parts = []
@@ -161,6 +163,7 @@ def test_a_killed_streamed_run_leaves_no_folder_that_looks_complete(tmp_path):
     left = [p for p in spool_parent.iterdir()]
     assert len(left) == 1 and left[0].name.startswith(".") and [q.name for q in left[0].iterdir()] == \
         ["vm_intervals.parquet"]
+    assert not list(elsewhere.iterdir())  # nothing spooled to the temporary folder
 
 
 def test_host_memory_used_is_the_traces_used_memory_of_the_vms_there():
