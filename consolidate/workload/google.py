@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload import inspect as inspect_
-from consolidate.workload.joined import BLOCK_BYTES, CHUNK_ROWS, Selected, _stream, gather
+from consolidate.workload.joined import BLOCK_BYTES, CHUNK_ROWS, Selected, _stream, gather, tables
 from consolidate.workload.sources import GroupTraces, from_grid, register, select
 from consolidate.workload.timeline import Series, to_grid
 
@@ -158,15 +158,8 @@ def _tables(path: Path, fields: tuple[str, ...], typed: bool = True):
                      for c in want}
             reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
                                     convert_options=pacsv.ConvertOptions(include_columns=want, column_types=types))
-        pending, have = [], 0
-        for batch in reader:
-            pending.append(batch)
-            have += batch.num_rows
-            if have >= CHUNK_ROWS:
-                yield pa.Table.from_batches(pending).flatten()
-                pending, have = [], 0
-        if pending:
-            yield pa.Table.from_batches(pending).flatten()
+        for table in tables(reader, CHUNK_ROWS):
+            yield table.flatten()
     except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         if typed and name.endswith((".csv", ".csv.gz")):
             _find_bad(path, fields)

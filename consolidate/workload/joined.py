@@ -63,6 +63,19 @@ def _slow_chunks(path: Path, names: tuple[str, ...], usecols: list[str], chunk_r
                          f"{len(names)} columns: {', '.join(names)})") from None
 
 
+def tables(reader, rows: int):
+    """The record batches of a pyarrow stream reader as tables of about `rows` rows (at least, but the last)."""
+    pending, have = [], 0
+    for batch in reader:
+        pending.append(batch)
+        have += batch.num_rows
+        if have >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, have = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: tuple[str, ...] = (),
                chunk_rows: int = CHUNK_ROWS, raw: bool = False):
     """The file's `usecols` in chunks (DataFrames, or pyarrow Tables with `raw`; `numeric` columns as float64,
@@ -75,15 +88,8 @@ def csv_chunks(path: Path, names: tuple[str, ...], usecols: list[str], numeric: 
         reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(column_names=list(names),
                                                                        block_size=BLOCK_BYTES),
                                 convert_options=pacsv.ConvertOptions(include_columns=usecols, column_types=types))
-        pending, have = [], 0
-        for batch in reader:
-            pending.append(batch)
-            have += batch.num_rows
-            if have >= chunk_rows:
-                yield convert(pa.Table.from_batches(pending))
-                pending, have = [], 0
-        if pending:
-            yield convert(pa.Table.from_batches(pending))
+        for table in tables(reader, chunk_rows):
+            yield convert(table)
     except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         # find the row: the same checks on the strings (numbers() raises naming it)
         rows = 0
