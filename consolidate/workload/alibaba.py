@@ -23,9 +23,9 @@ import numpy as np
 
 from consolidate.errors import TraceError
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
-from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers
-from consolidate.workload.sources import GroupTraces, from_grid, register, select
-from consolidate.workload.timeline import Series, to_grid
+from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers, on_grid, trace_folder
+from consolidate.workload.sources import GroupTraces, register, select
+from consolidate.workload.timeline import Series
 
 META_COLS = ("container_id", "machine_id", "time_stamp", "app_du", "status", "cpu_request", "cpu_limit", "mem_size")
 USAGE_COLS = ("container_id", "machine_id", "time_stamp", "cpu_util_percent", "mem_util_percent", "cpi", "mem_gps",
@@ -85,16 +85,9 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
 
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
     """The containers that have usage, each with its life and vCPUs, on the run grid."""
-    folder = Path(g.trace.alibaba2018)
-    if not folder.is_absolute():
-        folder = sc.base_dir / folder
-    if not folder.is_dir():
-        raise TraceError(str(folder), "expected a folder holding Alibaba 2018's container_meta and container_usage")
+    folder = trace_folder(g.trace.alibaba2018, sc, "Alibaba 2018's container_meta and container_usage")
     series, warnings = read_series(folder, g.trace, gen)
     src = g.trace if g.trace.start is not None else g.trace.model_copy(update={"start": 0.0})
-    grid = to_grid(series, sc, src, str(folder))
-    grid.warnings[:0] = warnings
-    return from_grid(grid, [str(folder)] * len(grid.names))
-
+    return on_grid(folder, series, warnings, sc, src)
 
 register("alibaba2018", read_group)

@@ -28,9 +28,9 @@ import pandas as pd
 
 from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
-from consolidate.workload.sources import GroupTraces, from_grid, register, select
-from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers
-from consolidate.workload.timeline import Series, to_grid
+from consolidate.workload.sources import GroupTraces, register, select
+from consolidate.workload.joined import Selected, csv_chunks, gather, has_layout, numbers, on_grid, trace_folder
+from consolidate.workload.timeline import Series
 
 VMTABLE_COLS = ("vmid", "subscriptionid", "deploymentid", "vmcreated", "vmdeleted", "maxcpu", "avgcpu", "p95maxcpu",
                 "vmcategory", "vmcorecount", "vmmemory")
@@ -106,18 +106,10 @@ def read_series(folder: Path, src: TraceSource, gen: np.random.Generator | None)
 
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
     """The table's VMs that have readings, each with its life (created to deleted) and shape, on the run grid."""
-    folder = Path(g.trace.azure)
-    if not folder.is_absolute():
-        folder = sc.base_dir / folder
-    if not folder.is_dir():
-        raise TraceError(str(folder), "expected a folder holding the Azure Public Dataset's vmtable and "
-                         "vm_cpu_readings files")
+    folder = trace_folder(g.trace.azure, sc, "the Azure Public Dataset's vmtable and vm_cpu_readings files")
     series, warnings = read_series(folder, g.trace, gen)
     # the trace's clock starts at 0, the start of the published month: keep it unless `start` moves it
     src = g.trace if g.trace.start is not None else g.trace.model_copy(update={"start": 0.0})
-    grid = to_grid(series, sc, src, str(folder))
-    grid.warnings[:0] = warnings
-    return from_grid(grid, [str(folder)] * len(grid.names))
-
+    return on_grid(folder, series, warnings, sc, src)
 
 register("azure", read_group)

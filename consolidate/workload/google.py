@@ -51,9 +51,10 @@ import pyarrow.parquet as pq
 from consolidate.errors import TraceError, cut
 from consolidate.scenario.model import Scenario, TraceSource, VmGroup
 from consolidate.workload import inspect as inspect_
-from consolidate.workload.joined import BLOCK_BYTES, CHUNK_ROWS, Selected, _stream, gather, tables
-from consolidate.workload.sources import GroupTraces, from_grid, register, select
-from consolidate.workload.timeline import Series, to_grid
+from consolidate.workload.joined import (BLOCK_BYTES, CHUNK_ROWS, Selected, _stream, gather, on_grid, tables,
+                                         trace_folder)
+from consolidate.workload.sources import GroupTraces, register, select
+from consolidate.workload.timeline import Series
 
 US = 1e6  # trace clock units per second
 WINDOW_START_S = 600.0  # the trace's 0 is this long before the trace window
@@ -349,20 +350,14 @@ def _source(src: TraceSource) -> TraceSource:
 def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> GroupTraces:
     """The instances with a request and usage, each with its life and (given ncu_vcpus/nmu_mib) its shape, on the
     run grid."""
-    folder = Path(g.trace.google2019)
-    if not folder.is_absolute():
-        folder = sc.base_dir / folder
-    if not folder.is_dir():
-        raise TraceError(str(folder), "expected a folder holding Google 2019's instance_events and instance_usage")
+    folder = trace_folder(g.trace.google2019, sc, "Google 2019's instance_events and instance_usage")
     if g.shape != "group" and g.trace.ncu_vcpus is None:
         raise TraceError(str(folder), f"shape {g.shape if isinstance(g.shape, str) else 'table'} needs the VMs' "
                          "vCPUs, and the trace gives CPU in normalised units (NCU): set the trace's ncu_vcpus (the "
                          "vCPUs one NCU stands for: the cores of the cell's largest machine), or shape: group")
     src = _source(g.trace)
     series, warnings = read_series(folder, src, gen)
-    grid = to_grid(series, sc, src, str(folder))
-    grid.warnings[:0] = warnings
-    return from_grid(grid, [str(folder)] * len(grid.names))
+    return on_grid(folder, series, warnings, sc, src)
 
 
 register("google2019", read_group)

@@ -15,6 +15,27 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from consolidate.errors import TraceError, cut, not_a_regular_file
+from consolidate.scenario.model import Scenario, TraceSource
+from consolidate.workload.sources import GroupTraces, from_grid
+from consolidate.workload.timeline import to_grid
+
+
+def trace_folder(value: str, sc: Scenario, expected: str) -> Path:
+    """The folder a group's trace names (relative to the scenario's folder); a TraceError saying what it should
+    hold (`expected`) unless it is one."""
+    folder = Path(value)
+    if not folder.is_absolute():
+        folder = sc.base_dir / folder
+    if not folder.is_dir():
+        raise TraceError(str(folder), f"expected a folder holding {expected}")
+    return folder
+
+
+def on_grid(folder: Path, series, warnings: list[str], sc: Scenario, src: TraceSource) -> GroupTraces:
+    """A two-table trace's Series on the run grid, the join's warnings first."""
+    grid = to_grid(series, sc, src, str(folder))
+    grid.warnings[:0] = warnings
+    return from_grid(grid, [str(folder)] * len(grid.names))
 
 
 def has_layout(path: Path, files) -> bool:
