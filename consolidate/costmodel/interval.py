@@ -47,12 +47,28 @@ def maxmin_fill(demand: np.ndarray, group: np.ndarray, capacity: np.ndarray) -> 
     """Max-min fair shares of `capacity[g]` among the demands of the members of each group g (water filling:
     every member gets min(demand, L_g), with L_g the level at which the group's shares add up to its capacity, or
     its full demand when the group's demands fit). Members with group -1 get nothing. Units are the caller's
-    (demand and capacity alike). Vectorised: one sort, no loop over groups."""
+    (demand and capacity alike). Vectorised: at most one sort, no loop over groups."""
     out = np.zeros(len(demand))
     live = np.flatnonzero(group >= 0)
     if not len(live):
         return out
     d, g = demand[live], group[live]
+    # Nearly always no port is full, and then everyone gets their demand. That is the sorted pass's answer too
+    # (it binds a member only when its group's demands exceed the capacity) once a margin covers the rounding of
+    # the sums involved (the pass's cumulative sums run over all groups at once), so the sort is skipped.
+    total = float(d.sum())
+    if np.isfinite(total) and d.min() >= 0:
+        margin = (4 * len(d) + 16) * np.finfo(np.float64).eps * total
+        fits = np.bincount(g, weights=d, minlength=len(capacity)) + margin < capacity
+        if (fits | (np.bincount(g, minlength=len(capacity)) == 0)).all():
+            out[live] = d
+            return out
+    out[live] = _maxmin_sorted(d, g, capacity)
+    return out
+
+
+def _maxmin_sorted(d: np.ndarray, g: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """maxmin_fill's shares for members with a group (g >= 0), by one sort of (group, demand)."""
     order = np.lexsort((d, g))
     d, g = d[order], g[order]
     n = len(d)
@@ -72,11 +88,9 @@ def maxmin_fill(demand: np.ndarray, group: np.ndarray, capacity: np.ndarray) -> 
     if len(idx):
         firsts = idx[np.r_[True, grp_of[idx][1:] != grp_of[idx][:-1]]]
         level[grp_of[firsts]] = (cap[firsts] - before[firsts]) / remaining[firsts]
-    alloc = np.minimum(d, level[grp_of])
     res = np.empty(n)
-    res[order] = alloc
-    out[live] = res
-    return out
+    res[order] = np.minimum(d, level[grp_of])
+    return res
 
 
 def port_share(served_pps: np.ndarray, ports: Ports) -> np.ndarray:

@@ -5,6 +5,7 @@ Every figure in the catalog carries a source and a confidence (`published` or `d
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -19,7 +20,14 @@ CONFIDENCE = ("measured", "published", "derived")
 
 
 def _data(name: str) -> Any:
-    # the scenarios' safe loader, so `10.0e9` and `10e9` are numbers here too (YAML 1.1 reads them as strings)
+    # a copy: callers may keep or change what they get, the parsed file stays as shipped
+    return copy.deepcopy(_parsed(name))
+
+
+@lru_cache(maxsize=None)
+def _parsed(name: str) -> Any:
+    # parsed once per process (pure-Python YAML takes a tenth of a second per file, and every run reads them)
+    # with the scenarios' safe loader, so `10.0e9` and `10e9` are numbers here too (YAML 1.1 reads them as strings)
     return yaml.load((resources.files("consolidate.hardware.data") / name).read_text(), Loader=YamlLoader)
 
 
