@@ -28,27 +28,13 @@ from consolidate.errors import ConsolidateError, Problem, ResourceError
 from consolidate.results.frames import Results
 from consolidate.results.partitions import merge
 from consolidate.scenario.model import Scenario
-from consolidate.workload import sources
-from consolidate.workload.planetlab import BUILTIN_PREFIX
+from consolidate.workload.remote import trace_paths
 from consolidate.sweep.run import _terminate
 from consolidate.sweep.worker import init_worker
 
 OnPart = Callable[[str, int, int, float], None]  # (partition, finished so far, partitions, its wall s)
 SHIP_LIMIT_BYTES = 512 * 2**20  # traces shipped with one partition's task, at most: above, a shared filesystem
 _ABS = "_abs"  # where a shipped trace named by an absolute path (or one leaving the scenario's folder) goes
-
-
-def _trace_paths(sc: Scenario) -> list[tuple[int, str, str]]:
-    """(group index, TraceSource field, path as written) of every trace file or folder the scenario reads."""
-    out = []
-    for i, g in enumerate(sc.vms):
-        kind = sources.kind_of(g.trace)
-        value = getattr(g.trace, kind)
-        if isinstance(value, str) and not value.startswith(BUILTIN_PREFIX):
-            out.append((i, kind, value))
-        if g.trace.order is not None:
-            out.append((i, "order", g.trace.order))
-    return out
 
 
 def _arcname(value: str, sc: Scenario) -> str:
@@ -65,7 +51,7 @@ def pack_traces(sc: Scenario, name: str) -> bytes:
     """The trace files and folders partition `name` reads, as a tar archive laid out as the scenario's folder.
     A path that does not exist is left out (the worker's reader reports it). Raises ResourceError above
     SHIP_LIMIT_BYTES."""
-    found = [(v, sc.base_dir / v) for _, _, v in _trace_paths(sc) if (sc.base_dir / v).exists()]
+    found = [(v, sc.base_dir / v) for _, _, v in trace_paths(sc) if (sc.base_dir / v).exists()]
     total = sum(_size(src) for _, src in dict(found).items())
     if total > SHIP_LIMIT_BYTES:
         raise ResourceError([Problem(sc.file, "", f"partition {name!r}: traces too large to ship with the task "
@@ -93,7 +79,7 @@ def run_part(sub: Scenario, run_id: str, shipped: bytes | None = None):
     with tempfile.TemporaryDirectory(prefix="consolidate-traces-") as folder:
         with tarfile.open(fileobj=io.BytesIO(shipped)) as tar:
             tar.extractall(folder, filter="data")
-        for i, field, value in _trace_paths(sub):
+        for i, field, value in trace_paths(sub):
             arc = _arcname(value, sub)
             if arc != value:  # absolute: its copy's absolute path
                 setattr(sub.vms[i].trace, field, folder + "/" + arc)
