@@ -22,7 +22,7 @@ from consolidate.costmodel.model import OverheadModel
 from consolidate.engine.datacenter import Datacenter, Progress
 from consolidate.engine.placement import initial_placement
 from consolidate.engine.state import HostTable
-from consolidate.errors import Problem, ResourceError
+from consolidate.errors import Problem, ResourceError, ScenarioError
 from consolidate.hardware import assignment, catalog
 from consolidate.policies import registry
 from consolidate.report.html import write_report
@@ -35,8 +35,9 @@ from consolidate.scenario import partitions
 from consolidate.validation import load_scenario as _load
 from consolidate.scenario.model import Scenario
 from consolidate.scenario.sweepspec import SweepSpec
-from consolidate.workload.build import build_workload
+from consolidate.workload.build import Workload, build_workload
 from consolidate.workload.planetlab import BUILTIN_PREFIX, load_planetlab
+from consolidate.workload.remote import local_traces
 
 
 def version() -> str:
@@ -75,9 +76,22 @@ def validate(source: str | Path | dict | None = None) -> Scenario:
     """Load a scenario, check it fits in memory and read every trace it points to; raises ScenarioError (or
     ResourceError) on any problem."""
     sc = load_scenario(source)
-    check_memory(sc)
-    build_workload(sc)
+    _read_workload(sc)
     return sc
+
+
+def _read_workload(sc: Scenario, tmp_dir: Path | None = None) -> Workload:
+    """The scenario's workload, once check_memory passes. Traces named by a URL are read from a local copy
+    under tmp_dir (workload/remote.py), removed once read; its labels and errors name the URL."""
+    with local_traces(sc, tmp_dir) as (readable, named):
+        check_memory(readable)
+        try:
+            wl = build_workload(readable)
+        except ScenarioError as exc:
+            raise ScenarioError([Problem(p.file, p.path, named(p.message)) for p in exc.problems]) from None
+        if readable is not sc:
+            wl.vms["trace"] = [named(t) for t in wl.vms["trace"]]
+    return wl
 
 
 def _vms_at_least(sc: Scenario) -> int:
@@ -153,8 +167,7 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
         res = merge_partitions(sc, parts, run_id, time.perf_counter() - t0)
         res.started_at = started_at
         return res
-    check_memory(sc)
-    wl = build_workload(sc)
+    wl = _read_workload(sc, None if spool_dir is None else Path(spool_dir))
     hosts = HostTable.from_scenario(sc)
     om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
     vm_host = initial_placement(sc, wl, hosts, om)
