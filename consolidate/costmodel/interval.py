@@ -246,7 +246,7 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
     overhead = comp["exits"] + comp["tlb_refill"] + comp["page_walk"] + comp["world_switch"] + comp["io_guest"]
 
     live_f = live.astype(np.float64)
-    exits = terms.exits
+    exits = terms.exits.copy()  # I/O exits are added in place below
     n_cfg = len(t.configs)
     counts, cyc = 0.0, 0.0  # per configuration: I/O exits by reason (C, R), their cycles (C,)
     for s, q, tab in zip(served, irqs, t.io):
@@ -255,8 +255,10 @@ def interval_overhead(t: CostTables, cfg_idx: np.ndarray, vcpus: np.ndarray, eve
                 continue
             op_live = ops * live_f
             x = ex[:, reason_idx]  # slice the small table first
-            if x.any():
-                exits = exits + op_live[:, None] * x[c]
+            # an I/O class exits for one or two reasons: only their columns change (adding op x 0 leaves the
+            # others as they are, bit for bit)
+            for r in np.flatnonzero(x.any(axis=0)):
+                exits[:, r] += op_live * x[c, r]
             by_cfg = np.bincount(c, weights=op_live, minlength=n_cfg)
             counts = counts + by_cfg[:, None] * ex
             cyc = cyc + by_cfg * ex_cyc
