@@ -76,17 +76,18 @@ def validate(source: str | Path | dict | None = None) -> Scenario:
     """Load a scenario, check it fits in memory and read every trace it points to; raises ScenarioError (or
     ResourceError) on any problem."""
     sc = load_scenario(source)
-    _read_workload(sc)
+    _read_workload(sc).close()
     return sc
 
 
 def _read_workload(sc: Scenario, tmp_dir: Path | None = None) -> Workload:
     """The scenario's workload, once check_memory passes. Traces named by a URL are read from a local copy
-    under tmp_dir (workload/remote.py), removed once read; its labels and errors name the URL."""
+    under tmp_dir (workload/remote.py), removed once read; its labels and errors name the URL. A big grid is
+    spooled to an unnamed file in tmp_dir (workload/grid.py), freed by the workload's close()."""
     with local_traces(sc, tmp_dir) as (readable, named):
         check_memory(readable)
         try:
-            wl = build_workload(readable)
+            wl = build_workload(readable, tmp_dir)
         except ScenarioError as exc:
             raise ScenarioError([Problem(p.file, p.path, named(p.message)) for p in exc.problems]) from None
         if readable is not sc:
@@ -168,24 +169,27 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
         res.started_at = started_at
         return res
     wl = _read_workload(sc, None if spool_dir is None else Path(spool_dir))
-    hosts = HostTable.from_scenario(sc)
-    om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
-    vm_host = initial_placement(sc, wl, hosts, om)
-    # a big vm_intervals goes to Parquet while the run goes, in a temporary folder under spool_dir
-    vm_rows = vm_interval_rows(sc, len(wl.vms), None if spool_dir is None else Path(spool_dir))
-    dc = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om, rows=vm_rows)
-    if om is not None and dc.migrations is not None:
-        om.port_load = dc.migrations.port_load  # migration streams take port capacity from the VMs' packets
-    rec = dc.run()
-    res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version(), vm_rows)
-    res.started_at = started_at  # for run.json
-    if sc.maintenance and sc.maintenance_baseline:
-        # the drains' cost is what the same run (same seed, same streams) does without them
-        base = run(sc.model_copy(update={"maintenance": []}), run_id=res.run_id).summary.iloc[0]
-        s = res.summary
-        for col in IMPACT_COLUMNS:
-            if col in s.columns and col in base.index:
-                s[f"drain_impact_{col}"] = s[col].iloc[0] - base[col]
+    try:  # a spooled grid's file is freed when the run ends, however it ends
+        hosts = HostTable.from_scenario(sc)
+        om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
+        vm_host = initial_placement(sc, wl, hosts, om)
+        # a big vm_intervals goes to Parquet while the run goes, in a temporary folder under spool_dir
+        vm_rows = vm_interval_rows(sc, len(wl.vms), None if spool_dir is None else Path(spool_dir))
+        dc = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om, rows=vm_rows)
+        if om is not None and dc.migrations is not None:
+            om.port_load = dc.migrations.port_load  # migration streams take port capacity from the VMs' packets
+        rec = dc.run()
+        res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version(), vm_rows)
+        res.started_at = started_at  # for run.json
+        if sc.maintenance and sc.maintenance_baseline:
+            # the drains' cost is what the same run (same seed, same streams) does without them
+            base = run(sc.model_copy(update={"maintenance": []}), run_id=res.run_id).summary.iloc[0]
+            s = res.summary
+            for col in IMPACT_COLUMNS:
+                if col in s.columns and col in base.index:
+                    s[f"drain_impact_{col}"] = s[col].iloc[0] - base[col]
+    finally:
+        wl.close()
     return res
 
 

@@ -70,14 +70,14 @@ class Lifecycles:
         self.queue: list[int] = []
         self.boots: list[tuple[int, int, float]] = []  # placements inside an interval, not yet accounted
         self.mem_need = wl.memory_need_mb(sc.memory_basis)
-        share = wl.alive_share(sc.interval_s)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(share > 0, wl.cpu_util / share, 0.0) * wl.nominal_mips[None, :]
-        # never more than its vCPUs: float32 utilisation over a share can exceed 1 by a rounding, and a VM the size
-        # of a host would then fit no host until the next interval edge
-        rate = np.minimum(rate, wl.nominal_mips[None, :])
-        self.rate_mips = rate  # (intervals, VMs) demand while alive
-        self.peak_mips = rate.max(axis=0) if len(rate) else np.zeros(V)
+        self._rate: tuple[int, np.ndarray] | None = None  # (interval, rate_mips(interval)), the last asked for
+        # each VM's peak rate, from a pass over the grid a block of intervals at a time (a spooled grid is read
+        # in order, once): never an (intervals, VMs) array of rates
+        self.peak_mips = np.zeros(V)
+        step = max(1, (8 * 2**20) // max(8 * V, 1))
+        for k0 in range(0, sc.n_intervals, step):
+            rate = self._rates(k0, wl.cpu_util[k0:k0 + step])
+            self.peak_mips = rate.max(axis=0) if k0 == 0 else np.maximum(self.peak_mips, rate.max(axis=0))
         lives = self.end_s > self.start_s
         here = lives & (self.start_s <= 0)
         self.alive[here] = True
@@ -213,7 +213,7 @@ class Lifecycles:
         elif basis == "peak_demand":
             size, at = self.peak_mips, None
         else:
-            size, at = self.rate_mips[k], k
+            size, at = self.rate_mips(k), k
         if self.om is None:
             return size
         key = -1 if at is None else at
@@ -258,10 +258,27 @@ class Lifecycles:
                 return int(h)
         return -1
 
+    def _rates(self, k0: int, util: np.ndarray) -> np.ndarray:
+        """Each VM's demand while alive (MIPS) in intervals k0, k0 + 1, ...: (len(util), VMs) from `util`, those
+        intervals' rows of the grid (float32, the interval's mean over the whole interval)."""
+        nominal = self.wl.nominal_mips[None, :]
+        share = self._share(np.arange(k0, k0 + len(util))[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(share > 0, util / share, 0.0) * nominal
+        # never more than its vCPUs: float32 utilisation over a share can exceed 1 by a rounding, and a VM the size
+        # of a host would then fit no host until the next interval edge
+        return np.minimum(rate, nominal)
+
+    def rate_mips(self, k: int) -> np.ndarray:
+        """Each VM's demand while alive in interval k (MIPS), (VMs,)."""
+        if self._rate is None or self._rate[0] != k:
+            self._rate = (k, self._rates(k, self.wl.cpu_util[k][None, :])[0])
+        return self._rate[1]
+
     # --- accounting ----------------------------------------------------------------------------------------
 
-    def _share(self, k: int) -> np.ndarray:
-        """The share of interval k each VM is alive (0..1): Workload.alive_share's row k, without its whole array."""
+    def _share(self, k: int | np.ndarray) -> np.ndarray:
+        """The share of interval k each VM is alive (0..1); `k` an (n, 1) array of intervals gives (n, VMs)."""
         dt = self.sc.interval_s
         t0 = k * dt
         return np.clip((np.minimum(self.end_s, t0 + dt) - np.maximum(self.start_s, t0)) / dt, 0.0, 1.0)

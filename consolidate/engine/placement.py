@@ -12,6 +12,7 @@ from consolidate.policies.consolidation import Snapshot, place_all
 from consolidate.policies.placement import place
 from consolidate.policies.registry import consolidation_policy
 from consolidate.scenario.model import Scenario
+from consolidate.workload import grid
 from consolidate.workload.build import Workload
 
 
@@ -30,7 +31,7 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
     elif basis == "initial_demand":
         util, k = wl.cpu_util[0].astype(np.float64), 0
     else:
-        util = wl.cpu_util.max(axis=0).astype(np.float64)
+        util = grid.peak(wl.cpu_util).astype(np.float64)  # a spooled grid's, taken as it was written
     size = util * nominal
     if om is not None:
         size = size[:, None] + om.sizing_mips(k, util, len(hosts.types))
@@ -40,7 +41,8 @@ def initial_placement(sc: Scenario, wl: Workload, hosts: HostTable, om: Overhead
         # only the VMs there at t = 0; the others are placed when they arrive (engine/lifecycle.py)
         here = np.flatnonzero((wl.start_s <= 0) & (wl.end_s > 0))
         out = np.full(len(size), -1, dtype=np.int64)
-        sub = Workload(vms=wl.vms.iloc[here].reset_index(drop=True), cpu_util=wl.cpu_util[:, here])
+        # placing reads only the VM table: the sub-workload needs no grid of its own
+        sub = Workload(vms=wl.vms.iloc[here].reset_index(drop=True), cpu_util=np.zeros((0, len(here)), np.float32))
         out[here] = _place(sc, sub, hosts, size[here], mem[here],
                            VmDevices.of(sc.vms, sub.vms["group_index"].to_numpy()))
         lost = here[out[here] < 0]

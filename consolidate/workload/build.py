@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ from consolidate import rng
 from consolidate.errors import Problem, ScenarioError, TraceError
 from consolidate.units import BYTES_PER_MB
 from consolidate.scenario.model import Scenario, TypeAssignment, VmGroup
-from consolidate.workload import sources
+from consolidate.workload import grid, sources
+from consolidate.workload.grid import SpooledGrid
 
 
 @dataclass
@@ -19,14 +21,16 @@ class Workload:
 
     `vms` has one row per VM: vm (0..n-1), name, group, group_index, vm_type, vcpus, mips_per_vcpu, memory_mb, trace,
     profile.
-    `cpu_util` is float32 of shape (intervals, VMs): fraction 0..1 of each VM's vCPUs per interval.
+    `cpu_util` is float32 of shape (intervals, VMs): fraction 0..1 of each VM's vCPUs per interval. A small grid
+    is an ndarray; a big one a grid.SpooledGrid on a temporary file, read by interval (`cpu_util[k]`,
+    `cpu_util[k, vm]`) a window at a time; `close()` frees its file (a finished or failed run does).
     """
 
     vms: pd.DataFrame
-    cpu_util: np.ndarray
+    cpu_util: np.ndarray | SpooledGrid
     # optional trace columns (columns.OPTIONAL) that some trace supplied: float32 (intervals, VMs), NaN where a
-    # VM's trace lacks the column (the VM's profile fills it)
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # VM's trace lacks the column (the VM's profile fills it); spooled with cpu_util when it is
+    extra: dict[str, np.ndarray | SpooledGrid] = field(default_factory=dict)
     # each VM's life on the run clock (s): it arrives at start_s and leaves at end_s; cpu_util is 0 outside
     start_s: np.ndarray | None = None
     end_s: np.ndarray | None = None
@@ -47,16 +51,17 @@ class Workload:
         used = self.extra.get("mem_used_bytes")
         if basis != "used" or used is None:
             return prov
-        with np.errstate(all="ignore"):
-            peak = np.nanmax(np.where(np.isnan(used), -np.inf, used.astype(np.float64)), axis=0) / BYTES_PER_MB
+        peak = grid.peak(used).astype(np.float64) / BYTES_PER_MB  # NaN where the trace never gives it
         return np.where(np.isfinite(peak) & (peak >= 0), np.minimum(prov, peak), prov)
 
-    def alive_share(self, interval_s: float) -> np.ndarray:
-        """(intervals, VMs) share of each interval each VM is alive (0..1)."""
-        n = self.cpu_util.shape[0]
-        t0 = np.arange(n)[:, None] * interval_s
-        return np.clip((np.minimum(self.end_s[None, :], t0 + interval_s) - np.maximum(self.start_s[None, :], t0))
-                       / interval_s, 0.0, 1.0)
+    @property
+    def spooled(self) -> bool:
+        """Whether the grids are on a temporary file (read a window at a time) rather than held."""
+        return isinstance(self.cpu_util, SpooledGrid)
+
+    def close(self) -> None:
+        """Free the grids' spool file, if any (the workload is not read after this)."""
+        grid.close(self.cpu_util)
 
     @property
     def nominal_mips(self) -> np.ndarray:
@@ -140,64 +145,75 @@ def _group_frame(i: int, g: VmGroup, gt: sources.GroupTraces, vm_types: dict, ge
     })
 
 
-def _group_life(g: VmGroup, gt: sources.GroupTraces, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each VM's life on the run clock (the trace's, cut by the group's start_s/end_s) and its util, zero where the
-    group's window says the VM is not there yet or any more."""
+def _group_life(g: VmGroup, gt: sources.GroupTraces, sc: Scenario
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each VM's life on the run clock (the trace's, cut by the group's start_s/end_s) and the share of each
+    interval (0..1) the group's window covers, which scales its util (None: the whole run, util as it is)."""
     n = len(gt.names)
     start = gt.start_s.copy() if gt.start_s is not None else np.zeros(n)
     end = gt.end_s.copy() if gt.end_s is not None else np.full(n, sc.duration_s)
-    util = gt.util
+    share = None
     if g.start_s is not None or g.end_s is not None:
         a = g.start_s if g.start_s is not None else 0.0
         b = min(g.end_s, sc.duration_s) if g.end_s is not None else sc.duration_s
         start, end = np.maximum(start, a), np.minimum(end, b)
         t0 = np.arange(sc.n_intervals) * sc.interval_s
         share = np.clip((np.minimum(b, t0 + sc.interval_s) - np.maximum(a, t0)) / sc.interval_s, 0.0, 1.0)
-        util = util * share[None, :]
-    return start, end, util
+    return start, end, share
 
 
-def build_workload(sc: Scenario) -> Workload:
-    """Read or generate every group's traces, assign VM types and stack them onto the scenario grid.
+def _hand_over(out: grid.GridWriter, gt: sources.GroupTraces, share: np.ndarray | None, n_intervals: int) -> None:
+    """Put a group's util (times its window's `share`) and optional columns on the grid, a block of VMs at a
+    time, as float32 (each value rounded once, as converting the whole group did)."""
+    for a, block in grid.vm_blocks(gt.util, grid.block_vms(n_intervals)):
+        if share is not None:
+            block = block * share[None, :]
+        cols = {"cpu_util": np.asarray(block, dtype=np.float32)}
+        for col, v in gt.extra.items():
+            cols[col] = np.asarray(v[a:a + len(block)], dtype=np.float32)
+        out.add(cols)
 
+
+def build_workload(sc: Scenario, spool_dir: Path | None = None) -> Workload:
+    """Read or generate every group's traces, assign VM types and put them onto the scenario grid.
+
+    A grid of more than grid.HOLD_VALUES values is spooled to an unnamed temporary file in `spool_dir` (None:
+    the system's temporary folder), 4 bytes per VM-interval and column; the Workload's close() frees it.
     Raises ScenarioError naming the group's field path and the trace file and row for every bad trace.
     """
     vm_types = {v.name: v for v in sc.vm_types}
-    frames, utils, problems, group_extras = [], [], [], []
+    frames, problems = [], []
     starts, ends, warnings, clipped = [], [], [], 0
-    for i, g in enumerate(sc.vms):
-        gen = rng.stream(sc.seed, rng.WORKLOAD, i)
-        try:
-            gt = sources.read_group(i, g, sc, gen)
-            frames.append(_group_frame(i, g, gt, vm_types, gen))
-        except TraceError as exc:
-            what = "shape" if "shape" in str(exc) or "vCPUs or memory" in str(exc) else \
-                f"trace.{sources.kind_of(g.trace)}"
-            problems.append(Problem(sc.file, f"vms.{i}.{what}", str(exc)))
-            continue
-        start, end, util = _group_life(g, gt, sc)
-        starts.append(start)
-        ends.append(end)
-        # float32 at once (the grid's type, the same rounding as converting at the end): a big run's groups
-        # held in float64 until the stacking below were its peak memory
-        utils.append(np.asarray(util, dtype=np.float32))
-        group_extras.append(gt.extra)
-        warnings.extend(gt.warnings)
-        clipped += gt.clipped
-    if problems:
-        raise ScenarioError(problems)
+    out = grid.GridWriter(sc.n_intervals, spool_dir)
+    try:
+        for i, g in enumerate(sc.vms):
+            gen = rng.stream(sc.seed, rng.WORKLOAD, i)
+            try:
+                gt = sources.read_group(i, g, sc, gen)
+                start, end, share = _group_life(g, gt, sc)
+                # the values before the types: a synthetic group draws them from `gen` now, block by block, in
+                # the order it always drew them, and its types after them
+                _hand_over(out, gt, share, sc.n_intervals)
+                frames.append(_group_frame(i, g, gt, vm_types, gen))
+            except TraceError as exc:
+                what = "shape" if "shape" in str(exc) or "vCPUs or memory" in str(exc) else \
+                    f"trace.{sources.kind_of(g.trace)}"
+                problems.append(Problem(sc.file, f"vms.{i}.{what}", str(exc)))
+                continue
+            starts.append(start)
+            ends.append(end)
+            warnings.extend(gt.warnings)
+            clipped += gt.clipped
+            del gt  # a trace reader's whole group goes before the next group is read
+        if problems:
+            raise ScenarioError(problems)
+        cpu_util, extra = out.finish()
+    except BaseException:
+        out.close()
+        raise
     # an empty group (count 0: a partition's placeholder) must not turn the columns' dtypes to object
     vms = pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
     vms.insert(0, "vm", np.arange(len(vms), dtype=np.int32))
-    cpu_util = np.zeros((sc.n_intervals, sum(len(u) for u in utils)), np.float32)
-    col = 0
-    for u in utils:  # time-major, filled group by group (no stacked copy)
-        cpu_util[:, col:col + len(u)] = u.T
-        col += len(u)
-    extra = {}
-    for col in sorted({c for e in group_extras for c in e}):
-        parts = [e.get(col, np.full(u.shape, np.nan)) for e, u in zip(group_extras, utils)]
-        extra[col] = np.ascontiguousarray(np.vstack(parts).T, dtype=np.float32)
     wl = Workload(vms=vms, cpu_util=cpu_util, extra=extra, start_s=np.concatenate(starts),
                   end_s=np.concatenate(ends), warnings=warnings, clipped=clipped, duration_s=sc.duration_s)
     if wl.lifecycles:

@@ -22,7 +22,8 @@ OPTIONS = frozenset({"repeat", "order", "start", "gap", "gap_s", "over_100", "li
 
 class GroupTraces(NamedTuple):
     """One group's traces: VM names, trace labels, CPU utilisation (fraction 0..1 of the VM's vCPUs) as
-    (VMs, intervals) and optional columns {name: (VMs, intervals)} in the columns' own units. Readers of traces
+    (VMs, intervals) (an array, or a grid.Drawn made a block of VMs at a time) and optional columns
+    {name: (VMs, intervals)} in the columns' own units. Readers of traces
     with lifecycles also give each VM's start_s and end_s on the run clock (s; util is 0 outside), and its
     shape where the trace has it (vcpus, memory_mb, mhz: the VM's CPU in MHz; NaN where unknown), and the
     warnings of the reading (clipped samples, VMs left out)."""
@@ -124,6 +125,8 @@ def _replay(t: GroupTraces, count: int | None) -> GroupTraces:
     if n and not len(t.names):
         raise TraceError(t.labels[0] if t.labels else "trace", f"holds no VM in the run (expected at least one for "
                          f"count {n})")
+    if n == len(t.names):
+        return t  # every trace once, in order: nothing to copy (a synthetic group is made later, block by block)
     pick = np.arange(n) % len(t.names) if n else np.arange(0)
     per_vm = lambda a: None if a is None else a[pick]  # noqa: E731
     return GroupTraces([t.names[j] if n <= len(t.names) else f"{t.names[j]}#{k}" for k, j in enumerate(pick)],
