@@ -9,6 +9,7 @@ unreachable, or calibration is out of tolerance; 2 bad input (nothing, or nothin
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -647,7 +648,8 @@ class TraceKind(str, Enum):
 
 
 @trace_app.command("inspect")
-def trace_inspect(path: Path = typer.Argument(..., help="trace file or folder"),
+def trace_inspect(path: str = typer.Argument(..., help="trace file or folder, or an fsspec URL (s3://..., "
+                                             "zip://folder::file:///path/traces.zip)"),
                   fmt: Format = typer.Option(Format.table, "--format", help="table or csv (csv: the header line goes "
                                              "to stderr, stdout stays CSV)"),
                   kind: Optional[TraceKind] = typer.Option(None, "--kind", help="the layout (default: detected)")) -> None:
@@ -656,9 +658,13 @@ def trace_inspect(path: Path = typer.Argument(..., help="trace file or folder"),
     warnings. Exit 2 on a bad or unknown trace."""
     from consolidate.errors import TraceError
     from consolidate.workload.inspect import COLUMNS, inspect
+    from consolidate.workload.remote import fetched, is_url
 
     try:
-        seen = inspect(path, kind.value if kind else None)
+        with fetched(path) as local:  # a URL is read from a local copy, removed afterwards
+            seen = inspect(local, kind.value if kind else None)
+        if is_url(path):
+            seen = dataclasses.replace(seen, path=path)
     except TraceError as exc:
         _plain(err, str(exc))
         raise typer.Exit(code=EXIT_BAD_INPUT)

@@ -86,3 +86,23 @@ def test_a_url_that_cannot_be_fetched_is_one_line_with_exit_2(url, expect, write
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{path}: vms.0.trace.planetlab: cannot fetch {url}: ") and expect in lines[0], lines
+
+
+def test_trace_inspect_reads_a_url_and_names_it(tmp_path):
+    opendc = REPO / "tests" / "data" / "opendc-bitbrains-small"
+    archive = tmp_path / "opendc.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(opendc.iterdir()):
+            z.write(f, f"sample/{f.name}")
+    url = f"zip://sample::file://{archive}"
+    by_url = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", url, "--format", "csv"],
+                            capture_output=True, text=True, timeout=60)
+    local = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", str(opendc), "--format", "csv"],
+                           capture_output=True, text=True, timeout=60)
+    assert by_url.returncode == 0, by_url.stderr
+    assert by_url.stdout == local.stdout and len(by_url.stdout.splitlines()) == 51  # header + the sample's 50 VMs
+    assert by_url.stderr == local.stderr.replace(str(opendc), url)
+    bad = subprocess.run([sys.executable, "-m", "consolidate", "trace", "inspect", "zip://nope::" + archive.as_uri()],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("zip://nope::") and "cannot fetch" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

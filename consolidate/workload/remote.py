@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from consolidate.errors import Problem, ScenarioError
+from consolidate.errors import Problem, ScenarioError, TraceError
 from consolidate.scenario.model import Scenario
 from consolidate.workload import sources
 from consolidate.workload.planetlab import BUILTIN_PREFIX
@@ -65,6 +65,33 @@ def _fetch(url: str, dest: Path) -> Path:
     return dest
 
 
+def _why(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@contextmanager
+def fetched(value: str, tmp_dir: Path | None = None) -> Iterator[Path]:
+    """A local path to read trace `value` from: the path itself, or for a URL a copy in a temporary folder under
+    tmp_dir, removed on leaving. Raises TraceError naming the URL when it cannot be fetched."""
+    if not is_url(value):
+        yield Path(value)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="consolidate-fetch-", dir=tmp_dir))
+    try:
+        try:
+            local = _fetch(value, folder / "t0")
+        except (OSError, ImportError, ValueError) as exc:
+            raise TraceError(value, f"cannot fetch: {_why(exc)} (expected a file or folder fsspec can read, with "
+                             "its protocol's driver installed)") from None
+        try:
+            yield local
+        except TraceError as exc:  # name the URL, not the copy
+            raise TraceError(exc.file.replace(str(local), value.rstrip("/")),
+                             exc.message.replace(str(local), value.rstrip("/")), exc.row) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextmanager
 def local_traces(sc: Scenario, tmp_dir: Path | None = None) -> Iterator[tuple[Scenario, Callable[[str], str]]]:
     """(sc with every URL trace path replaced by a local copy, a function turning a text that names a copy back
@@ -85,9 +112,8 @@ def local_traces(sc: Scenario, tmp_dir: Path | None = None) -> Iterator[tuple[Sc
                 try:
                     copies[url] = str(_fetch(url, folder / f"t{len(copies)}"))
                 except (OSError, ImportError, ValueError) as exc:
-                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     problems.append(Problem(sc.file, f"vms.{i}.trace.{field}",
-                                            f"cannot fetch {url}: {why} (expected a file or folder fsspec can read, "
+                                            f"cannot fetch {url}: {_why(exc)} (expected a file or folder fsspec can read, "
                                             "with its protocol's driver installed)"))
                     continue
             setattr(local.vms[i].trace, field, copies[url])
