@@ -52,6 +52,10 @@ class ConsolidationManager:
         self.detector = policy.detector if policy is not None else make_detector("thr", 1.0)
         self.rng = rng.stream(sc.seed, rng.POLICY)
         length = sc.consolidation.history_intervals if sc.consolidation is not None else DEFAULT_HISTORY_INTERVALS
+        # kept only when a policy reads it: shifting it costs a copy of intervals x VMs float64 each interval
+        # (240 MB at a million VMs); otherwise rounds see no rows
+        if not (self.detector.reads_history or (policy is not None and policy.selector.reads_history)):
+            length = 0
         self.history = np.full((length, len(state.vm_host)), np.nan)
         self.demand = np.zeros(len(state.vm_host))
         # CloudSim's VMs record their first utilisation sample at the first host update, one interval in
@@ -66,8 +70,9 @@ class ConsolidationManager:
         if self._skip_first_sample:
             self._skip_first_sample = False
             return
-        self.history[:-1] = self.history[1:]  # in place: a round reads it at once, nothing keeps an older one
-        self.history[-1] = demand_mips
+        if len(self.history):
+            self.history[:-1] = self.history[1:]  # in place: a round reads it at once, nothing keeps an older one
+            self.history[-1] = demand_mips
 
     def _snapshot(self) -> Snapshot:
         st = self.state

@@ -29,7 +29,7 @@ from consolidate.workload.build import Workload
 MB = BYTES_PER_MB
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a consolidating run at a million VMs starts millions (less memory, faster)
 class MigrationRecord:
     """One migration, for the `migrations` result frame."""
 
@@ -88,12 +88,12 @@ class Migrations:
             return np.zeros(n), np.zeros(n)
         return self.flows.host_load(n)
 
-    def start(self, mv: Move, batch: list | None = None) -> MigrationRecord:
+    def start(self, mv: Move, batch: list | None = None, end_s: float | None = None) -> MigrationRecord:
         """Start a migration: its own process, or, for a plain fixed-delay one when `batch` is given, an entry
-        (end time, record) that one process completes with the rest of its round."""
+        (end time, record) that one process completes with the rest of its round (end_s: that end time in s, when
+        the caller has it; a cold VM's migration gets its own process all the same)."""
         env = self.env
-        rec = MigrationRecord(vm=mv.vm, source=mv.source, destination=mv.destination, reason=mv.reason,
-                              start_s=env.now)
+        rec = MigrationRecord(mv.vm, mv.source, mv.destination, mv.reason, env.now)
         earlier = self.running.get(mv.vm)
         if earlier is not None:
             earlier[0].passed_through = True  # a second move of the same round: the VM goes on from its source
@@ -101,7 +101,7 @@ class Migrations:
         self.records.append(rec)
         self.unaccounted.append(rec)
         if batch is not None and not self.state.devices.cold[mv.vm]:
-            batch.append((env.now + self._fixed_s(rec), rec))
+            batch.append((env.now + self._fixed_s(rec) if end_s is None else end_s, rec))
             self.running[mv.vm] = (rec, None)
         else:
             self.running[mv.vm] = (rec, env.process(self._run(rec)))
@@ -139,25 +139,58 @@ class Migrations:
 
     def start_round(self, moves: list[Move]) -> None:
         """Start every move a consolidation round decided, in the order decided."""
-        batch = [] if self._batchable else None
-        for mv in moves:
-            self.start(mv, batch)
+        if not self._batchable:
+            for mv in moves:
+                self.start(mv)
+            return
+        if not moves:
+            return
+        # the end times of the whole round at once (the same float operations as _fixed_s, element by element)
+        vm = np.fromiter((mv.vm for mv in moves), np.int64, len(moves))
+        dest = np.fromiter((mv.destination for mv in moves), np.int64, len(moves))
+        ends = (self.env.now + self._fixed_s_of(vm, dest)).tolist()
+        batch = []
+        for mv, end in zip(moves, ends):
+            self.start(mv, batch, end)
         if batch:
             self.env.process(self._complete_in_order(batch))
 
     def _complete_in_order(self, batch: list):
+        """Process: complete a round's fixed-delay migrations at their end times, in order. Those that end without
+        a wait between them (nothing else runs meanwhile) are completed together."""
         env = self.env
+        done = []
         for end, rec in sorted(batch, key=lambda e: e[0]):  # stable: same end, same order as started
             if end > env.now:
+                self._complete_fixed(done)
+                done = []
                 yield env.timeout(end - env.now)
             if not rec.aborted:
-                self._fixed_done(rec)
-                self._complete(rec)
+                done.append(rec)
+        self._complete_fixed(done)
+
+    def _complete_fixed(self, recs: list[MigrationRecord]) -> None:
+        """_fixed_done and _complete for fixed-delay migrations ending now, in order, at once."""
+        if not recs:
+            return
+        now = self.env.now
+        vm = np.fromiter((r.vm for r in recs), np.int64, len(recs))
+        for r, b in zip(recs, (self.state.ram_mb[vm] * self.fixed_bytes_per_mb).tolist()):
+            r.rounds, r.bytes, r.end_s = 1, b, now
+        arrived = [r for r in recs if not r.passed_through]
+        self.state.end_moves(np.fromiter((r.vm for r in arrived), np.int64, len(arrived)),
+                             np.fromiter((r.destination for r in arrived), np.int64, len(arrived)))
+        running = self.running
+        for r in arrived:
+            running.pop(r.vm, None)
 
     def _fixed_s(self, rec: MigrationRecord) -> float:
+        return self._fixed_s_of(rec.vm, rec.destination)
+
+    def _fixed_s_of(self, vm, destination):
+        """The fixed model's duration (s) of migrations of `vm` to `destination` (indices or arrays of them)."""
         # CloudSim: memory over half the destination's bandwidth
-        return self.state.ram_mb[rec.vm] * self.fixed_bytes_per_mb * 8 / (self.host_bps[rec.destination]
-                                                                          * self.m.bandwidth_share)
+        return self.state.ram_mb[vm] * self.fixed_bytes_per_mb * 8 / (self.host_bps[destination] * self.m.bandwidth_share)
 
     def _fixed_done(self, rec: MigrationRecord) -> None:
         rec.rounds, rec.bytes = 1, self.state.ram_mb[rec.vm] * self.fixed_bytes_per_mb
@@ -272,6 +305,7 @@ class Migrations:
         out = []
         fixed = self.m.model == "fixed"
         self.unaccounted = [r for r in self.unaccounted if r.end_s > t0]
+        share = self.m.destination_cpu_share
         for rec in self.unaccounted:
             # an aborted migration moved nothing: the VM stayed where the interval started it (its loss, if its
             # source failed, is the failure's)
@@ -279,7 +313,7 @@ class Migrations:
                 continue
             end = rec.end_s if math.isfinite(rec.end_s) else math.inf
             if fixed:
-                src_x, dst_x = 0.0, self.m.destination_cpu_share * demand_mips[rec.vm]
+                src_x, dst_x = 0.0, share * demand_mips[rec.vm]
             else:
                 span = (min(end, t1) - rec.start_s) or 1.0
                 gbps = rec.bytes * 8 / 1e9 / span if math.isfinite(end) else \

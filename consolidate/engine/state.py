@@ -155,6 +155,14 @@ class DatacenterState:
         self.joined[vm] = self._arrivals
         self._arrivals += 1
 
+    def end_moves(self, vms: np.ndarray, destinations: np.ndarray) -> None:
+        """end_move for each of `vms` (distinct), in order."""
+        self.vm_host[vms] = destinations
+        self.home[vms] = destinations
+        self.vm_dest[vms] = -1
+        self.joined[vms] = np.arange(self._arrivals, self._arrivals + len(vms))
+        self._arrivals += len(vms)
+
     def cancel_move(self, vm: int) -> None:
         """The VM's migration was aborted: it is going nowhere (its destination's memory is free again)."""
         self.vm_dest[vm] = -1

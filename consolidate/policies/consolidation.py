@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from consolidate.hardware.assignment import FREE_NAMES, NVME
 from consolidate.hardware.power import power_w
+from consolidate.policies import kernel
 from consolidate.policies.overload import linear_forecast, linear_overloaded
 from consolidate.policies.registry import Detector, Selector
+from consolidate.policies.selection import LEAST_OF
 
 
 @dataclass
@@ -79,15 +82,15 @@ class Snapshot:
         return self.vm_dest >= 0
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):  # a tuple, not a frozen dataclass: a round at scale makes thousands, 10x cheaper
     vm: int
-    source: int
-    destination: int
-    reason: str  # "overload" or "underload"
+    source: int  # host
+    destination: int  # host
+    reason: str  # "overload", "underload" or "maintenance"
 
 
 FIRST_FIT_BLOCK = 32  # hosts per block of _FirstFit's index
+COMPILED = True  # plan_round's steps 2 and 3 by policies.kernel where it applies (False: the Python steps)
 
 
 class _Work:
@@ -107,7 +110,7 @@ class _Work:
         H = len(s.host_capacity_mips)
         where = np.where(s.vm_busy, s.vm_dest, s.vm_host)  # a migrating VM counts where it is going
         placed = where >= 0
-        self.where = where.copy()
+        self.where = where.astype(np.int64)  # a copy, and one index type for policies.kernel
         # float64 even when nothing is placed yet: bincount of no VM at all gives integers, which would truncate
         # every load place_all then adds to whole MIPS
         self.load = np.bincount(where[placed], weights=s.vm_demand_mips[placed], minlength=H).astype(np.float64)
@@ -249,6 +252,17 @@ def _power_one(util: float, curve: list[float]) -> float:
     return curve[lo] + (pos - lo) * (curve[lo + 1] - curve[lo])
 
 
+def _rise_floor(s: Snapshot) -> tuple[float, float, float]:
+    """What bounds any host's power rise from below (see _FirstFit.floor): the least rise per MIPS of demand any
+    host can have (W/MIPS: its curve's least slope per 10% of its capacity), and the margins: a host may take a VM
+    up to 1e-9 MIPS (and the room's rounding) past its capacity, where the curve is clipped (MIPS); the rises
+    themselves carry a few ulps of the curve's watts (W)."""
+    per_mips = 10.0 * np.diff(s.curves_w, axis=1).min(axis=1)[s.host_type] / s.host_capacity_mips
+    return (float(per_mips.min()) if len(per_mips) else 0.0,
+            1e-9 + 1e-10 * float(s.host_capacity_mips.max(initial=0.0)),
+            1e-11 * (1.0 + float(np.abs(s.curves_w).max(initial=0.0))))
+
+
 class _FirstFit:
     """PABFD's answer without pricing every host, when that answer is the lowest-indexed host that fits.
 
@@ -277,13 +291,7 @@ class _FirstFit:
         self.min_on, self.mem_max, self.cpu_max = np.empty(nb), np.empty(nb), np.empty(nb)
         self.has_off = np.empty(nb, bool)
         self.excluded = None  # the array the bounds were last computed for (by identity)
-        # the least rise per MIPS of demand any host can have: its curve's least slope (per 10% of its capacity)
-        per_mips = 10.0 * np.diff(s.curves_w, axis=1).min(axis=1)[s.host_type] / s.host_capacity_mips
-        self.per_mips = float(per_mips.min()) if H else 0.0
-        # margins: a host may take a VM up to 1e-9 MIPS (and the room's rounding) past its capacity, where the
-        # curve is clipped; the rises themselves carry a few ulps of the curve's watts
-        self.overshoot_mips = 1e-9 + 1e-10 * float(s.host_capacity_mips.max(initial=0.0))
-        self.eps_w = 1e-11 * (1.0 + float(np.abs(s.curves_w).max(initial=0.0)))
+        self.per_mips, self.overshoot_mips, self.eps_w = _rise_floor(s)
         self.hits = self.misses = 0
 
     def _tighten(self, blocks: np.ndarray, idx: np.ndarray, excluded: np.ndarray) -> None:
@@ -433,11 +441,14 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
     vm_busy, vm_pinned = s.vm_busy, s.vm_pinned
     # each host's VMs at the start of the round, ascending; a host only loses VMs before it could be emptied
     # (one that gained any is a destination, excluded from both steps), so filtering on `where` is exact
-    order = np.argsort(w.where, kind="stable")
-    bounds = np.searchsorted(w.where[order], np.arange(len(w.load) + 1))
+    order, bounds = kernel.group_by_host(w.where, len(w.load))
 
     def members(h: int) -> np.ndarray:
         return order[bounds[h]:bounds[h + 1]]
+
+    compiled = COMPILED and _compiled_case(w, det)
+    if compiled and pick in LEAST_OF:  # every step compiled
+        return _compiled_steps(w, det, LEAST_OF[pick](s), [], over, blocked, order, bounds, underload)
 
     # 1. select VMs from overloaded hosts until each is no longer overloaded
     selected: list[tuple[int, int]] = []
@@ -458,11 +469,14 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
             cand = cand[cand != v]  # the others stay candidates, in the same order
 
     # 2. place them, biggest first, away from overloaded hosts (an empty host may be switched on for them)
+    # biggest first, ties in the order selected (a stable sort)
+    by_size = np.argsort(-s.vm_demand_mips[[v for v, _ in selected]], kind="stable").tolist() if selected else []
+    if compiled:
+        return _compiled_steps(w, det, None, [selected[i] for i in by_size], over, blocked, order, bounds, underload)
     unplaced = []
     arrived: dict[int, list[int]] = {}  # destination -> VMs it received in this round
-    # biggest first, ties in the order selected (a stable sort)
     away = over | blocked
-    for i in np.argsort(-s.vm_demand_mips[[v for v, _ in selected]], kind="stable").tolist() if selected else ():
+    for i in by_size:
         v, h = selected[i]
         dest = _find_host(w, v, away, det)
         if dest >= 0:
@@ -537,6 +551,35 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
         moves.extend(tentative)
         excluded_under[[m.destination for m in tentative]] = True
     return moves
+
+
+def _compiled_case(w: _Work, det: Detector) -> bool:
+    """Whether policies.kernel can run the round's steps 2 and 3: a static threshold, the round's own view of
+    power (not CloudSim's stale one, nor its compat round), no directly assigned devices."""
+    s = w.s
+    return det.static_threshold is not None and not s.stale_utilization and not s.compat and not w.devices \
+        and s.vm_models is None
+
+
+def _compiled_steps(w: _Work, det: Detector, key: np.ndarray | None, selected: list[tuple[int, int]],
+                    over: np.ndarray, blocked: np.ndarray, order: np.ndarray, start: np.ndarray,
+                    underload: bool) -> list[Move]:
+    """plan_round's steps by policies.kernel: all three, selecting by the least `key` per VM, or (key None)
+    steps 2 and 3 from the state step 1 left, `selected` (VM, host) biggest first. The moves are those the Python
+    steps decide."""
+    s = w.s
+    i64, f64 = np.int64, np.float64
+    sel = np.array(selected, dtype=i64).reshape(-1, 2)
+    vm, src, dst, why = kernel.round_steps(
+        key is not None, np.asarray(key if key is not None else s.vm_ram_mb, f64), float(det.static_threshold),
+        np.ascontiguousarray(sel[:, 0]), np.ascontiguousarray(sel[:, 1]), np.asarray(s.vm_host, i64),
+        w.where, np.asarray(s.vm_busy), np.asarray(s.vm_pinned), order, start,
+        np.asarray(s.vm_demand_mips, f64), np.asarray(s.mem_need, f64), np.asarray(s.vm_vcpus, f64),
+        w.load, w.seen_on, w.room[0], w.room[1], w.room[2], w.power, np.asarray(s.host_capacity_mips, f64),
+        det.static_threshold * s.host_capacity_mips, w.curve_flat, np.asarray(s.host_type, i64),
+        len(s.curves_w), over, blocked, w.pinned, *_rise_floor(s), underload)
+    reasons = ("overload", "underload")
+    return list(map(Move, vm.tolist(), src.tolist(), dst.tolist(), [reasons[r] for r in why.tolist()]))
 
 
 def place_all(s: Snapshot, det: Detector, sizes_mips: np.ndarray) -> np.ndarray:

@@ -10,7 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from consolidate.hardware.power import power_w
+from consolidate.policies import kernel
 from consolidate.policies.registry import get_placement, placement
+
+
+COMPILED = True  # first-fit by policies.kernel.first_fit_all (False: the Python loop below)
 
 
 @placement("first-fit", "each VM in the order given, to the lowest-indexed host it fits", aliases=("ff",),
@@ -91,6 +95,11 @@ def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_
             per_mips = float((10.0 * np.diff(curves_w, axis=1).min(axis=1)[host_type] / host_capacity_mips).min())
             margin_w = 1e-11 * (1.0 + float(np.abs(curves_w).max())) + abs(per_mips) * 2 * eps
             curves = curves_w.tolist()
+    if blocks is not None and not entry.needs_power and COMPILED and len(sizes):  # first-fit: all compiled
+        return kernel.first_fit_all(np.asarray(order, np.int64), np.ascontiguousarray(sizes.reshape(len(sizes), -1)),
+                                    per_type, np.asarray(host_type if per_type else np.zeros(n_hosts), np.int64),
+                                    np.asarray(vm_mem_mb, np.float64), cpu_used, mem_used,
+                                    host_cpu_limit_mips + eps, host_mem_mb + eps)
     for v in order:
         if blocks is not None:
             h = blocks.first(sizes[v], float(vm_mem_mb[v]), host_type if per_type else None)

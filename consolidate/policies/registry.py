@@ -74,6 +74,7 @@ class Selector:
     # CloudSim 3.0.3's rule, where it differs (run under cloudsim_compat); it gets demand as a fraction of each
     # VM's own MIPS instead of MIPS
     cloudsim: SelectFn | None = None
+    reads_history: bool = True  # False lets a run skip keeping the VMs' demand history for it
 
     def pick(self, compat: bool) -> SelectFn:
         """The function a round calls: CloudSim's variant under cloudsim_compat when there is one."""
@@ -116,14 +117,16 @@ def detector(name: str, doc: str, param: Param, *, reads_history: bool = True,
     return register
 
 
-def selector(name: str, doc: str, *, cloudsim: SelectFn | None = None) -> Callable[[SelectFn], SelectFn]:
+def selector(name: str, doc: str, *, cloudsim: SelectFn | None = None,
+             reads_history: bool = True) -> Callable[[SelectFn], SelectFn]:
     """Register a VM selector fn(candidates, ram_mb, demand_mips, history_mips, rng) -> the VM index to move.
     candidates are VM indices (non-empty); ram_mb (MB) and demand_mips (MIPS) are per VM; history_mips is
-    (L, VMs) past demand, most recent last, NaN before a VM existed; rng the run's seeded policy stream.
+    (L, VMs) past demand, most recent last, NaN before a VM existed (no rows when neither the selector nor the
+    detector reads it: reads_history=False); rng the run's seeded policy stream.
     cloudsim: CloudSim 3.0.3's rule when it differs, called with demand as a fraction of each VM's MIPS."""
     def register(fn: SelectFn) -> SelectFn:
         _check_name(name, SELECTORS)
-        SELECTORS[name] = Selector(name, fn, doc, cloudsim)
+        SELECTORS[name] = Selector(name, fn, doc, cloudsim, reads_history)
         return fn
     return register
 

@@ -14,7 +14,7 @@ import numpy as np
 from consolidate.policies.registry import SELECTORS, selector
 
 
-@selector("mmt", "minimum migration time: the VM with the least memory")
+@selector("mmt", "minimum migration time: the VM with the least memory", reads_history=False)
 def minimum_migration_time(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
                            history_mips: np.ndarray, rng: np.random.Generator) -> int:
     return int(candidates[np.argmin(ram_mb[candidates])])
@@ -36,7 +36,7 @@ def maximum_correlation(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips:
     return int(candidates[int(np.argmax(np.where(ok, r2, -np.inf))) if ok.any() else 0])
 
 
-@selector("rs", "random selection, from the run's seeded policy stream")
+@selector("rs", "random selection, from the run's seeded policy stream", reads_history=False)
 def random_selection(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
                      history_mips: np.ndarray, rng: np.random.Generator) -> int:
     return int(candidates[rng.integers(len(candidates))])
@@ -45,10 +45,16 @@ def random_selection(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np
 # CloudSim 3.0.3 takes the least utilisation relative to the VM's own MIPS: its variant is this same rule,
 # given demand as that fraction
 @selector("mu", "minimum utilisation: the VM asking for the least CPU (MIPS; under cloudsim_compat relative to "
-          "its own MIPS)", cloudsim=lambda c, r, frac, h, g: minimum_utilisation(c, r, frac, h, g))
+          "its own MIPS)", cloudsim=lambda c, r, frac, h, g: minimum_utilisation(c, r, frac, h, g),
+          reads_history=False)
 def minimum_utilisation(candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
                         history_mips: np.ndarray, rng: np.random.Generator) -> int:
     return int(candidates[np.argmin(demand_mips[candidates])])
+
+
+# selectors that take the candidate with the least of a per-VM quantity (the first on ties), and that quantity
+# from a round's Snapshot (outside cloudsim_compat): a round can select by them compiled (policies.kernel)
+LEAST_OF = {minimum_migration_time: lambda s: s.vm_ram_mb, minimum_utilisation: lambda s: s.vm_demand_mips}
 
 
 def select_vm(name: str, candidates: np.ndarray, ram_mb: np.ndarray, demand_mips: np.ndarray,
