@@ -12,6 +12,12 @@ SPECPOWER = np.array([[86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117],
                       [93.7, 97, 101, 105, 110, 116, 121, 125, 129, 133, 135]])
 
 
+@pytest.fixture(autouse=True)
+def compiled_at_any_size(monkeypatch):
+    """policies.kernel for datacenters of every size here (a run uses it from kernel.MIN_HOSTS hosts)."""
+    monkeypatch.setattr(kernel, "MIN_HOSTS", 0)
+
+
 def _snapshot(rng, curves, hosts=(2, 150), vms=(1, 900)):
     H, V = int(rng.integers(*hosts)), int(rng.integers(*vms))
     host_type = rng.integers(0, len(curves), H)
@@ -48,7 +54,7 @@ def test_block_search_decides_as_the_full_pass(curves, monkeypatch):
         fast_place = consolidation.place_all(s, det, s.vm_demand_mips)
         with monkeypatch.context() as m:
             m.setattr(consolidation._FirstFit, "find", lambda *a: None)  # every search takes the full pass
-            m.setattr(consolidation, "COMPILED", False)  # in Python, not policies.kernel
+            m.setattr(kernel, "MIN_HOSTS", 10**9)  # in Python, not policies.kernel
             full = [(_moves(consolidation.plan_round(s, det, SELECTORS[sel], np.random.default_rng(3), under)))
                     for sel in ("mmt", "mu", "rs") for under in (True, False)]
             full_drain = consolidation.plan_drain(s, det, drain)
@@ -72,7 +78,7 @@ def test_compiled_round_decides_as_python_on_thousands_of_hosts(curves, monkeypa
         for sel in ("mmt", "rs"):
             fast = _moves(consolidation.plan_round(s, det, SELECTORS[sel], np.random.default_rng(3)))
             with monkeypatch.context() as m:
-                m.setattr(consolidation, "COMPILED", False)
+                m.setattr(kernel, "MIN_HOSTS", 10**9)
                 slow = _moves(consolidation.plan_round(s, det, SELECTORS[sel], np.random.default_rng(3)))
             assert fast == slow
             moved += len(fast)
@@ -94,7 +100,7 @@ def test_initial_placement_blocks_place_as_the_full_pass(policy, curves, monkeyp
         fast = placement.place(policy, sizes, mem, limit, np.full(H, 262144.0), **kw)
         with monkeypatch.context() as m:
             m.setattr(placement._Blocks, "first", lambda *a: -2)  # -2: the full pass decides
-            m.setattr(placement, "COMPILED", False)  # first-fit in Python too
+            m.setattr(kernel, "MIN_HOSTS", 10**9)  # first-fit in Python too
             full = placement.place(policy, sizes, mem, limit, np.full(H, 262144.0), **kw)
         assert np.array_equal(fast, full)
         assert (fast >= 0).any()
@@ -114,7 +120,7 @@ def test_compiled_first_fit_places_as_python_on_thousands_of_hosts(monkeypatch):
         kw = dict(host_type=host_type, host_cpu_used_mips=rng.uniform(0, 40000, H))
         fast = placement.place("first-fit", *args, **kw)
         with monkeypatch.context() as m:
-            m.setattr(placement, "COMPILED", False)
+            m.setattr(kernel, "MIN_HOSTS", 10**9)
             slow = placement.place("first-fit", *args, **kw)
         assert np.array_equal(fast, slow)
         assert (fast >= kernel.SUPER * kernel.BLOCK).any()  # past the first superblock

@@ -90,7 +90,6 @@ class Move(NamedTuple):  # a tuple, not a frozen dataclass: a round at scale mak
 
 
 FIRST_FIT_BLOCK = 32  # hosts per block of _FirstFit's index
-COMPILED = True  # plan_round's steps 2 and 3 by policies.kernel where it applies (False: the Python steps)
 
 
 class _Work:
@@ -441,12 +440,16 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
     vm_busy, vm_pinned = s.vm_busy, s.vm_pinned
     # each host's VMs at the start of the round, ascending; a host only loses VMs before it could be emptied
     # (one that gained any is a destination, excluded from both steps), so filtering on `where` is exact
-    order, bounds = kernel.group_by_host(w.where, len(w.load))
+    compiled = _compiled_case(w, det)
+    if compiled:
+        order, bounds = kernel.group_by_host(w.where, len(w.load))
+    else:
+        order = np.argsort(w.where, kind="stable")
+        bounds = np.searchsorted(w.where[order], np.arange(len(w.load) + 1))
 
     def members(h: int) -> np.ndarray:
         return order[bounds[h]:bounds[h + 1]]
 
-    compiled = COMPILED and _compiled_case(w, det)
     if compiled and pick in LEAST_OF:  # every step compiled
         return _compiled_steps(w, det, LEAST_OF[pick](s), [], over, blocked, order, bounds, underload)
 
@@ -554,11 +557,12 @@ def plan_round(s: Snapshot, det: Detector, selector: Selector, rng: np.random.Ge
 
 
 def _compiled_case(w: _Work, det: Detector) -> bool:
-    """Whether policies.kernel can run the round's steps 2 and 3: a static threshold, the round's own view of
-    power (not CloudSim's stale one, nor its compat round), no directly assigned devices."""
+    """Whether policies.kernel runs the round's steps 2 and 3: a static threshold, the round's own view of
+    power (not CloudSim's stale one, nor its compat round), no directly assigned devices, and enough hosts for
+    compiling to pay."""
     s = w.s
     return det.static_threshold is not None and not s.stale_utilization and not s.compat and not w.devices \
-        and s.vm_models is None
+        and s.vm_models is None and len(w.load) >= kernel.MIN_HOSTS
 
 
 def _compiled_steps(w: _Work, det: Detector, key: np.ndarray | None, selected: list[tuple[int, int]],

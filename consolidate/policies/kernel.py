@@ -21,10 +21,31 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from numba import njit
 
 BLOCK = 32  # hosts per block
 SUPER = 32  # blocks per superblock
+# below this many hosts the callers keep their Python steps: numba's start-up in a process (importing it, loading
+# the cached machine code: about 1.5 s of CPU and 150 MB) costs more than it saves there
+MIN_HOSTS = 1000
+
+_KERNELS: list[str] = []  # the module's compiled functions, by name
+
+
+def _kernel(fn):
+    """Mark fn for compiling. numba is imported and the functions compiled (or loaded from its cache beside this
+    file) on the first call of an entry point, so a process that never needs them does not pay for it."""
+    _KERNELS.append(fn.__name__)
+    return fn
+
+
+def _compiled():
+    g = globals()
+    if _KERNELS:
+        from numba import njit  # only here: see _kernel
+        for name in _KERNELS:
+            g[name] = njit(cache=True)(g[name])  # the others find each other through these globals
+        _KERNELS.clear()
+    return g
 
 # columns of the bounds arrays (blocks or superblocks, 6)
 _MIN_ON, _HAS_OFF, _MEM, _CPU, _THR, _CORE = range(6)
@@ -32,10 +53,9 @@ _MIN_ON, _HAS_OFF, _MEM, _CPU, _THR, _CORE = range(6)
 OVERLOAD, UNDERLOAD = 0, 1  # reasons of the moves returned
 
 
-@njit(cache=True)
-def group_by_host(where: np.ndarray, n_hosts: int) -> tuple[np.ndarray, np.ndarray]:
-    """VMs grouped by host, ascending within each: host h's are order[start[h]:start[h + 1]] (where < 0: none).
-    A counting sort: the same as a stable argsort of `where`, in O(VMs + hosts)."""
+@_kernel
+def _group_by_host(where: np.ndarray, n_hosts: int) -> tuple[np.ndarray, np.ndarray]:
+    """group_by_host."""
     start = np.zeros(n_hosts + 1, np.int64)
     for h in where:
         if h >= 0:
@@ -52,7 +72,7 @@ def group_by_host(where: np.ndarray, n_hosts: int) -> tuple[np.ndarray, np.ndarr
     return order, start
 
 
-@njit(cache=True)
+@_kernel
 def _bound_block(b, blk, load, on, room_mem, room_cpu, room_core, thr_cap, excluded):
     """Exact bounds of block b over its hosts that are not excluded."""
     H = len(load)
@@ -72,7 +92,7 @@ def _bound_block(b, blk, load, on, room_mem, room_cpu, room_core, thr_cap, exclu
     blk[b, _CPU], blk[b, _THR], blk[b, _CORE] = cpu, thr, core
 
 
-@njit(cache=True)
+@_kernel
 def _bound_super(sb, sup, blk):
     """Bounds of superblock sb from its blocks'."""
     n = len(blk)
@@ -86,7 +106,7 @@ def _bound_super(sb, sup, blk):
             sup[sb, c] = max(sup[sb, c], blk[b, c])
 
 
-@njit(cache=True)
+@_kernel
 def _bound_all(blk, sup, load, on, room_mem, room_cpu, room_core, thr_cap, excluded):
     for b in range(len(blk)):
         _bound_block(b, blk, load, on, room_mem, room_cpu, room_core, thr_cap, excluded)
@@ -94,21 +114,21 @@ def _bound_all(blk, sup, load, on, room_mem, room_cpu, room_core, thr_cap, exclu
         _bound_super(sb, sup, blk)
 
 
-@njit(cache=True)
+@_kernel
 def _bound_host(h, blk, sup, load, on, room_mem, room_cpu, room_core, thr_cap, excluded):
     b = h // BLOCK
     _bound_block(b, blk, load, on, room_mem, room_cpu, room_core, thr_cap, excluded)
     _bound_super(b // SUPER, sup, blk)
 
 
-@njit(cache=True)
+@_kernel
 def _may_fit(row, d, need, per_core, empty_allowed):
     """Whether a (super)block with bounds `row` may hold a host that takes the VM."""
     return ((row[_MIN_ON] + d <= row[_THR] or (empty_allowed and row[_HAS_OFF] > 0.0)) and row[_MEM] >= need
             and row[_CPU] >= d and row[_CORE] >= per_core)
 
 
-@njit(cache=True)
+@_kernel
 def _fits(h, d, need, per_core, empty_allowed, load, on, room_mem, room_cpu, room_core, thr_cap, excluded):
     """consolidation._find_host's test of one host: room for the VM's memory, CPU and per-core demand, not
     excluded, and (on) not past the threshold with it, or (off) switching hosts on allowed."""
@@ -119,7 +139,7 @@ def _fits(h, d, need, per_core, empty_allowed, load, on, room_mem, room_cpu, roo
     return empty_allowed
 
 
-@njit(cache=True)
+@_kernel
 def _first_fit(d, need, per_core, empty_allowed, blk, sup, load, on, room_mem, room_cpu, room_core, thr_cap,
                excluded):
     """The lowest-indexed host that fits, -1 if none."""
@@ -137,7 +157,7 @@ def _first_fit(d, need, per_core, empty_allowed, blk, sup, load, on, room_mem, r
     return -1
 
 
-@njit(cache=True)
+@_kernel
 def _rise(h, d, load, cap, curve_flat, power):
     """The host's power rise (W) with d more MIPS, in the full search's float operations."""
     pos = min((load[h] + d) / cap[h], 1.0) * 10.0
@@ -146,7 +166,7 @@ def _rise(h, d, load, cap, curve_flat, power):
     return p0 + (pos - lo) * (curve_flat[h * 11 + lo + 1] - p0) - power[h]
 
 
-@njit(cache=True)
+@_kernel
 def _full_search(d, need, per_core, empty_allowed, host_type, n_types, rises, load, on, room_mem, room_cpu,
                  room_core, thr_cap, excluded, cap, curve_flat, power):
     """consolidation._find_host's full pass: every host that is on and fits, and the lowest-indexed host of
@@ -177,7 +197,7 @@ def _full_search(d, need, per_core, empty_allowed, host_type, n_types, rises, lo
     return -1
 
 
-@njit(cache=True)
+@_kernel
 def _shift(v, host, sign, demand, need, load, on, room_mem, room_cpu, power, cap, curve_flat, touched, n_touched,
            blk, sup, room_core, thr_cap, excluded, bound=True):
     """consolidation._Work.move's bookkeeping for one end: VM v leaves (sign -1) or joins (+1) the host; its
@@ -197,7 +217,7 @@ def _shift(v, host, sign, demand, need, load, on, room_mem, room_cpu, power, cap
     return n_touched + 1
 
 
-@njit(cache=True)
+@_kernel
 def _argmin(key, cand, n):
     """np.argmin(key[cand[:n]]): the first least, or the first NaN."""
     best = 0
@@ -210,8 +230,8 @@ def _argmin(key, cand, n):
     return best
 
 
-@njit(cache=True)
-def round_steps(select, key, thr, sel_vm, sel_src, vm_host, where, busy, pinned_vm, order, start, demand, need,
+@_kernel
+def _round_steps(select, key, thr, sel_vm, sel_src, vm_host, where, busy, pinned_vm, order, start, demand, need,
                 vcpus, load, on, room_mem, room_cpu, room_core, power, cap, thr_cap, curve_flat, host_type, n_types,
                 over, blocked, host_pinned, floor_per_mips, floor_overshoot_mips, floor_eps_w, underload):
     """The steps of plan_round from the state at the start of the round (select) or the state step 1 left.
@@ -355,7 +375,7 @@ def round_steps(select, key, thr, sel_vm, sel_src, vm_host, where, busy, pinned_
     return mv_vm[:n_mv], mv_src[:n_mv], mv_dst[:n_mv], mv_why[:n_mv]
 
 
-@njit(cache=True)
+@_kernel
 def _select(key, thr, vm_host, where, busy, pinned_vm, order, start, demand, need, load, on, room_mem, room_cpu,
             power, cap, curve_flat, over):
     """Step 1: from each overloaded host (ascending), its VMs that may move, the least key first, until the host
@@ -393,7 +413,7 @@ def _select(key, thr, vm_host, where, busy, pinned_vm, order, start, demand, nee
     return sel[:n][by_size], src[:n][by_size]
 
 
-@njit(cache=True)
+@_kernel
 def _pabfd(v, excluded, empty_allowed, counts, demand, need, vcpus, blk, sup, load, on, room_mem, room_cpu,
            room_core, thr_cap, cap, curve_flat, power, host_type, n_types, rises, floor_per_mips,
            floor_overshoot_mips, floor_eps_w):
@@ -411,7 +431,7 @@ def _pabfd(v, excluded, empty_allowed, counts, demand, need, vcpus, blk, sup, lo
     return dest
 
 
-@njit(cache=True)
+@_kernel
 def _find(v, excluded, empty_allowed, counts, demand, need, vcpus, blk, sup, load, on, room_mem, room_cpu,
           room_core, thr_cap, cap, curve_flat, power, floor_per_mips, floor_overshoot_mips, floor_eps_w):
     """The fast form of the search for VM v: the lowest-indexed host that fits when its rise is provably the
@@ -432,7 +452,7 @@ def _find(v, excluded, empty_allowed, counts, demand, need, vcpus, blk, sup, loa
     return -2
 
 
-@njit(cache=True)
+@_kernel
 def _used_bounds(b, blk, cpu_used, mem_used, cpu_limit, mem_limit):
     """Block b's least CPU and memory used and largest limits (first_fit_all)."""
     lo, hi = b * BLOCK, min((b + 1) * BLOCK, len(cpu_used))
@@ -444,7 +464,7 @@ def _used_bounds(b, blk, cpu_used, mem_used, cpu_limit, mem_limit):
         blk[b, 3] = max(blk[b, 3], mem_limit[h])
 
 
-@njit(cache=True)
+@_kernel
 def _used_super(sb, sup, blk):
     sup[sb, 0], sup[sb, 1], sup[sb, 2], sup[sb, 3] = np.inf, np.inf, -np.inf, -np.inf
     for b in range(sb * SUPER, min((sb + 1) * SUPER, len(blk))):
@@ -454,8 +474,8 @@ def _used_super(sb, sup, blk):
         sup[sb, 3] = max(sup[sb, 3], blk[b, 3])
 
 
-@njit(cache=True)
-def first_fit_all(order, sizes, per_type, host_type, mem_mb, cpu_used, mem_used, cpu_limit, mem_limit):
+@_kernel
+def _first_fit_all(order, sizes, per_type, host_type, mem_mb, cpu_used, mem_used, cpu_limit, mem_limit):
     """Initial first-fit placement (policies.placement.place): each VM in `order` to the lowest-indexed host where
     CPU used + its size <= cpu_limit and memory used + its memory <= mem_limit (MIPS, MB; the limits with their
     rounding allowance). sizes (VMs, types): the VM's MIPS per host type when per_type, else column 0.
@@ -499,3 +519,19 @@ def first_fit_all(order, sizes, per_type, host_type, mem_mb, cpu_used, mem_used,
         _used_bounds(found // BLOCK, blk, cpu_used, mem_used, cpu_limit, mem_limit)
         _used_super(found // BLOCK // SUPER, sup, blk)
     return out
+
+
+def group_by_host(where: np.ndarray, n_hosts: int) -> tuple[np.ndarray, np.ndarray]:
+    """VMs grouped by host, ascending within each: host h's are order[start[h]:start[h + 1]] (where < 0: none).
+    A counting sort: the same as a stable argsort of `where` (int64), in O(VMs + hosts)."""
+    return _compiled()["_group_by_host"](where, n_hosts)
+
+
+def round_steps(*args):
+    """_round_steps, compiled (its arguments and result there)."""
+    return _compiled()["_round_steps"](*args)
+
+
+def first_fit_all(*args):
+    """_first_fit_all, compiled (its arguments and result there)."""
+    return _compiled()["_first_fit_all"](*args)

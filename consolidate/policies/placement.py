@@ -14,9 +14,6 @@ from consolidate.policies import kernel
 from consolidate.policies.registry import get_placement, placement
 
 
-COMPILED = True  # first-fit by policies.kernel.first_fit_all (False: the Python loop below)
-
-
 @placement("first-fit", "each VM in the order given, to the lowest-indexed host it fits", aliases=("ff",),
            decreasing=False)
 def first_fit(candidates: np.ndarray, need_mips, cpu_used_mips: np.ndarray, host_cpu_limit_mips: np.ndarray,
@@ -95,7 +92,7 @@ def place(policy: str, vm_cpu_mips: np.ndarray, vm_mem_mb: np.ndarray, host_cpu_
             per_mips = float((10.0 * np.diff(curves_w, axis=1).min(axis=1)[host_type] / host_capacity_mips).min())
             margin_w = 1e-11 * (1.0 + float(np.abs(curves_w).max())) + abs(per_mips) * 2 * eps
             curves = curves_w.tolist()
-    if blocks is not None and not entry.needs_power and COMPILED and len(sizes):  # first-fit: all compiled
+    if blocks is not None and not entry.needs_power and n_hosts >= kernel.MIN_HOSTS and len(sizes):  # first-fit
         return kernel.first_fit_all(np.asarray(order, np.int64), np.ascontiguousarray(sizes.reshape(len(sizes), -1)),
                                     per_type, np.asarray(host_type if per_type else np.zeros(n_hosts), np.int64),
                                     np.asarray(vm_mem_mb, np.float64), cpu_used, mem_used,
