@@ -26,7 +26,8 @@ from consolidate.errors import Problem, ResourceError, ScenarioError
 from consolidate.hardware import assignment, catalog
 from consolidate.policies import registry
 from consolidate.report.html import write_report
-from consolidate.results.frames import Results, build_results, vm_interval_rows
+from consolidate.results.frames import (Results, build_results, host_interval_rows, migration_rows,
+                                       vm_interval_rows)
 from consolidate.results.partitions import merge as merge_partitions
 from consolidate.results.writer import check_destination, write_run_folder
 from consolidate.results.metrics import IMPACT_METRICS
@@ -149,10 +150,10 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
         spool_dir: str | Path | None = None) -> Results:
     """Run a scenario (a Scenario, a path, a dict, or None for the default) and return its Results.
 
-    `progress(done, total)` is called after every accounting interval. A vm_intervals frame too big to hold
-    (results/frames.py HOLD_VM_INTERVAL_ROWS) is written to Parquet as the run goes, into a hidden temporary
-    folder under `spool_dir` (default: the system's temporary folder; put it on the disk the results will be
-    written to, so writing them links the file instead of copying it). Raises ScenarioError for a bad
+    `progress(done, total)` is called after every accounting interval. A vm_intervals, host_intervals or
+    migrations frame too big to hold (results/frames.py HOLD_*_ROWS) is written to Parquet as the run goes, into
+    a hidden temporary folder under `spool_dir` (default: the system's temporary folder; put it on the disk the
+    results will be written to, so writing them links the file instead of copying it). Raises ScenarioError for a bad
     scenario or trace and PlacementError for a VM that fits no host (unless the scenario records rejections).
     """
     t0 = time.perf_counter()
@@ -174,12 +175,17 @@ def run(source: str | Path | dict | Scenario | None = None, *, seed: int | None 
         om = OverheadModel(sc, wl, hosts.types) if sc.overhead_enabled else None
         vm_host = initial_placement(sc, wl, hosts, om)
         # a big vm_intervals goes to Parquet while the run goes, in a temporary folder under spool_dir
-        vm_rows = vm_interval_rows(sc, len(wl.vms), None if spool_dir is None else Path(spool_dir))
-        dc = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om, rows=vm_rows)
+        spool = None if spool_dir is None else Path(spool_dir)
+        vm_rows = vm_interval_rows(sc, len(wl.vms), spool)
+        host_rows = host_interval_rows(sc, hosts, spool)  # and a big host_intervals, and many migrations
+        mig_rows = migration_rows(sc, spool)
+        dc = Datacenter(sc, wl, hosts, vm_host, progress=progress, om=om, rows=vm_rows, host_rows=host_rows,
+                        migration_rows=mig_rows)
         if om is not None and dc.migrations is not None:
             om.port_load = dc.migrations.port_load  # migration streams take port capacity from the VMs' packets
         rec = dc.run()
-        res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version(), vm_rows)
+        res = build_results(sc, wl, hosts, rec, run_id, time.perf_counter() - t0, version(), vm_rows,
+                            host_rows=host_rows, mig_rows=mig_rows)
         res.started_at = started_at  # for run.json
         if sc.maintenance and sc.maintenance_baseline:
             # the drains' cost is what the same run (same seed, same streams) does without them

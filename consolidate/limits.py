@@ -3,10 +3,11 @@ an oversized scenario is a one-line refusal instead of a machine swapping to dea
 
 A run keeps per-VM rows only as running totals (engine/record.py) and streams a big vm_intervals to disk, so
 what grows with VM-intervals is the workload's utilisation grid (4 bytes, float32) and, with VMs that arrive
-and leave, two float64 grids more; what grows with host-intervals is the host series and the host_intervals
-frame. Measured peak resident memory, overhead model on, vm_intervals off (AMD EPYC, Python 3.11): 214 MB at
-10,000 VMs / 1,000 hosts and 818 MB at 100,000 VMs / 10,000 hosts over 288 intervals, about 145 MB of it the
-loaded libraries; the figures below keep about twice that as headroom.
+and leave, two float64 grids more; host-intervals cost memory only while the host_intervals frame is held (at
+most HELD_HOST_ROWS rows: a bigger one goes to disk as the run goes, engine/record.py). Measured peak resident
+memory, overhead model on, vm_intervals off (AMD EPYC, Python 3.11): 214 MB at 10,000 VMs / 1,000 hosts and
+818 MB at 100,000 VMs / 10,000 hosts over 288 intervals, about 145 MB of it the loaded libraries; the figures
+below keep about twice that as headroom.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 BYTES_PER_VM_INTERVAL = 24
 BYTES_PER_VM_INTERVAL_OVERHEAD = 24
 BYTES_PER_HOST_INTERVAL = 250
+HELD_HOST_ROWS = 2_000_000  # results/frames.py HOLD_HOST_INTERVAL_ROWS: above it, a window of them at a time
 BYTES_PER_VM = 2048  # the VM table, per-VM totals and the overhead model's per-VM state
 HELD_ROWS_BYTES = 512 * 2**20  # a vm_intervals frame small enough to be held (results/frames.py)
 BASE_BYTES = 200 * 2**20  # the interpreter, numpy, pandas, pyarrow, simpy loaded
@@ -59,5 +61,6 @@ def run_bytes(n_vms: int, n_hosts: int, n_intervals: int, overhead: bool, copies
     """Estimated peak memory (bytes) of a run with these sizes; `copies` runs held at once (a maintenance
     baseline keeps the first run's results while the second runs)."""
     per_vm = BYTES_PER_VM_INTERVAL_OVERHEAD if overhead else BYTES_PER_VM_INTERVAL
-    return BASE_BYTES + copies * (n_intervals * (n_vms * per_vm + n_hosts * BYTES_PER_HOST_INTERVAL)
+    host_rows = min(n_intervals * n_hosts, HELD_HOST_ROWS)
+    return BASE_BYTES + copies * (n_intervals * n_vms * per_vm + host_rows * BYTES_PER_HOST_INTERVAL
                                   + n_vms * BYTES_PER_VM + HELD_ROWS_BYTES)

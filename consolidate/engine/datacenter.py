@@ -21,7 +21,8 @@ from consolidate.engine.failures import FailureManager
 from consolidate.engine.lifecycle import Lifecycles
 from consolidate.engine.manager import ConsolidationManager
 from consolidate.engine.migration import Migrations
-from consolidate.engine.record import IntervalRows, IntervalSink, OverheadRecord, RunRecord, RunTotals, as_float32
+from consolidate.engine.record import (HostRows, HostSink, HostTotals, IntervalRows, IntervalSink, OverheadRecord,
+                                       RecordSink, RunRecord, RunTotals, as_float32)
 from consolidate.engine.state import DatacenterState, HostTable
 from consolidate.errors import ConsolidateError
 from consolidate.hardware.assignment import DEVICE_CLASSES
@@ -39,12 +40,14 @@ class Datacenter:
 
     def __init__(self, sc: Scenario, wl: Workload, hosts: HostTable, vm_host: np.ndarray,
                  progress: Progress | None = None, om: OverheadModel | None = None,
-                 rows: IntervalSink | None = None):
-        """`rows`, if given, receives every interval's per-VM rows as it is accounted (the run itself keeps only
-        their totals, RunTotals)."""
+                 rows: IntervalSink | None = None, host_rows: HostSink | None = None,
+                 migration_rows: RecordSink | None = None):
+        """`rows` and `host_rows`, if given, receive every interval's per-VM and per-host rows as it is accounted
+        (the run itself keeps only their totals, RunTotals and HostTotals); `migration_rows` receives the
+        migrations as they end (the record then keeps none)."""
         self.sc, self.wl, self.hosts, self.om = sc, wl, hosts, om
         self.progress = progress
-        self.rows = rows
+        self.rows, self.host_rows, self.migration_rows = rows, host_rows, migration_rows
         self.env = simpy.Environment()
         self.state = DatacenterState(sc, wl, hosts, vm_host)
         n_int, n_vm, n_h = sc.n_intervals, len(wl.vms), len(hosts)
@@ -55,21 +58,11 @@ class Datacenter:
             cfg = om.configs_for(vm_host, hosts.host_type)
             net = om.tables.io[DEVICE_CLASSES.index("net")]
             net_path = [net.path[c] if c >= 0 else "" for c in cfg]
-        self.rec = RunRecord(
-            vm_host=vm_host.copy(),
-            host_demand_mips=np.empty((n_int, n_h)),
-            host_served_mips=np.empty((n_int, n_h)),
-            host_on=np.empty((n_int, n_h), bool),
-            host_power_w=np.empty((n_int, n_h)),
-            host_vms=np.empty((n_int, n_h), np.int32),
-            host_memory_used_mb=np.zeros((n_int, n_h)),
-            totals=RunTotals(n_vm, lifecycles=wl.lifecycles, overhead=om is not None),
-            host_on_fraction=np.empty((n_int, n_h), np.float32),
-            host_overloaded=np.empty((n_int, n_h), np.float32),
-        )
+        self.rec = RunRecord(vm_host=vm_host.copy(),
+                             totals=RunTotals(n_vm, lifecycles=wl.lifecycles, overhead=om is not None),
+                             host_totals=HostTotals(n_int, n_h, sc.interval_s))
         if om is not None:
-            self.rec.overhead = OverheadRecord(om.reasons, np.zeros((n_int, len(REASON_LABELS))),
-                                               np.zeros((n_int, n_h)), np.zeros((n_int, n_h)), net_path)
+            self.rec.overhead = OverheadRecord(om.reasons, np.zeros((n_int, len(REASON_LABELS))), net_path)
         policy = consolidation_policy(sc)
         self.migrations = self.manager = self.failures = None
         if policy is not None or sc.maintenance:
@@ -175,15 +168,6 @@ class Datacenter:
                       # CloudSim's SLATAH convention belongs to its own (fixed) migration model
                       migration_violates=sc.cloudsim_compat and sc.migration.model == "fixed",
                       gap_s=gap, lost_s=lost)
-        rec.host_demand_mips[k] = acc.host_request_mips
-        rec.host_served_mips[k] = acc.host_served_mips
-        rec.host_on[k] = acc.host_on_fraction > 0
-        rec.host_on_fraction[k] = acc.host_on_fraction
-        rec.host_overloaded[k] = acc.host_overloaded
-        # CloudSim integrates energy from its first host update, one interval in: the frame before it starts from
-        # a utilisation of zero, which it prices at nothing
-        rec.host_power_w[k] = 0.0 if sc.cloudsim_compat and k == 0 else acc.host_power_w
-        rec.host_vms[k] = acc.host_vms
         # the per-VM rows, as float32 (what the run records): their totals, the sink's rows, per-host sums
         rows = IntervalRows(
             k=k, guest_mips=guest.astype(np.float32), served_mips=acc.vm_served_mips.astype(np.float32),
@@ -199,17 +183,40 @@ class Datacenter:
             self.rows.put(rows)
         placed = vm_host >= 0
         at = vm_host[placed]
-        rec.host_memory_used_mb[k] = np.bincount(at, weights=self._memory_used_mb(k)[placed], minlength=len(hosts))
+        n_h = len(hosts)
+        host = HostRows(
+            k=k, demand_mips=acc.host_request_mips, served_mips=acc.host_served_mips, on=acc.host_on_fraction > 0,
+            on_fraction=acc.host_on_fraction.astype(np.float32), overloaded=acc.host_overloaded.astype(np.float32),
+            # CloudSim integrates energy from its first host update, one interval in: the frame before it starts
+            # from a utilisation of zero, which it prices at nothing
+            power_w=np.zeros(n_h) if sc.cloudsim_compat and k == 0 else acc.host_power_w,
+            vms=acc.host_vms.astype(np.int32),
+            memory_used_mb=np.bincount(at, weights=self._memory_used_mb(k)[placed], minlength=n_h),
+            migrating=self.migrations is not None)
         if ov is not None:
             rec.overhead.reason_mips[k] = ov.reason_mips
-            rec.overhead.host_overhead_mips[k] = np.bincount(at, weights=rows.overhead.overhead_mips[placed],
-                                                             minlength=len(hosts))
-            rec.overhead.host_backend_mips[k] = np.bincount(at, weights=rows.overhead.backend_mips[placed],
-                                                            minlength=len(hosts))
+            host.overhead_mips = np.bincount(at, weights=rows.overhead.overhead_mips[placed], minlength=n_h)
+            host.backend_mips = np.bincount(at, weights=rows.overhead.backend_mips[placed], minlength=n_h)
+        rec.host_totals.put(host)
+        if self.host_rows is not None:
+            self.host_rows.put(host)
+        self._hand_on_migrations()
         if self.failures is not None:
             # work a failure cost: the whole interval of a VM whose host failed in it, else its share spent down
             self.failures.lost_mips_h += float(((own + backend) * np.where(lost > 0, 1.0, down)).sum()) \
                 * sc.interval_s / 3600
+
+    def _hand_on_migrations(self, final: bool = False) -> None:
+        """Give the sink the migrations that have ended (all of them when `final`), oldest started first, and
+        drop them: a consolidating run starts tens of thousands a day per 10,000 VMs, at about 380 bytes each."""
+        if self.migration_rows is None or self.migrations is None:
+            return
+        recs = self.migrations.records
+        # a record is final once its migration has ended (completed, aborted or cancelled: end_s set)
+        n = len(recs) if final else next((i for i, r in enumerate(recs) if not math.isfinite(r.end_s)), len(recs))
+        if n:
+            self.migration_rows.put(recs[:n])
+            del recs[:n]
 
     def _memory_used_mb(self, k: int) -> np.ndarray:
         """Each VM's memory in use in interval k (MiB): its trace's mem_used_bytes where it has one (at most the
@@ -231,11 +238,13 @@ class Datacenter:
             raise (exc.__cause__ if isinstance(exc.__cause__, ConsolidateError) else exc) from None
         st = self.state
         self.rec.vm_host = st.vm_host.copy()
+        self.rec.host_totals.close(self.rec.vm_host)
         self.rec.vm_retired = st.retired.copy()
         if st.failover is not None:
             st.failover.close(self.env.now)
             self.rec.failover = st.failover
         if self.migrations is not None:
+            self._hand_on_migrations(final=True)
             self.rec.migrations = self.migrations.records
             self.rec.drains = self.manager.drains
         if self.failures is not None:

@@ -1,8 +1,10 @@
 """What a run records, interval by interval: what results.frames turns into tables.
 
-Per-host series (intervals x hosts) are kept whole. Per-VM rows (intervals x VMs, the big part) are not: each
-interval's rows go to `RunTotals`, which keeps the running sums the summary needs, and to an optional
-`IntervalSink` (the vm_intervals frame, results/frames.py), and are then dropped.
+Nothing that grows with intervals x VMs or intervals x hosts is kept. Each interval's per-VM rows go to
+`RunTotals`, which keeps the running sums the summary needs, and to an optional `IntervalSink` (the vm_intervals
+frame, results/frames.py); each interval's per-host rows go to `HostTotals` (the host-based summary's running
+parts) and to an optional `HostSink` (the host_intervals frame); then both are dropped. What a run keeps whole
+grows with the intervals alone (datacenter totals per interval) or with the events (migrations).
 """
 from __future__ import annotations
 
@@ -41,6 +43,37 @@ class IntervalSink(Protocol):
     def put(self, rows: IntervalRows) -> None: ...
 
 
+@dataclass
+class HostRows:
+    """One interval's per-host rows, arrays of shape (hosts,), as the interval is accounted."""
+
+    k: int  # the interval's index
+    demand_mips: np.ndarray  # float64: CPU asked of the host (effective demand of its slots)
+    served_mips: np.ndarray  # float64: CPU it served
+    on: np.ndarray  # bool: on at some time in the interval
+    on_fraction: np.ndarray  # float32: share of the interval it is on
+    overloaded: np.ndarray  # float32: share of the interval it is asked for more than its capacity
+    power_w: np.ndarray  # float64: mean power over the interval (W)
+    vms: np.ndarray  # int32: VMs on it at the interval's start
+    memory_used_mb: np.ndarray  # float64: MiB its VMs use at the interval's start
+    migrating: bool = False  # the run can migrate: its SLATAH time columns are wanted
+    overhead_mips: np.ndarray | None = None  # float64, with the overhead model: its VMs' overhead at the start
+    backend_mips: np.ndarray | None = None  # and their I/O backend threads' CPU
+
+
+class HostSink(Protocol):
+    """Takes each interval's per-host rows while the run goes (e.g. the host_intervals frame's writer)."""
+
+    def put(self, rows: HostRows) -> None: ...
+
+
+class RecordSink(Protocol):
+    """Takes finished event records (engine.migration.MigrationRecord) while the run goes, oldest started first
+    (e.g. the migrations frame's writer)."""
+
+    def put(self, records: list) -> None: ...
+
+
 class StreamSum:
     """The float64 sum of float32 rows fed one at a time, rounded exactly as numpy sums the whole (rows x n)
     C-ordered array with `a.sum(dtype=np.float64)`: numpy casts it in buffers of 8192 values, sums each
@@ -70,6 +103,66 @@ class StreamSum:
     @property
     def value(self) -> float:
         return self._total + float(self._carry.sum()) if self._carry.size else self._total
+
+
+class PairwiseSum:
+    """The float64 sum of `n` float64 values fed in order, rounded exactly as numpy sums the whole contiguous
+    array of them (`a.sum()`): numpy adds pairwise, splitting a block of more than 128 values at half its length
+    rounded down to a multiple of 8. The split points depend only on `n`, so every block of the tree is summed
+    by numpy itself as soon as all its values have arrived and only the values of the block still arriving are
+    kept (fewer than 128, plus the last piece fed)."""
+
+    BLOCK = 128  # numpy's PW_BLOCKSIZE: blocks up to this size are summed without splitting
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._start = 0  # index of self._data[0] among the n values
+        self._data = np.empty(0)
+        self._done: dict[tuple[int, int], float] = {}  # sums of complete blocks whose parent is not complete
+        self._total: float | None = None if n else 0.0
+
+    def _block(self, lo: int, size: int, avail: int) -> float | None:
+        """Sum of block [lo, lo + size) if all its values have arrived (then recorded for the parent), else None."""
+        done = self._done.get((lo, size))
+        if done is not None:
+            return done
+        if self._start <= lo and lo + size <= avail:  # all its values here (not a block begun in done pieces)
+            return float(np.add.reduce(self._data[lo - self._start:lo - self._start + size]))
+        if size <= self.BLOCK:
+            return None
+        half = size // 2
+        half -= half % 8
+        left = self._block(lo, half, avail)
+        if left is None:
+            return None
+        if (lo, half) not in self._done:  # a complete left half: its values are no longer needed
+            self._done = {key: v for key, v in self._done.items() if not lo <= key[0] < lo + half}
+            self._done[(lo, half)] = left
+        right = self._block(lo + half, size - half, avail)
+        return None if right is None else left + right
+
+    def add(self, values: np.ndarray) -> None:
+        """Feed the next values (any shape, taken in C order; cast to float64)."""
+        x = np.asarray(values, dtype=np.float64).ravel()
+        self._data = np.concatenate([self._data, x]) if self._data.size else x
+        avail = self._start + self._data.size
+        if avail > self.n:
+            raise ValueError(f"PairwiseSum: more than the {self.n} values announced")
+        total = self._block(0, self.n, avail)
+        if total is not None:
+            self._total, self._done, self._data = total, {}, np.empty(0)
+            self._start = self.n
+            return
+        keep = max((lo + size for lo, size in self._done), default=0)  # values before it are summed in a block
+        self._data = self._data[keep - self._start:]
+        self._start = keep
+
+    @property
+    def value(self) -> float:
+        """The sum, once all n values have been fed."""
+        if self._total is None:
+            raise ValueError(f"PairwiseSum: {self._start + self._data.size} of {self.n} values fed")
+        return self._total
 
 
 class RunTotals:
@@ -131,23 +224,57 @@ class RunTotals:
         self._add("net_unserved", ov.io_demand["net"] - ov.io_served["net"])
 
 
+class HostTotals:
+    """Running parts of the host-based summary, fed each interval's HostRows: datacenter totals per interval
+    (hosts on, power in W: O(intervals), kept whole), and sums over every host-interval rounded as numpy rounds
+    them over the whole (intervals x hosts) arrays (energy, SLATAH's on and overloaded time, both in shares of an
+    interval) so the summary is the same to the last bit as when those arrays were kept."""
+
+    def __init__(self, n_int: int, n_hosts: int, interval_s: float):
+        self.interval_s = interval_s
+        self.active = np.zeros(n_int, np.int64)  # hosts on per interval
+        self.power_w = np.zeros(n_int)  # datacenter power per interval (W)
+        self.energy_kwh = PairwiseSum(n_int * n_hosts)
+        self.on_time = PairwiseSum(n_int * n_hosts)  # shares of an interval
+        self.overloaded_time = StreamSum()  # float32 shares of an interval
+        self.on_host_intervals = 0  # how many host-intervals had the host on (host_cpu_util_mean's count)
+        self.shutdowns = 0  # hosts holding VMs at one interval's start and none at the next's
+        self._held: np.ndarray | None = None  # hosts holding VMs at the last interval's start
+
+    def put(self, rows: HostRows) -> None:
+        """Add one interval's rows."""
+        k = rows.k
+        on = rows.on
+        self.active[k] = int(on.sum())
+        self.power_w[k] = rows.power_w.sum()
+        self.energy_kwh.add(rows.power_w * self.interval_s / 3.6e6)
+        self.on_time.add(rows.on_fraction.astype(np.float64))
+        self.overloaded_time.add(rows.overloaded)
+        self.on_host_intervals += int(self.active[k])
+        holds = rows.vms > 0
+        if self._held is not None:
+            self.shutdowns += int((self._held & ~holds).sum())
+        self._held = holds
+
+    def close(self, vm_host_end: np.ndarray) -> None:
+        """Count the shutdowns at the run's end (the last edge): hosts holding VMs at the last interval's start
+        and none at the end (`vm_host_end`: each VM's host then, -1 none)."""
+        if self._held is not None:
+            at_end = np.bincount(vm_host_end[vm_host_end >= 0], minlength=len(self._held)) > 0
+            self.shutdowns += int((self._held & ~at_end).sum())
+            self._held = None
+
+
 @dataclass
 class RunRecord:
-    """What one run keeps: per-host series (intervals x hosts, time-major), per-VM totals (RunTotals) and the
-    event records; results.frames turns them into tables."""
+    """What one run keeps: per-VM totals (RunTotals), per-host totals (HostTotals), per-interval datacenter
+    series and the event records; results.frames turns them into tables."""
 
     vm_host: np.ndarray  # (VMs,) host index, -1 = rejected
-    host_demand_mips: np.ndarray  # (intervals, hosts)
-    host_served_mips: np.ndarray  # (intervals, hosts)
-    host_on: np.ndarray  # (intervals, hosts) bool
-    host_power_w: np.ndarray  # (intervals, hosts)
-    host_vms: np.ndarray  # (intervals, hosts) int
-    host_memory_used_mb: np.ndarray  # (intervals, hosts) MiB the VMs there use at the interval's start
     totals: RunTotals
+    host_totals: HostTotals
     vm_host_start: np.ndarray | None = None  # (VMs,) host at the first interval's start
-    host_on_fraction: np.ndarray | None = None  # (intervals, hosts)
-    host_overloaded: np.ndarray | None = None  # (intervals, hosts) share of the interval over capacity
-    migrations: list | None = None  # MigrationRecord list when consolidation is on
+    migrations: list | None = None  # MigrationRecord list when the run can migrate (empty: all went to a sink)
     vm_retired: np.ndarray | None = None  # (VMs,) removed as CloudSim removes idle VMs (cloudsim_compat)
     drains: list | None = None  # DrainRecord list when the scenario has maintenance
     overhead: "OverheadRecord | None" = None  # when the scenario's overhead model is on
@@ -162,13 +289,11 @@ class RunRecord:
 @dataclass
 class OverheadRecord:
     """The overhead model's output a run keeps: the datacenter's exit-driven overhead by reason per interval
-    (intervals x reason labels, MIPS), each VM's network I/O path, and per host the overhead and backend of the
-    VMs on it at each interval's start (intervals x hosts, MIPS)."""
+    (intervals x reason labels, MIPS) and each VM's network I/O path. (Per host, the overhead and backend of the
+    VMs on it go with the host rows, HostRows.)"""
 
     reasons: list[str]  # the exit-reason columns of IntervalOverhead.exits_per_s
     reason_mips: np.ndarray
-    host_overhead_mips: np.ndarray
-    host_backend_mips: np.ndarray
     cfg_net_path: list[str] = field(default_factory=list)  # I/O path of each VM (at its initial host)
 
 

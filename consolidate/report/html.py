@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
+from consolidate.report.views import (COLUMNS, MIGRATION_COLUMNS, OVERHEAD_COLUMNS, HostView, MigrationView,
+                                     host_view, migration_view)
 from consolidate.report.plots import run_plots
 from consolidate.results.metrics import unit
 
@@ -75,7 +77,7 @@ def _unit(col: str) -> str:
         return ""
 
 
-def _warnings(res: "Results") -> list[str]:
+def _warnings(res: "Results", migrations: MigrationView | None) -> list[str]:
     s = res.summary.iloc[0]
     out = []
     if s.get("vms_rejected", 0):
@@ -87,11 +89,9 @@ def _warnings(res: "Results") -> list[str]:
     if s.get("net_pps_unserved_fraction", 0) > 0:
         out.append(f"{fmt(float(s['net_pps_unserved_fraction']), 'fraction')} of network packets went unserved "
                    "(an I/O path at its cap).")
-    m = res.migrations
-    if m is not None and len(m) and (m["queued_s"] > 0).any():
-        q = m[m["queued_s"] > 0]
-        out.append(f"{len(q):,} migrations were queued (waited {fmt(float(q['queued_s'].sum()), 's')} in all for a "
-                   "free migration slot).")
+    if migrations is not None and migrations.queued:
+        out.append(f"{migrations.queued:,} migrations were queued (waited {fmt(migrations.queued_s, 's')} in all for "
+                   "a free migration slot).")
     if s.get("drain_vms_stuck", 0):
         out.append(f"{int(s['drain_vms_stuck']):,} VMs could not leave a drained host.")
     return out
@@ -142,28 +142,25 @@ def _inputs(res: "Results") -> str:
             + "<h3>Policies and configuration</h3>" + table(["", ""], policy_rows, numeric_from=9))
 
 
-def _per_host_type(res: "Results") -> str:
-    hi = res.host_intervals
-    on = hi[hi["state"] == "on"]
+def _per_host_type(res: "Results", view: HostView) -> str:
     n_int = max(res.scenario.n_intervals, 1)
     rows = []
     for t, g in res.hosts.groupby("host_type", observed=True, sort=False):
-        hio = on[on["host_type"] == t]
+        n_on = view.type_on.get(t, 0)
         mem_used = g["memory_used_mb"].sum() / max(g.loc[g["vms"] > 0, "memory_mb"].sum(), 1)
-        rows.append([esc(t), fmt(len(g)), fmt(len(hio) / n_int, "hosts"), fmt(int((g["vms"] > 0).sum())),
-                     fmt(int(g["vms"].sum())), fmt(float(hi.loc[hi["host_type"] == t, "energy_kwh"].sum()), "kWh"),
-                     fmt(float(hio["cpu_util"].mean()) if len(hio) else float("nan"), "fraction"),
+        rows.append([esc(t), fmt(len(g)), fmt(n_on / n_int, "hosts"), fmt(int((g["vms"] > 0).sum())),
+                     fmt(int(g["vms"].sum())), fmt(view.type_energy_kwh.get(t, 0.0), "kWh"),
+                     fmt(view.type_util_sum.get(t, 0.0) / n_on if n_on else float("nan"), "fraction"),
                      fmt(float(mem_used), "fraction")])
     return ("<h2 id=by-type>By host type</h2>"
             + table(["host type", "hosts", "on (mean)", "holding VMs at end", "VMs at end", "energy",
                      "CPU used (on hosts)", "memory used (hosts with VMs)"], rows))
 
 
-def _headroom(res: "Results") -> str:
+def _headroom(res: "Results", view: HostView) -> str:
     """What is left on powered-on hosts: CPU per host-interval, memory per host with VMs at the end."""
-    on = res.host_intervals[res.host_intervals["state"] == "on"]
     qs = [0.05, 0.25, 0.5, 0.75, 0.95]
-    cpu = (1 - on["cpu_util"].to_numpy(dtype=float)) if len(on) else np.array([np.nan])
+    cpu = (1 - view.on_util.astype(float)) if len(view.on_util) else np.array([np.nan])
     h = res.hosts[res.hosts["vms"] > 0]
     mem = (1 - h["memory_used_mb"] / h["memory_mb"]).to_numpy(dtype=float) if len(h) else np.array([np.nan])
     rows = [["CPU free (host-intervals, powered-on hosts)", *(fmt(float(np.quantile(cpu, q)), "fraction") for q in qs)],
@@ -174,11 +171,15 @@ def _headroom(res: "Results") -> str:
 
 def write_report(res: "Results", out_dir: Path) -> Path:
     """Write plots and index.html for one run under out_dir; returns the page's path."""
-    plots = run_plots(res.host_intervals, out_dir, res.overhead_reasons, res.migrations, res.scenario.interval_s,
-                      res.datacenter)
+    # the host rows a piece at a time: a big run's host_intervals is never read whole
+    overhead = res.overhead_reasons is not None
+    view = host_view(res.pieces("host_intervals", COLUMNS + (OVERHEAD_COLUMNS if overhead else [])), overhead)
+    migrations = migration_view(res.pieces("migrations", MIGRATION_COLUMNS), res.scenario.interval_s) \
+        if "migrations" in res.frame_names() else None
+    plots = run_plots(view, out_dir, res.overhead_reasons, migrations, res.datacenter)
     s = res.summary.iloc[0]
     sc = res.scenario
-    warnings = _warnings(res)
+    warnings = _warnings(res, migrations)
     banner = ("".join(f"<div class=warn><b>Warning:</b> {w}</div>" for w in warnings) if warnings else
               "<div class=ok>Every VM was placed and all CPU demand was served.</div>")
     head_cols = [("energy_kwh", "energy"), ("hosts_active_mean", "hosts on (mean)"), ("hosts_active_max", "hosts on (max)"),
@@ -202,8 +203,8 @@ def write_report(res: "Results", out_dir: Path) -> Path:
 <h2>Headline</h2>{headline}
 {_lifecycles(res)}
 {_inputs(res)}
-{_per_host_type(res)}
-{_headroom(res)}
+{_per_host_type(res, view)}
+{_headroom(res, view)}
 {_maintenance_section(res)}
 <h2 id=summary>Summary</h2>{summary}
 <h2 id=plots>Plots</h2>{imgs}

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from consolidate.report.views import HostView, MigrationView
+
 
 def _subplots(figsize: tuple[float, float]):
     from matplotlib.figure import Figure  # a second of imports, paid only by runs that draw
@@ -34,16 +36,14 @@ def _series(series: pd.Series, ylabel: str, title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def active_hosts(host_intervals: pd.DataFrame, path: Path) -> Path:
+def active_hosts(view: HostView, path: Path) -> Path:
     """Hosts powered on per interval, over time (hours)."""
-    on = host_intervals[host_intervals["state"] == "on"].groupby("time_s", observed=True).size()
-    return _series(on.reindex(np.unique(host_intervals["time_s"]), fill_value=0), "active hosts", "Active hosts", path)
+    return _series(view.active, "active hosts", "Active hosts", path)
 
 
-def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
+def utilisation_percentiles(view: HostView, path: Path) -> Path:
     """5th/25th/50th/75th/95th percentile of CPU utilisation over active hosts, over time."""
-    on = host_intervals[host_intervals["state"] == "on"]
-    q = on.groupby("time_s")["cpu_util"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
+    q = view.util_q
     fig, ax = _subplots((8, 3.2))
     if not q.empty:
         h = q.index / 3600
@@ -56,9 +56,9 @@ def utilisation_percentiles(host_intervals: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def power(host_intervals: pd.DataFrame, path: Path) -> Path:
+def power(view: HostView, path: Path) -> Path:
     """Total power draw of the datacenter (kW) over time."""
-    return _series(host_intervals.groupby("time_s")["power_w"].sum() / 1000, "power (kW)", "Datacenter power", path)
+    return _series(view.power_w / 1000, "power (kW)", "Datacenter power", path)
 
 
 def overhead_by_reason(reasons: pd.DataFrame, path: Path) -> Path:
@@ -74,12 +74,10 @@ def overhead_by_reason(reasons: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def overhead_per_host(host_intervals: pd.DataFrame, path: Path) -> Path:
+def overhead_per_host(view: HostView, path: Path) -> Path:
     """Each active host's virtualization overhead (overhead + I/O backend) as a share of its CPU capacity,
     averaged over the run, hosts sorted from most to least."""
-    on = host_intervals[host_intervals["state"] == "on"]
-    share = ((on["cpu_overhead_mips"] + on["cpu_backend_mips"]) / on["cpu_capacity_mips"] * 100)
-    per_host = share.groupby(on["host"]).mean().sort_values(ascending=False)
+    per_host = view.overhead_pct.sort_values(ascending=False)
     fig, ax = _subplots((8, 3.2))
     ax.plot(np.arange(len(per_host)), per_host.to_numpy(), drawstyle="steps-post")
     ax.set(xlabel="active hosts, most overhead first", ylabel="overhead (% of capacity)",
@@ -109,22 +107,20 @@ def live_vms(datacenter: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) -> Path:
+def migration_timeline(view: MigrationView, path: Path) -> Path:
     """Migrations started per scheduling interval, by reason, and their mean duration."""
     fig, ax = _subplots((8, 3.2))
-    if len(migrations):
-        k = (migrations["start_s"] // interval_s).astype(int)
-        counts = pd.crosstab(k, migrations["reason"])
+    if view.n:
+        counts = view.started
         counts = counts.reindex(np.arange(counts.index.max() + 1), fill_value=0)
-        edges = np.arange(len(counts) + 1) * interval_s / 3600
+        edges = np.arange(len(counts) + 1) * view.interval_s / 3600
         bottom = np.zeros(len(counts))
         for reason in counts.columns:
             # one filled staircase per reason, stacked: a bar per interval and reason costs a patch each
             top = bottom + counts[reason].to_numpy()
             ax.stairs(top, edges, baseline=bottom, fill=True, label=reason)
             bottom = top
-        dur = (migrations["end_s"] - migrations["start_s"]).mean()
-        ax.set_title(f"Migrations per interval ({len(migrations):,} in all, mean duration {dur:.1f} s)")
+        ax.set_title(f"Migrations per interval ({view.n:,} in all, mean duration {view.duration_s_mean:.1f} s)")
         ax.legend(fontsize=8)
     else:
         ax.set_title("Migrations per interval (none)")
@@ -133,21 +129,21 @@ def migration_timeline(migrations: pd.DataFrame, path: Path, interval_s: float) 
     return _save(fig, path)
 
 
-def run_plots(host_intervals: pd.DataFrame, out_dir: Path, reasons: pd.DataFrame | None = None,
-              migrations: pd.DataFrame | None = None, interval_s: float = 300.0,
-              datacenter: pd.DataFrame | None = None) -> list[Path]:
-    """All plots of a run, written under out_dir/plots/; returns their paths. `datacenter` (VMs that arrive and
-    leave) adds live VMs against active hosts."""
+def run_plots(view: HostView, out_dir: Path, reasons: pd.DataFrame | None = None,
+              migrations: MigrationView | None = None, datacenter: pd.DataFrame | None = None) -> list[Path]:
+    """All plots of a run (`view` and `migrations`: its host_intervals' and migrations' views, report/views.py),
+    written under out_dir/plots/; returns their paths. `datacenter` (VMs that arrive and leave) adds live VMs
+    against active hosts."""
     d = out_dir / "plots"
     d.mkdir(parents=True, exist_ok=True)
-    paths = [active_hosts(host_intervals, d / "active_hosts.png"),
-             utilisation_percentiles(host_intervals, d / "host_utilisation.png"),
-             power(host_intervals, d / "power.png")]
+    paths = [active_hosts(view, d / "active_hosts.png"),
+             utilisation_percentiles(view, d / "host_utilisation.png"),
+             power(view, d / "power.png")]
     if datacenter is not None:
         paths.append(live_vms(datacenter, d / "live_vms.png"))
     if reasons is not None:
         paths += [overhead_by_reason(reasons, d / "overhead_by_reason.png"),
-                  overhead_per_host(host_intervals, d / "overhead_per_host.png")]
+                  overhead_per_host(view, d / "overhead_per_host.png")]
     if migrations is not None:
-        paths.append(migration_timeline(migrations, d / "migrations.png", interval_s))
+        paths.append(migration_timeline(migrations, d / "migrations.png"))
     return paths

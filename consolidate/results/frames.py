@@ -17,11 +17,12 @@ import pandas as pd
 from consolidate import rng
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.costmodel.interval import COMPONENTS
-from consolidate.engine.record import IntervalRows, RunRecord, empty_series, put_series
+from consolidate.engine.record import (HostRows, HostTotals, IntervalRows, PairwiseSum, RunRecord, empty_series,
+                                       put_series)
 from consolidate.engine.state import HostTable
 from consolidate.hardware.assignment import IO_CLASSES
 from consolidate.results.metrics import SUMMARY_METRICS, summary_frame
-from consolidate.results.writer import ParquetSpool, parquet_shape, write_run_folder
+from consolidate.results.writer import ParquetSpool, parquet_pieces, parquet_shape, write_run_folder
 from consolidate.scenario.model import BIG_RUN_VM_INTERVALS, Scenario
 from consolidate.workload.build import Workload
 
@@ -69,20 +70,28 @@ def _run_summary(sc: Scenario, run_id: str, version: str, n_h: int, n_vm: int, p
     }
 
 
-def _host_summary(rec, cap: np.ndarray, energy_kwh: np.ndarray) -> dict:
-    """Hosts on, energy (kWh), datacenter power (W) and the powered-on hosts' utilisation (0..1)."""
-    n_int = rec.host_on.shape[0]
-    active = rec.host_on.sum(axis=1)
-    total_power = rec.host_power_w.sum(axis=1)
-    on_util = (rec.host_served_mips / cap)[rec.host_on]
+def _host_summary(ht: HostTotals, on_util_mean: float) -> dict:
+    """Hosts on, energy (kWh), datacenter power (W) and the powered-on hosts' utilisation (0..1), from the run's
+    host totals."""
+    n_int = len(ht.active)
     return {
-        "hosts_active_mean": float(active.mean()) if n_int else 0.0,
-        "hosts_active_max": int(active.max()) if n_int else 0,
-        "energy_kwh": float(energy_kwh.sum()),
-        "power_w_mean": float(total_power.mean()) if n_int else 0.0,
-        "power_w_max": float(total_power.max()) if n_int else 0.0,
-        "host_cpu_util_mean": float(on_util.mean()) if on_util.size else 0.0,
+        "hosts_active_mean": float(ht.active.mean()) if n_int else 0.0,
+        "hosts_active_max": int(ht.active.max()) if n_int else 0,
+        "energy_kwh": ht.energy_kwh.value,
+        "power_w_mean": float(ht.power_w.mean()) if n_int else 0.0,
+        "power_w_max": float(ht.power_w.max()) if n_int else 0.0,
+        "host_cpu_util_mean": on_util_mean,
     }
+
+
+def _on_util_mean(pieces, n_on: int) -> float:
+    """Mean cpu_util (0..1) over the `n_on` host-intervals with the host on, from host_intervals frames in
+    order (the held frame, or a spooled one's row groups): rounded as numpy's mean of the whole on-hosts'
+    array, which needs their count before the first value (PairwiseSum), hence a pass once the run is done."""
+    total = PairwiseSum(n_on)
+    for df in pieces:
+        total.add(df["cpu_util"].to_numpy()[(df["state"] == "on").to_numpy()])
+    return total.value / n_on if n_on else 0.0
 
 
 def _cpu_summary(totals, dt_h: float) -> dict:
@@ -99,35 +108,44 @@ def _cpu_summary(totals, dt_h: float) -> dict:
     }
 
 
-def _consolidation_summary(rec, migrations: pd.DataFrame, energy_kwh: np.ndarray, sc) -> dict:
+def _column_sums(pieces, columns: list[str], n_rows: int) -> dict[str, float]:
+    """Sums of float64 `columns` over a frame of `n_rows` rows given in pieces (the held frame, or a spooled
+    one's row groups), rounded as pandas sums the whole column (numpy's pairwise sum, NaN counted as 0)."""
+    sums = {c: PairwiseSum(n_rows) for c in columns}
+    for df in pieces:
+        for c in columns:
+            v = df[c].to_numpy(np.float64)
+            sums[c].add(np.where(np.isnan(v), 0.0, v))
+    return {c: s.value for c, s in sums.items()}
+
+
+def _consolidation_summary(rec, n_migrations: int, migration_sums: dict[str, float], energy: float, sc) -> dict:
     """Beloglazov & Buyya's metrics, computed as CloudSim does: SLATAH = time active hosts spend asked for more
     than their capacity over their active time; PDM = demand lost to migrations over all demand; SLAV =
     SLATAH x PDM; ESV = energy x SLAV."""
-    on_time = rec.host_on_fraction.astype(np.float64)
-    slatah = float(rec.host_overloaded.sum(dtype=np.float64) / on_time.sum()) if on_time.sum() > 0 else 0.0
+    ht = rec.host_totals
+    on_time = ht.on_time.value
+    overloaded = ht.overloaded_time.value
+    slatah = float(overloaded / on_time) if on_time > 0 else 0.0
     # its numerator and denominator in seconds: what time slices of a run add up (results/metrics.py, combine)
-    on_s = float(on_time.sum() * sc.interval_s)
-    overloaded_s = float(rec.host_overloaded.sum(dtype=np.float64) * sc.interval_s)
+    on_s = float(on_time * sc.interval_s)
+    overloaded_s = float(overloaded * sc.interval_s)
     total = rec.totals["effective"]
     pdm = float(rec.totals["migration_loss"] / total) if total > 0 else 0.0
     # a shutdown: a host that holds VMs at one interval edge and none at the next (the last edge is the end)
-    placed = rec.vm_host >= 0
-    at_end = np.bincount(rec.vm_host[placed], minlength=rec.host_vms.shape[1]) > 0
-    holds = np.vstack([rec.host_vms > 0, at_end[None, :]])
-    shutdowns = int((holds[:-1] & ~holds[1:]).sum())
-    energy = float(energy_kwh.sum())
+    shutdowns = ht.shutdowns
     return {
         "policy": sc.consolidation.policy if sc.consolidation is not None else "none",
         "migration_model": sc.migration.model,
-        "migrations": int(len(migrations)),
+        "migrations": n_migrations,
         "host_on_s": on_s,
         "host_overloaded_s": overloaded_s,
         "slatah": slatah,
         "pdm": pdm,
         "slav": slatah * pdm,
         "esv": energy * slatah * pdm,
-        "downtime_s_total": float(migrations["downtime_s"].sum()),
-        "migration_bytes": float(migrations["bytes"].sum()),
+        "downtime_s_total": migration_sums["downtime_s"],
+        "migration_bytes": migration_sums["bytes"],
         "host_shutdowns": shutdowns,
     }
 
@@ -294,31 +312,58 @@ def _vm_intervals_frame(t: np.ndarray, vm_ids: np.ndarray, guest, served, host, 
     return pd.DataFrame(cols, copy=False)
 
 
-# vm_intervals of at most this many rows is held in memory; a bigger one goes to a Parquet file as the run goes
+# a per-interval frame of at most this many rows is held in memory; a bigger one goes to a Parquet file as the
+# run goes
 HOLD_VM_INTERVAL_ROWS = 2_000_000
+HOLD_HOST_INTERVAL_ROWS = 2_000_000
 ROW_GROUP_ROWS = 1_000_000  # rows per Parquet row group of a streamed vm_intervals (whole intervals each)
+# and of a streamed host_intervals: a quarter, as its readers (the report, a partitioned run's merge) take a row
+# group at a time and a host row is wider in pandas than a VM's without the overhead model
+HOST_ROW_GROUP_ROWS = 250_000
 
 
-class VmIntervalRows:
-    """The vm_intervals frame, built while the run goes (an engine IntervalSink): it keeps the rows of a window
-    of intervals of the VMs the scenario's outputs choose, and turns each full window into frame rows with
-    `_vm_intervals_frame`. A small frame is one window held in memory; a bigger one is written window by window
-    as Parquet row groups into `spool_dir`, never whole in memory. Both go through the same code, so a streamed
-    frame read back equals the held one."""
+class _WindowedFrame:
+    """A per-interval frame built while the run goes: a subclass keeps the rows of a window of intervals in
+    buffers and turns each full window into frame rows (`_flush`). A small frame is one window held in memory
+    (`frame`); a bigger one is written window by window as Parquet row groups into a spool under `spool_dir`,
+    never whole in memory. Both go through the same code, so a streamed frame read back equals the held one."""
+
+    def __init__(self, sc: Scenario, stem: str, per_interval: int, hold_rows: int, group_rows: int,
+                 spool_dir: Path | None):
+        self.sc = sc
+        self.streamed = sc.n_intervals * per_interval > hold_rows
+        self.window = sc.n_intervals if not self.streamed else \
+            min(sc.n_intervals, max(1, group_rows // max(per_interval, 1)))
+        self.spool = ParquetSpool(spool_dir, stem) if self.streamed else None
+        self.frame: pd.DataFrame | None = None
+        self._k0 = 0  # first interval of the window being filled
+
+    def _emit(self, frame: pd.DataFrame, n: int) -> None:
+        """Hand on the frame rows of the window's `n` intervals."""
+        if self.spool is not None:
+            self.spool.write(frame)
+        else:
+            self.frame = frame  # the whole run: one window
+        self._k0 += n
+
+    def _window_full(self, k: int) -> bool:
+        return k + 1 - self._k0 == self.window or k + 1 == self.sc.n_intervals
+
+    def finish(self) -> Path | None:
+        """Close the spool file and return it (None: the frame is held, in `frame`)."""
+        return self.spool.close() if self.spool is not None else None
+
+
+class VmIntervalRows(_WindowedFrame):
+    """The vm_intervals frame, built while the run goes (an engine IntervalSink): the rows of the VMs the
+    scenario's outputs choose, turned into frame rows by `_vm_intervals_frame`."""
 
     def __init__(self, sc: Scenario, n_vm: int, spool_dir: Path | None = None):
-        self.sc = sc
         self.detail = sc.outputs.vm_detail(sc.n_intervals * n_vm)
         self.vm_idx = None if self.detail in ("full", "off") else sample_vms(sc.seed, n_vm, int(self.detail))
         self.vm_ids = np.arange(n_vm, dtype=np.int32) if self.vm_idx is None else self.vm_idx
-        n_rows = sc.n_intervals * len(self.vm_ids)
-        self.streamed = n_rows > HOLD_VM_INTERVAL_ROWS
-        self.window = sc.n_intervals if not self.streamed else \
-            min(sc.n_intervals, max(1, ROW_GROUP_ROWS // max(len(self.vm_ids), 1)))
-        self.spool = ParquetSpool(spool_dir, "vm_intervals") if self.streamed else None
-        self.frame: pd.DataFrame | None = None
+        super().__init__(sc, "vm_intervals", len(self.vm_ids), HOLD_VM_INTERVAL_ROWS, ROW_GROUP_ROWS, spool_dir)
         self._buf: dict | None = None
-        self._k0 = 0
 
     def _alloc(self, rows: IntervalRows) -> dict:
         w, n = self.window, len(self.vm_ids)
@@ -341,7 +386,7 @@ class VmIntervalRows:
                 b[key][i] = pick(value)
         if b["ov"] is not None:
             put_series(b["ov"], i, rows.overhead, self.vm_idx)
-        if i + 1 == self.window or rows.k + 1 == self.sc.n_intervals:
+        if self._window_full(rows.k):
             self._flush(i + 1)
 
     def _flush(self, n: int) -> None:
@@ -352,17 +397,69 @@ class VmIntervalRows:
                                 for f in fields(ov) for v in [getattr(ov, f.name)]})
         cut = lambda a: None if a is None else a[:n]  # noqa: E731
         t = (np.arange(k0, k0 + n) * self.sc.interval_s).astype(np.float64)
-        frame = _vm_intervals_frame(t, self.vm_ids, cut(b["guest"]), cut(b["served"]), cut(b["host"]),
-                                    cut(b["loss"]), cut(b["queued"]), ov, b["reasons"])
-        if self.spool is not None:
-            self.spool.write(frame)
-        else:
-            self.frame = frame  # the whole run: one window
-        self._k0 += n
+        self._emit(_vm_intervals_frame(t, self.vm_ids, cut(b["guest"]), cut(b["served"]), cut(b["host"]),
+                                       cut(b["loss"]), cut(b["queued"]), ov, b["reasons"]), n)
 
-    def finish(self) -> Path | None:
-        """Close the spool file and return it (None: the frame is held, in `frame`)."""
-        return self.spool.close() if self.spool is not None else None
+
+# HostRows fields kept per window, with the dtype a window's buffer holds them in
+_HOST_SERIES = {"demand_mips": np.float64, "served_mips": np.float64, "on": bool, "on_fraction": np.float32,
+                "overloaded": np.float32, "power_w": np.float64, "vms": np.int32, "memory_used_mb": np.float64,
+                "overhead_mips": np.float64, "backend_mips": np.float64}
+
+
+def _host_intervals_frame(t: np.ndarray, hosts: HostTable, s: dict, interval_s: float) -> pd.DataFrame:
+    """host_intervals rows of the intervals starting at `t` (s): `s` holds (len(t), hosts) arrays of the
+    _HOST_SERIES (time_on_s and time_overloaded_s when the run migrates: `on_fraction` present; the overhead
+    columns with the overhead model: `overhead_mips` present). Columns are views where they can be."""
+    n_int, n_h = s["on"].shape
+    cap = hosts.capacity_mips
+    df = pd.DataFrame({
+        "time_s": np.repeat(t, n_h),
+        "host": np.tile(np.arange(n_h, dtype=np.int32), n_int),
+        "host_type": pd.Categorical.from_codes(np.tile(hosts.host_type, n_int), categories=hosts.type_names),
+        "state": pd.Categorical.from_codes(s["on"].ravel().astype(np.int8), categories=["off", "on"]),
+        "vms": s["vms"].ravel(),
+        "cpu_capacity_mips": np.tile(cap, n_int),
+        "cpu_demand_mips": s["demand_mips"].ravel(),
+        "cpu_served_mips": s["served_mips"].ravel(),
+        "cpu_util": (s["served_mips"] / cap).ravel(),
+        "power_w": s["power_w"].ravel(),
+        "energy_kwh": (s["power_w"] * interval_s / 3.6e6).ravel(),
+        "memory_used_mb": s["memory_used_mb"].ravel(),
+    }, copy=False)  # 100,000 hosts make 28.8 M rows a day: no copy more than needed
+    if "on_fraction" in s:
+        df["time_on_s"] = (s["on_fraction"].astype(np.float64) * interval_s).ravel()
+        df["time_overloaded_s"] = (s["overloaded"].astype(np.float64) * interval_s).ravel()
+    if "overhead_mips" in s:
+        df["cpu_overhead_mips"] = s["overhead_mips"].ravel()
+        df["cpu_backend_mips"] = s["backend_mips"].ravel()
+    return df
+
+
+class HostIntervalRows(_WindowedFrame):
+    """The host_intervals frame, built while the run goes (an engine HostSink)."""
+
+    def __init__(self, sc: Scenario, hosts: HostTable, spool_dir: Path | None = None):
+        super().__init__(sc, "host_intervals", len(hosts), HOLD_HOST_INTERVAL_ROWS, HOST_ROW_GROUP_ROWS, spool_dir)
+        self.hosts = hosts
+        self._buf: dict[str, np.ndarray] | None = None
+
+    def put(self, rows: HostRows) -> None:
+        """Keep interval rows.k's rows; write the window out when it is full."""
+        if self._buf is None:
+            # the SLATAH time columns only when the run migrates, the overhead ones only with the model
+            skip = ({"on_fraction", "overloaded"} if not rows.migrating else set()) | \
+                ({"overhead_mips", "backend_mips"} if rows.overhead_mips is None else set())
+            self._buf = {name: np.zeros((self.window, len(self.hosts)), dtype)
+                         for name, dtype in _HOST_SERIES.items() if name not in skip}
+        i = rows.k - self._k0
+        for name, buf in self._buf.items():
+            buf[i] = getattr(rows, name)
+        if self._window_full(rows.k):
+            n = i + 1
+            t = (np.arange(self._k0, self._k0 + n) * self.sc.interval_s).astype(np.float64)
+            self._emit(_host_intervals_frame(t, self.hosts, {k: b[:n] for k, b in self._buf.items()},
+                                             self.sc.interval_s), n)
 
 
 def scenario_sha256(sc: Scenario) -> str:
@@ -371,6 +468,51 @@ def scenario_sha256(sc: Scenario) -> str:
     (`consolidate_version` beside it tells runs of different versions apart)."""
     blob = json.dumps(sc.model_dump(mode="json", exclude_defaults=True), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+HOLD_MIGRATION_ROWS = 200_000  # a migrations frame of more rows goes to a Parquet file as the run goes
+MIGRATION_PIECE_ROWS = 50_000  # finished migrations turned into frame rows at a time (held), or a row group
+
+
+class MigrationRows:
+    """The migrations frame, built while the run goes (an engine RecordSink): finished migrations become frame
+    rows MIGRATION_PIECE_ROWS at a time (a record is about 380 bytes, a row about 90), held while the run has
+    at most HOLD_MIGRATION_ROWS of them, then all written as Parquet row groups into a spool under `spool_dir`.
+    How many a run will have is not known ahead, unlike intervals x VMs or hosts."""
+
+    def __init__(self, sc: Scenario, spool_dir: Path | None = None):
+        self.sc, self.spool_dir = sc, spool_dir
+        self.rows = 0
+        self.spool: ParquetSpool | None = None
+        self._records: list = []
+        self._held: list[pd.DataFrame] = []
+
+    def put(self, records: list) -> None:
+        self._records.extend(records)
+        if len(self._records) >= MIGRATION_PIECE_ROWS:
+            self._piece()
+
+    def _piece(self) -> None:
+        df = _migrations_frame(self._records, self.sc.duration_s)
+        self._records = []
+        self.rows += len(df)
+        if self.spool is None and self.rows > HOLD_MIGRATION_ROWS:
+            self.spool = ParquetSpool(self.spool_dir, "migrations")
+            for held in self._held:
+                self.spool.write(held)
+            self._held = []
+        if self.spool is not None:
+            self.spool.write(df)
+        else:
+            self._held.append(df)
+
+    def finish(self) -> tuple[pd.DataFrame | None, Path | None]:
+        """(the held frame, None), or (None, the spool file)."""
+        if self._records or not (self._held or self.spool):
+            self._piece()
+        if self.spool is not None:
+            return None, self.spool.close()
+        return (self._held[0] if len(self._held) == 1 else pd.concat(self._held, ignore_index=True)), None
 
 
 class _SpooledFrame:
@@ -398,10 +540,10 @@ class Results:
 
     - `summary`: one row, the run's headline figures (columns, units, definitions: results/metrics.py).
     - `vm_intervals`: per VM per interval: time_s, vm, host, cpu_demand_mips, cpu_served_mips, cpu_unserved_mips.
-      A big run writes it to a Parquet file while it goes (`spooled["vm_intervals"]`, read it in pieces with
-      pyarrow) and reads it on first access.
+      A big run writes it to a Parquet file while it goes (`spooled["vm_intervals"]`; `pieces("vm_intervals")`
+      reads it a row group at a time) and reads it whole on first access.
     - `host_intervals`: per host per interval: time_s, host, host_type, state, vms, cpu_capacity_mips,
-      cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh.
+      cpu_demand_mips, cpu_served_mips, cpu_util, power_w, energy_kwh. Spooled as vm_intervals is when big.
     - `vms`: per VM: identity, type, size, trace and the host it was placed on (-1 = rejected).
     - `hosts`: per host: type, size, and the VMs and memory placed on it.
     - `overhead_reasons` (overhead model on): per interval, the datacenter's exit-driven overhead by exit
@@ -411,12 +553,12 @@ class Results:
     scenario: Scenario
     run_id: str
     summary: pd.DataFrame
-    host_intervals: pd.DataFrame
     vms: pd.DataFrame
     hosts: pd.DataFrame
+    host_intervals: pd.DataFrame = _SpooledFrame()
     vm_intervals: pd.DataFrame | None = _SpooledFrame()  # None: outputs.vm_intervals off (never built)
     overhead_reasons: pd.DataFrame | None = None
-    migrations: pd.DataFrame | None = None
+    migrations: pd.DataFrame | None = _SpooledFrame()
     maintenance: pd.DataFrame | None = None
     failures: pd.DataFrame | None = None
     datacenter: pd.DataFrame | None = None  # VMs arriving and leaving: per interval, VMs live and queued, hosts on
@@ -433,8 +575,17 @@ class Results:
             if state.get(name) is None:
                 state[name] = pd.read_parquet(path)
         state["spooled"] = {}
-        state.pop("_spool", None)
+        state.pop("_spools", None)
         return state
+
+    def pieces(self, name: str, columns: list[str] | None = None):
+        """Frame `name` (its `columns`, None: all) in pieces of whole intervals, in order: a spooled frame a row
+        group at a time, never whole in memory (unless it has been read already), a held one in one piece."""
+        if name in self.spooled and self.__dict__.get(name) is None:
+            yield from parquet_pieces(self.spooled[name], columns)
+        else:
+            df = getattr(self, name)
+            yield df if columns is None else df[columns]
 
     def frame_names(self) -> list[str]:
         """The stems of the frames this run produced, without reading a spooled one."""
@@ -518,48 +669,50 @@ def vm_interval_rows(sc: Scenario, n_vm: int, spool_dir: Path | None = None) -> 
     return None if sc.outputs.vm_detail(sc.n_intervals * n_vm) == "off" else VmIntervalRows(sc, n_vm, spool_dir)
 
 
+def host_interval_rows(sc: Scenario, hosts: HostTable, spool_dir: Path | None = None) -> HostIntervalRows:
+    """The sink that builds a run's host_intervals; a big frame goes to a Parquet file in a new temporary
+    folder under `spool_dir` (None: the system's temporary folder)."""
+    return HostIntervalRows(sc, hosts, spool_dir)
+
+
+def migration_rows(sc: Scenario, spool_dir: Path | None = None) -> MigrationRows:
+    """The sink that builds a run's migrations frame; a big one goes to a Parquet file in a new temporary folder
+    under `spool_dir` (None: the system's temporary folder)."""
+    return MigrationRows(sc, spool_dir)
+
+
 def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, run_id: str,
-                  wall_s: float, version: str, vm_rows: VmIntervalRows | None = None) -> Results:
-    """Assemble the frames and the summary of one run from its record and the vm_intervals sink it fed."""
-    n_int, n_vm = rec.host_on.shape[0], len(wl.vms)
+                  wall_s: float, version: str, vm_rows: VmIntervalRows | None = None, *,
+                  host_rows: HostIntervalRows, mig_rows: MigrationRows | None = None) -> Results:
+    """Assemble the frames and the summary of one run from its record and the vm_intervals, host_intervals and
+    migrations sinks it fed (None for migrations: the record kept them)."""
+    n_int, n_vm = sc.n_intervals, len(wl.vms)
     n_h = len(hosts)
     dt_h = sc.interval_s / 3600.0
     t = (np.arange(n_int) * sc.interval_s).astype(np.float64)
     totals = rec.totals
+    ht = rec.host_totals
     ov = rec.overhead
     detail = sc.outputs.vm_detail(n_int * n_vm)
-    spooled = {}
+    spooled, spools = {}, []
     vm_intervals = None
     if vm_rows is not None:
         path = vm_rows.finish()
         if path is not None:
             spooled["vm_intervals"] = path
+            spools.append(vm_rows.spool)
         vm_intervals = vm_rows.frame
+    path = host_rows.finish()
+    host_intervals = host_rows.frame
+    if path is not None:
+        spooled["host_intervals"] = path
+        spools.append(host_rows.spool)
+    on_util_mean = _on_util_mean([host_intervals] if path is None else
+                                 parquet_pieces(path, ["state", "cpu_util"]), ht.on_host_intervals)
     life = rec.lifecycle
 
     type_names = np.array(hosts.type_names)
-    energy_kwh = rec.host_power_w * sc.interval_s / 3.6e6
     cap = hosts.capacity_mips
-    host_intervals = pd.DataFrame({
-        "time_s": np.repeat(t, n_h),
-        "host": np.tile(np.arange(n_h, dtype=np.int32), n_int),
-        "host_type": pd.Categorical.from_codes(np.tile(hosts.host_type, n_int), categories=hosts.type_names),
-        "state": pd.Categorical.from_codes(rec.host_on.ravel().astype(np.int8), categories=["off", "on"]),
-        "vms": rec.host_vms.ravel(),
-        "cpu_capacity_mips": np.tile(cap, n_int),
-        "cpu_demand_mips": rec.host_demand_mips.ravel(),
-        "cpu_served_mips": rec.host_served_mips.ravel(),
-        "cpu_util": (rec.host_served_mips / cap).ravel(),
-        "power_w": rec.host_power_w.ravel(),
-        "energy_kwh": energy_kwh.ravel(),
-        "memory_used_mb": rec.host_memory_used_mb.ravel(),
-    }, copy=False)  # views of the record's series where they can be: 100,000 hosts make 28.8 M rows a day
-    if rec.migrations is not None:
-        host_intervals["time_on_s"] = (rec.host_on_fraction.astype(np.float64) * sc.interval_s).ravel()
-        host_intervals["time_overloaded_s"] = (rec.host_overloaded.astype(np.float64) * sc.interval_s).ravel()
-    if ov is not None:
-        host_intervals["cpu_overhead_mips"] = ov.host_overhead_mips.ravel()
-        host_intervals["cpu_backend_mips"] = ov.host_backend_mips.ravel()
 
     vms = wl.vms.copy()
     start_host = rec.vm_host_start if rec.vm_host_start is not None else rec.vm_host
@@ -586,7 +739,7 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
                                       weights=vms["memory_mb"].to_numpy(float)[start_host >= 0], minlength=n_h),
     })
 
-    values = {**_run_summary(sc, run_id, version, n_h, n_vm, placed), **_host_summary(rec, cap, energy_kwh),
+    values = {**_run_summary(sc, run_id, version, n_h, n_vm, placed), **_host_summary(ht, on_util_mean),
               **_cpu_summary(totals, dt_h), "wall_s": wall_s}
     features = {"always"}
     if wl.warnings:
@@ -604,15 +757,22 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
         values["sla_unserved_fraction"] = unserved_h / eff if eff > 0 else 0.0
         values.update(_lifecycle_summary(life, rec, dt_h))
         datacenter = pd.DataFrame({"time_s": t, "vms_live": rec.vms_live, "vms_queued": rec.vms_queued,
-                                   "hosts_active": rec.host_on.sum(axis=1).astype(np.int64)})
+                                   "hosts_active": ht.active.copy()})
     if sc.cloudsim_compat and rec.vm_retired is not None:
         features.add("cloudsim_compat")
         values["vms_retired"] = int(rec.vm_retired.sum())
     migrations = None
     if rec.migrations is not None:
-        migrations = _migrations_frame(rec.migrations, sc.duration_s)
+        mig_rows = mig_rows or MigrationRows(sc)
+        mig_rows.put(rec.migrations)  # what the run kept: all of them without a sink, else none
+        migrations, path = mig_rows.finish()
+        if path is not None:
+            spooled["migrations"] = path
+            spools.append(mig_rows.spool)
+        sums = _column_sums([migrations] if path is None else parquet_pieces(path, ["downtime_s", "bytes"]),
+                            ["downtime_s", "bytes"], mig_rows.rows)
         features.add("consolidation")
-        values.update(_consolidation_summary(rec, migrations, energy_kwh, sc))
+        values.update(_consolidation_summary(rec, mig_rows.rows, sums, ht.energy_kwh.value, sc))
     maintenance = None
     if rec.drains is not None and sc.maintenance:
         maintenance = _maintenance_frame(rec.drains)
@@ -641,5 +801,5 @@ def build_results(sc: Scenario, wl: Workload, hosts: HostTable, rec: RunRecord, 
                   host_intervals=host_intervals, vms=vms, hosts=hosts_df, overhead_reasons=reasons,
                   migrations=migrations, maintenance=maintenance, failures=failures, datacenter=datacenter,
                   vm_intervals_detail=detail, spooled=spooled)
-    res._spool = vm_rows.spool if vm_rows is not None else None  # its folder lives as long as the Results
+    res._spools = spools  # their folders live as long as the Results
     return res

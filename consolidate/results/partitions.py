@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pa_parquet
 
 from consolidate.costmodel.tables import REASON_LABELS
 from consolidate.results.frames import Results, sample_vms, scenario_sha256
@@ -70,48 +69,78 @@ def _vm_tables(parts: Sequence[Results]) -> list[np.ndarray]:
     return [rank[part == i] for i in range(len(parts))]
 
 
-def _spooled(p: Results) -> bool:
-    """Whether partition `p` wrote its vm_intervals to a file as it ran (and nobody has read it whole since)."""
-    return "vm_intervals" in p.spooled and p.__dict__.get("vm_intervals") is None
+def _spooled(p: Results, name: str) -> bool:
+    """Whether partition `p` wrote frame `name` to a file as it ran (and nobody has read it whole since)."""
+    return name in p.spooled and p.__dict__.get(name) is None
 
 
-def _pieces(p: Results):
-    """`p`'s vm_intervals in time order, a spooled file's row group (whole intervals) at a time."""
-    if _spooled(p):
-        f = pa_parquet.ParquetFile(p.spooled["vm_intervals"])
-        for i in range(f.num_row_groups):
-            yield f.read_row_group(i).to_pandas()
-    else:
-        yield p.vm_intervals
-
-
-def _stream_vm_intervals(parts, hmaps, vmaps, defaults: dict, keep: np.ndarray | None) -> ParquetSpool:
-    """The merged vm_intervals written window by window to a new spool file: each window holds the intervals
-    every partition has read so far, so memory holds a row group of each partition, never the whole frame."""
-    spool = ParquetSpool(None, "vm_intervals")
-    its = [_pieces(p) for p in parts]
+def _windows(parts, name: str, remaps, by: list[str], defaults: dict, keep: np.ndarray | None):
+    """The merged frame `name` in time order, window by window: each window holds the intervals every partition
+    has read so far (a spooled frame's row group at a time, a held one whole), remapped by `remaps[i]`, aligned
+    and sorted by `by`; rows of VMs not in `keep` (None: all) dropped. A run of held partitions is one window."""
+    its = [p.pieces(name) for p in parts]
     bufs: list[pd.DataFrame | None] = [None] * len(parts)
+    empty = []
     while True:
         for i, it in enumerate(its):
-            if bufs[i] is not None and len(bufs[i]) == 0:
-                bufs[i] = None
-            if bufs[i] is None and it is not None:
-                bufs[i] = next(it, None)
+            while (bufs[i] is None or len(bufs[i]) == 0) and its[i] is not None:
+                bufs[i] = next(its[i], None)
                 if bufs[i] is None:
                     its[i] = None
-        live = [b for b in bufs if b is not None]
+                elif len(bufs[i]) == 0:
+                    empty.append(remaps[i](bufs[i]))
+                    bufs[i] = None
+        live = [b for b in bufs if b is not None and len(b)]
         if not live:
-            return spool
+            if empty:  # partitions without rows: the columns alone
+                yield _concat(_align(empty, defaults), by)
+            return
+        empty = []
         t_hi = min(b["time_s"].iloc[-1] for b in live)
         take = []
-        for i, (b, h, v) in enumerate(zip(bufs, hmaps, vmaps)):
-            if b is None:
+        for i, b in enumerate(bufs):
+            if b is None or not len(b):
                 continue
             cut = int(np.searchsorted(b["time_s"].to_numpy(), t_hi, side="right"))
             rows, bufs[i] = b.iloc[:cut], b.iloc[cut:]
-            take.append(rows.assign(vm=_remap(rows["vm"], v), host=_remap(rows["host"], h)))
-        frame = _concat(_align(take, defaults), ["time_s", "vm"])
-        spool.write(frame if keep is None else frame[frame["vm"].isin(keep)].reset_index(drop=True))
+            take.append(remaps[i](rows))
+        frame = _concat(_align(take, defaults), by)
+        yield frame if keep is None else frame[frame["vm"].isin(keep)].reset_index(drop=True)
+
+
+def _merge_frame(parts, name: str, remaps, by: list[str], defaults: dict, keep: np.ndarray | None = None,
+                 visit=None) -> tuple[pd.DataFrame | None, ParquetSpool | None]:
+    """Frame `name` of the whole run from the partitions': held (when every partition held its own) or written
+    window by window to a new spool file, never whole in memory (when one spooled it). `visit(window)` sees
+    each window. Returns (frame, None) or (None, spool)."""
+    spool = ParquetSpool(None, name) if any(_spooled(p, name) for p in parts) else None
+    held = []
+    for window in _windows(parts, name, remaps, by, defaults, keep):
+        if visit is not None:
+            visit(window)
+        if spool is not None:
+            spool.write(window)
+        else:
+            held.append(window)
+    if spool is not None:
+        return None, spool
+    return (held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)), None
+
+
+class _IntervalTotals:
+    """Datacenter totals per interval from host_intervals windows of whole intervals, reduced as a run reduces
+    its hosts' rows (one row of hosts at a time): hosts on and power (W)."""
+
+    def __init__(self) -> None:
+        self.active: list[np.ndarray] = []
+        self.power_w: list[np.ndarray] = []
+
+    def __call__(self, window: pd.DataFrame) -> None:
+        n = len(np.unique(window["time_s"].to_numpy()))
+        if not n:
+            return
+        self.active.append((window["state"] == "on").to_numpy().reshape(n, -1).sum(axis=1).astype(np.int64))
+        self.power_w.append(window["power_w"].to_numpy().reshape(n, -1).sum(axis=1))
 
 
 def _per_interval_total(frames: list[pd.DataFrame | None], cols: list[str], n_int: int) -> dict[str, np.ndarray]:
@@ -126,8 +155,10 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
     n_int = sc.n_intervals
 
     hosts = _concat([p.hosts.assign(host=_remap(p.hosts["host"], h)) for p, h in zip(parts, hmaps)], ["host"])
-    hi = _concat([p.host_intervals.assign(host=_remap(p.host_intervals["host"], h)) for p, h in zip(parts, hmaps)],
-                 ["time_s", "host"])
+    per_interval = _IntervalTotals()
+    hi, hi_spool = _merge_frame(parts, "host_intervals",
+                                [lambda d, h=h: d.assign(host=_remap(d["host"], h)) for h in hmaps],
+                                ["time_s", "host"], {}, visit=per_interval)
     defaults = {**_LIFECYCLE_DEFAULTS, "end_s": sc.duration_s}
     vms_df = _concat(_align([p.vms.assign(vm=v, host=_remap(p.vms["host"], h),
                                           host_at_end=_remap(p.vms["host_at_end"], h))
@@ -145,14 +176,10 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
         if want != "full":
             keep, detail = sample_vms(sc.seed, len(vms_df), int(want)), want
     vmi, spool = None, None
-    if has_vmi and any(_spooled(p) for p in parts):
-        spool = _stream_vm_intervals(parts, hmaps, vmaps, defaults, keep)
-    elif has_vmi:
-        vmi = _concat(_align([p.vm_intervals.assign(vm=_remap(p.vm_intervals["vm"], v),
-                                                    host=_remap(p.vm_intervals["host"], h))
-                              for p, h, v in zip(parts, hmaps, vmaps)], defaults), ["time_s", "vm"])
-        if keep is not None:
-            vmi = vmi[vmi["vm"].isin(keep)].reset_index(drop=True)
+    if has_vmi:
+        vmi, spool = _merge_frame(parts, "vm_intervals",
+                                  [lambda d, h=h, v=v: d.assign(vm=_remap(d["vm"], v), host=_remap(d["host"], h))
+                                   for h, v in zip(hmaps, vmaps)], ["time_s", "vm"], defaults, keep)
     migrations = None
     if any(p.migrations is not None for p in parts):
         migrations = pd.concat([p.migrations.assign(vm=_remap(p.migrations["vm"], v),
@@ -181,33 +208,32 @@ def merge(sc: Scenario, parts: Sequence[Results], run_id: str, wall_s: float) ->
                 queued += p.datacenter["vms_queued"].to_numpy(np.int64)
             else:  # its VMs all live the whole run and none waits
                 live += len(p.vms)
-        active = (hi["state"] == "on").to_numpy().reshape(n_int, -1).sum(axis=1).astype(np.int64)
+        active = np.concatenate(per_interval.active) if per_interval.active else np.zeros(0, np.int64)
         datacenter = pd.DataFrame({"time_s": t, "vms_live": live, "vms_queued": queued, "hosts_active": active})
 
-    summary = _summary(sc, parts, hi, vms_df, datacenter, run_id, wall_s)
+    summary = _summary(sc, parts, per_interval, vms_df, datacenter, run_id, wall_s)
+    spools = {name: sp for name, sp in (("host_intervals", hi_spool), ("vm_intervals", spool)) if sp is not None}
     res = Results(scenario=sc, run_id=run_id, summary=summary, vm_intervals=vmi, host_intervals=hi, vms=vms_df,
                   hosts=hosts, overhead_reasons=reasons, migrations=migrations, datacenter=datacenter,
-                  vm_intervals_detail=detail, spooled={"vm_intervals": spool.close()} if spool is not None else {})
-    res._spool = spool  # the merged file's folder lives as long as the Results
+                  vm_intervals_detail=detail, spooled={name: sp.close() for name, sp in spools.items()})
+    res._spools = list(spools.values())  # the merged files' folders live as long as the Results
     return res
 
 
-def _summary(sc: Scenario, parts: Sequence[Results], hi: pd.DataFrame, vms: pd.DataFrame,
+def _summary(sc: Scenario, parts: Sequence[Results], per_interval: _IntervalTotals, vms: pd.DataFrame,
              datacenter: pd.DataFrame | None, run_id: str, wall_s: float) -> pd.DataFrame:
     rows = [p.summary.iloc[0].to_dict() for p in parts]
     columns = list(dict.fromkeys(c for r in rows for c in r))
     n_int = sc.n_intervals
-    # maxima over time of datacenter totals: the whole run's (intervals, hosts) arrays, reduced as a run does
-    on = (hi["state"] == "on").to_numpy().reshape(n_int, -1)
-    power = hi["power_w"].to_numpy().reshape(n_int, -1)
     waits = vms["queued_s"].dropna().to_numpy() if "queued_s" in vms else np.zeros(0)
     q = lambda pct: float(np.percentile(waits, pct)) if waits.size else 0.0  # noqa: E731
     recomputed = {
         "run_id": run_id,
         "scenario_sha256": scenario_sha256(sc),
         "wall_s": wall_s,
-        "hosts_active_max": int(on.sum(axis=1).max()) if n_int else 0,
-        "power_w_max": float(power.sum(axis=1).max()) if n_int else 0.0,
+        # maxima over time of datacenter totals: the whole run's hosts per interval, reduced as a run does
+        "hosts_active_max": int(np.concatenate(per_interval.active).max()) if n_int else 0,
+        "power_w_max": float(np.concatenate(per_interval.power_w).max()) if n_int else 0.0,
         "vms_live_max": int(datacenter["vms_live"].max()) if datacenter is not None and n_int else 0,
         "queue_wait_s_p50": q(50),
         "queue_wait_s_p95": q(95),

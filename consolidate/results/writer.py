@@ -82,6 +82,13 @@ def parquet_shape(path: Path) -> tuple[int, int]:
     return meta.num_rows, meta.num_columns
 
 
+def parquet_pieces(path: Path, columns: list[str] | None = None):
+    """The frame in Parquet file `path` (its `columns`, None: all), a row group at a time."""
+    f = pa_parquet.ParquetFile(path)
+    for i in range(f.num_row_groups):
+        yield f.read_row_group(i, columns=columns).to_pandas()
+
+
 def _link_or_copy(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest)  # same filesystem: no copy, and the spool stays readable until its Results go
