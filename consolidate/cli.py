@@ -10,6 +10,7 @@ unreachable, or calibration is out of tolerance; 2 bad input (nothing, or nothin
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import signal
@@ -112,6 +113,9 @@ class RunFormat(str, Enum):
     json = "json"
 
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES)
+
+
 @app.command()
 def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: the embedded PlanetLab day)"),
         out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder, new or empty (default "
@@ -135,6 +139,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         ) -> None:
     """Run a scenario, print its summary and write frames, plots, index.html and run.json."""
     progress = None if quiet or fmt is RunFormat.json else _DelayedProgress(f"{scenario or 'default scenario'}")
+    target = out_dir or Path("reports")
     try:
         sc = api.load_scenario(scenario, seed=seed, policy=policy)
         run_id = api.make_run_id(sc)
@@ -161,8 +166,12 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         _fail(exc)
     except KeyboardInterrupt:
         raise _interrupted("the run was stopped; nothing was written") from None
-    except OSError as exc:  # a Dask scheduler that cannot be reached
-        _plain(err, f"--scheduler: cannot reach {scheduler} ({exc}; expected a running Dask scheduler's address)")
+    except OSError as exc:
+        if scheduler is not None and exc.filename is None and exc.errno not in _DISK_ERRNOS:
+            _plain(err, f"--scheduler: cannot reach {scheduler} ({exc}; expected a running Dask scheduler's address)")
+        else:  # the run's temporary files: a big grid or frame spooled beside the run folder (a full disk)
+            _plain(err, f"{target.parent}: the run could not write its temporary files ({exc.strerror or exc}; "
+                   "expected room for the spooled workload and frames, README \"Outputs\"); nothing was written")
         raise typer.Exit(code=EXIT_BAD_INPUT)
     finally:
         if progress is not None:

@@ -333,3 +333,26 @@ def test_partitions_whose_host_intervals_are_written_as_they_run_merge_the_same(
     assert set(streamed.spooled) == {"host_intervals"}
     assert pq.ParquetFile(streamed.spooled["host_intervals"]).metadata.num_row_groups > 3
     _same(held, streamed)
+
+
+def test_a_run_that_cannot_write_its_spool_is_one_line_and_leaves_nothing(tmp_path):
+    # 8,000 VMs over a day: a 9 MB workload grid, spooled beside the run folder; a file size limit of 2 MB
+    # (RLIMIT_FSIZE, as a full disk) makes its write fail
+    import resource
+
+    scen = tmp_path / "big.yaml"
+    subprocess.run([sys.executable, "-m", "consolidate", "generate", "--vms", "8000", "--hosts", "800",
+                    "--duration-s", "86400", "--out", str(scen)], check=True, capture_output=True, timeout=60)
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 2**20, 2 * 2**20))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+
+    out = tmp_path / "runs" / "r"
+    done = subprocess.run([sys.executable, "-m", "consolidate", "run", str(scen), "--quiet", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"{out.parent}: the run could not write its temporary files (File too large; "
+                                   "expected room for the spooled workload and frames, README \"Outputs\"); "
+                                   "nothing was written")
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
