@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
@@ -87,6 +89,7 @@ def _read_workload(sc: Scenario, tmp_dir: Path | None = None) -> Workload:
     spooled to an unnamed file in tmp_dir (workload/grid.py), freed by the workload's close()."""
     with local_traces(sc, tmp_dir) as (readable, named):
         check_memory(readable)
+        check_disk(readable, tmp_dir)
         try:
             wl = build_workload(readable, tmp_dir)
         except ScenarioError as exc:
@@ -96,24 +99,24 @@ def _read_workload(sc: Scenario, tmp_dir: Path | None = None) -> Workload:
     return wl
 
 
-def _vms_at_least(sc: Scenario) -> int:
-    """VMs the scenario asks for, from counts and cheap looks at its trace folders (a lower bound: a native file
+def _group_vms(sc: Scenario) -> list[int]:
+    """VMs each group asks for, from counts and cheap looks at its trace folders (a lower bound: a native file
     with a vm column may hold many; its reader checks again once it knows)."""
-    n = 0
+    out = []
     for g in sc.vms:
         src = g.trace
         if g.count is not None:
-            n += g.count
+            out.append(g.count)
         elif src.planetlab is not None and src.planetlab.startswith(BUILTIN_PREFIX):
             try:
-                n += len(load_planetlab(src.planetlab)[0])
+                out.append(len(load_planetlab(src.planetlab)[0]))
             except Exception:  # an unknown day is the trace reader's to report, with its message
-                pass
+                out.append(0)
         else:
             path = Path(src.planetlab or src.native or ".")
             path = path if path.is_absolute() else sc.base_dir / path
-            n += sum(1 for _ in os.scandir(path)) if path.is_dir() else 1
-    return n
+            out.append(sum(1 for _ in os.scandir(path)) if path.is_dir() else 1)
+    return out
 
 
 def _count(n: int) -> str:
@@ -123,9 +126,11 @@ def _count(n: int) -> str:
 def check_memory(sc: Scenario) -> None:
     """Refuse, before allocating anything, a run whose estimated peak memory (consolidate/limits.py) exceeds what
     this process can have. Raises ResourceError naming the sizes and what to change."""
-    n_vms, n_hosts, n_int = _vms_at_least(sc), sum(g.count for g in sc.hosts), sc.n_intervals
+    per_group = _group_vms(sc)
+    n_vms, n_hosts, n_int = sum(per_group), sum(g.count for g in sc.hosts), sc.n_intervals
     copies = 2 if sc.maintenance and sc.maintenance_baseline else 1
-    need = limits.run_bytes(n_vms, n_hosts, n_int, sc.overhead_enabled, copies)
+    read = max((n for n, g in zip(per_group, sc.vms) if g.trace.synthetic is None), default=0)
+    need = limits.run_bytes(n_vms, n_hosts, n_int, sc.overhead_enabled, copies, read_vms=read)
     have = limits.available_memory_bytes()
     if need > have:
         field = "vms" if n_vms >= n_hosts else "hosts"
@@ -133,6 +138,24 @@ def check_memory(sc: Scenario) -> None:
                                      f"{_count(n_hosts)} hosts over {_count(n_int)} intervals, about "
                                      f"{limits.gib(need)} of memory; expected at most {limits.gib(have)} free: "
                                      "fewer VMs or hosts, a coarser interval_s or a shorter duration_s)")])
+
+
+def check_disk(sc: Scenario, spool_dir: Path | None) -> None:
+    """Refuse, before reading anything, a run whose spooled workload grid (workload/grid.py) would not fit on the
+    disk it is spooled to. Raises ResourceError naming the sizes and the folder."""
+    n_vms, n_int = sum(_group_vms(sc)), sc.n_intervals
+    need = limits.spool_bytes(n_vms, n_int)
+    if not need:
+        return
+    folder = spool_dir if spool_dir is not None else Path(tempfile.gettempdir())
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise ResourceError([Problem(sc.file, "vms", f"the workload grid does not fit on the disk at {folder} (got "
+                                     f"{_count(n_vms)} VMs over {_count(n_int)} intervals, at least "
+                                     f"{limits.gib(need)} spooled; expected at most {limits.gib(free)} free: "
+                                     "another --out disk, fewer VMs, a coarser interval_s or a shorter "
+                                     "duration_s)")])
 
 
 def make_run_id(sc: Scenario) -> str:

@@ -199,3 +199,29 @@ def test_the_spool_is_freed_after_a_failed_run(tmp_path, spooled):
     with pytest.raises(PlacementError):
         consolidate.run(data, spool_dir=tmp_path)
     assert _spool_fds(tmp_path) == [] and not list(tmp_path.iterdir())
+
+
+def test_the_memory_estimate_no_longer_grows_with_vm_intervals_but_the_spool_must_fit_on_disk(tmp_path):
+    from consolidate import api, limits
+    from consolidate.errors import ResourceError
+
+    # the grid is spooled: a month of 1,000,000 VMs is estimated as a day of them, plus its per-interval series
+    day, month = (limits.run_bytes(1_000_000, 100_000, n, True) for n in (288, 288 * 30))
+    assert month - day == 288 * 29 * limits.BYTES_PER_INTERVAL and month < 4 * limits.GIB
+    # a trace group's own array while it is read still counts, 16 bytes per VM-interval
+    assert limits.run_bytes(1000, 100, 8640, True, read_vms=1000) - limits.run_bytes(1000, 100, 8640, True) == \
+        1000 * 8640 * limits.BYTES_PER_READ_VM_INTERVAL
+    # a grid that would not fit on the spool's disk is refused before anything is read, naming the folder
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free
+    n_vms = free // (4 * 288) + 1000
+    sc = api.load_scenario({"name": "huge", "duration_s": 86400, "interval_s": 300,
+                            "hosts": [{"type": "hp-proliant-ml110-g5", "count": 1}],
+                            "vm_types": [{"name": "s", "vcpus": 1, "mips_per_vcpu": 100, "memory_mb": 64}],
+                            "vms": [{"count": n_vms, "type": "s", "trace": {"synthetic": {"mean": 0.2}}}]})
+    with pytest.raises(ResourceError, match=f"the workload grid does not fit on the disk at {tmp_path} "
+                                            rf"\(got {n_vms:,} VMs over 288 intervals"):
+        api.check_disk(sc, tmp_path)
+    sc.vms[0].count = 7000  # 2,016,000 values, just spooled: 8 MB
+    api.check_disk(sc, tmp_path)

@@ -289,7 +289,7 @@ def read_group(i: int, g: VmGroup, sc: Scenario, gen: np.random.Generator) -> Gr
         return _read_timed_group(path, tables, g, sc, gen)
     traces = [t for f, df in tables for t in _fixed_step(f, df)]
     traces = [traces[k] for k in select(len(traces), src, gen)]
-    need = limits.run_bytes(len(traces), 0, sc.n_intervals, sc.overhead_enabled)
+    need = limits.run_bytes(len(traces), 0, sc.n_intervals, sc.overhead_enabled, read_vms=len(traces))
     if need > limits.available_memory_bytes():  # the scenario could not count a file's VMs before reading it
         raise TraceError(str(path), f"too many VMs for this machine (got {len(traces):,} VMs over {sc.n_intervals:,} "
                          f"intervals, about {limits.gib(need)}; expected fewer VMs or a coarser interval_s)")
@@ -323,7 +323,7 @@ def _read_timed_group(path: Path, tables: list, g: VmGroup, sc: Scenario, gen: n
                          "(got both, expected one of them)")
     series = [s for f, df in tables for s in read_timed(f, df)]
     series = [series[k] for k in select(len(series), src, gen)]
-    need = limits.run_bytes(len(series), 0, sc.n_intervals, sc.overhead_enabled)
+    need = limits.run_bytes(len(series), 0, sc.n_intervals, sc.overhead_enabled, read_vms=len(series))
     if need > limits.available_memory_bytes():
         raise TraceError(str(path), f"too many VMs for this machine (got {len(series):,} VMs over {sc.n_intervals:,} "
                          f"intervals, about {limits.gib(need)}; expected fewer VMs or a coarser interval_s)")
