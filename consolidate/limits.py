@@ -7,7 +7,8 @@ VM-intervals or host-intervals: memory goes with the VMs, the hosts (up to the h
 (per-interval series), and the disk with VM-intervals (`spool_bytes`). What still does grow with VM-intervals
 is a trace group's own array while its reader reads it (generated groups are made a block of VMs at a time).
 Measured peak resident memory, THR-MMT-0.8 and the overhead model on, vm_intervals off (AMD EPYC, Python 3.11):
-949 MB at 100,000 VMs / 10,000 hosts over 288 intervals; the figures below keep about 1.5 times that.
+573 MB at 100,000 VMs / 10,000 hosts and 3,231 MB at 1,000,000 VMs / 100,000 hosts over 288 intervals; the
+figures below keep about 1.3 times the latter (a 1,000,000-VM day is estimated at 4.1 GiB).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ BYTES_PER_READ_VM_INTERVAL = 16  # a trace group's own (VMs x intervals) float64
 BYTES_PER_INTERVAL = 1024  # per-interval series: the datacenter frame, overhead by reason, hosts on and power
 BYTES_PER_HOST_INTERVAL = 250
 HELD_HOST_ROWS = 2_000_000  # results/frames.py HOLD_HOST_INTERVAL_ROWS: above it, a window of them at a time
-BYTES_PER_VM = 2048  # the VM table, per-VM totals and the overhead model's per-interval per-VM arrays
+BYTES_PER_VM = 3072  # the VM table, per-VM totals and the overhead model's per-interval per-VM arrays
 HELD_ROWS_BYTES = 512 * 2**20  # a vm_intervals frame small enough to be held (results/frames.py)
 BASE_BYTES = 200 * 2**20  # the interpreter, numpy, pandas, pyarrow, simpy loaded
 GIB = 2**30
