@@ -88,8 +88,9 @@ def _read_workload(sc: Scenario, tmp_dir: Path | None = None) -> Workload:
     under tmp_dir (workload/remote.py), removed once read; its labels and errors name the URL. A big grid is
     spooled to an unnamed file in tmp_dir (workload/grid.py), freed by the workload's close()."""
     with local_traces(sc, tmp_dir) as (readable, named):
-        check_memory(readable)
-        check_disk(readable, tmp_dir)
+        per_group = _group_vms(readable)  # one look at the trace folders for both checks
+        check_memory(readable, per_group)
+        check_disk(readable, tmp_dir, per_group)
         try:
             wl = build_workload(readable, tmp_dir)
         except ScenarioError as exc:
@@ -123,10 +124,11 @@ def _count(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
 
 
-def check_memory(sc: Scenario) -> None:
+def check_memory(sc: Scenario, per_group: list[int] | None = None) -> None:
     """Refuse, before allocating anything, a run whose estimated peak memory (consolidate/limits.py) exceeds what
-    this process can have. Raises ResourceError naming the sizes and what to change."""
-    per_group = _group_vms(sc)
+    this process can have; `per_group`: each group's VMs (_group_vms), if already counted. Raises ResourceError
+    naming the sizes and what to change."""
+    per_group = _group_vms(sc) if per_group is None else per_group
     n_vms, n_hosts, n_int = sum(per_group), sum(g.count for g in sc.hosts), sc.n_intervals
     copies = 2 if sc.maintenance and sc.maintenance_baseline else 1
     read = max((n for n, g in zip(per_group, sc.vms) if g.trace.synthetic is None), default=0)
@@ -140,10 +142,10 @@ def check_memory(sc: Scenario) -> None:
                                      "fewer VMs or hosts, a coarser interval_s or a shorter duration_s)")])
 
 
-def check_disk(sc: Scenario, spool_dir: Path | None) -> None:
+def check_disk(sc: Scenario, spool_dir: Path | None, per_group: list[int] | None = None) -> None:
     """Refuse, before reading anything, a run whose spooled workload grid (workload/grid.py) would not fit on the
-    disk it is spooled to. Raises ResourceError naming the sizes and the folder."""
-    n_vms, n_int = sum(_group_vms(sc)), sc.n_intervals
+    disk it is spooled to; `per_group` as for check_memory. Raises ResourceError naming the sizes and the folder."""
+    n_vms, n_int = sum(_group_vms(sc) if per_group is None else per_group), sc.n_intervals
     need = limits.spool_bytes(n_vms, n_int)
     if not need:
         return

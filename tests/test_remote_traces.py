@@ -76,7 +76,7 @@ def test_partition_workers_fetch_their_own_copy(archive, tmp_path, write_yaml):
 @pytest.mark.parametrize("url, expect", [
     ("s3://no-such-bucket-consolidate/planetlab", "s3fs"),
     ("file:///no/such/folder/planetlab", "No such file"),
-    ("nosuchprotocol://x/y", "nosuchprotocol"),
+    ("nosuchprotocol://x/y", "Protocol not known"),
 ])
 def test_a_url_that_cannot_be_fetched_is_one_line_with_exit_2(url, expect, write_yaml):
     path = write_yaml(_scenario(url))
